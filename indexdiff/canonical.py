@@ -1,0 +1,128 @@
+"""The canonical form: flattened products and sums, sorted operands, summed indices named by position.
+
+Two nodes that differ only in the order of factors or terms, in nesting of products, sums or Σs, or in the
+names of summed indices have the same canonical form.  It is what Expr equality and like-term merging compare.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor
+from .names import SUMMED_ORDER, all_indices, fresh, rename
+
+__all__ = ["canonical", "flatten", "sort_key"]
+
+_MASK = "?"
+# Display order of factors in a product: numbers, tensors, deltas, powers, functions, sums, products.
+_TAG = {Number: 0, Tensor: 1, Delta: 2, Pow: 3, Func: 4, Add: 5, Mul: 6, Sum: 7}
+
+
+def sort_key(node: Node, masked: frozenset[str] = frozenset()) -> tuple[Any, ...]:
+    """An ordering key that ignores the names of summed indices (and of ``masked`` ones)."""
+    tag = _TAG[type(node)]
+    if isinstance(node, Number):
+        return (tag, node.value)
+    if isinstance(node, Tensor):
+        return (tag, node.name, len(node.indices), tuple(_MASK if i in masked else i for i in node.indices))
+    if isinstance(node, Delta):
+        return (tag, len(node.indices), tuple(sorted(_MASK if i in masked else i for i in node.indices)))
+    if isinstance(node, Func):
+        return (tag, node.name, sort_key(node.arg, masked))
+    if isinstance(node, Pow):
+        return (tag, sort_key(node.base, masked), node.exponent)
+    if isinstance(node, Mul):
+        return (tag, tuple(sorted(sort_key(f, masked) for f in node.factors)))
+    if isinstance(node, Add):
+        return (tag, tuple(sorted(sort_key(t, masked) for t in node.terms)))
+    if isinstance(node, Sum):
+        return (tag, len(node.indices), sort_key(node.body, masked | frozenset(node.indices)))
+    raise AssertionError(node)
+
+
+def _term_key(node: Node) -> tuple[Any, ...]:
+    # Terms of a sum: positive terms first, numbers after the other terms of their sign.
+    body = node.body if isinstance(node, Sum) else node
+    coef = None
+    if isinstance(body, Mul) and isinstance(body.factors[0], Number):
+        coef = body.factors[0].value
+        body = Mul(body.factors[1:]) if len(body.factors) > 2 else body.factors[1]
+        node = Sum(node.indices, body) if isinstance(node, Sum) else body
+    coef = coef if coef is not None else Fraction(-1 if isinstance(node, Number) and node.value < 0 else 1)
+    return (coef < 0, isinstance(node, Number), sort_key(node), coef)
+
+
+def flatten(node: Node) -> Node:
+    """Products in products and sums in sums spliced, nested Σs merged, (b^m)^n = b^(mn) for whole n."""
+    if isinstance(node, Func):
+        return Func(node.name, flatten(node.arg))
+    if isinstance(node, Pow):
+        base = flatten(node.base)
+        if isinstance(base, Pow) and node.exponent.denominator == 1:
+            return Pow(base.base, base.exponent * node.exponent)
+        return Pow(base, node.exponent)
+    if isinstance(node, Mul):
+        factors: list[Node] = []
+        for f in (flatten(f) for f in node.factors):
+            factors.extend(f.factors if isinstance(f, Mul) else (f,))
+        return factors[0] if len(factors) == 1 else Mul(tuple(factors))
+    if isinstance(node, Add):
+        terms: list[Node] = []
+        for t in (flatten(t) for t in node.terms):
+            terms.extend(t.terms if isinstance(t, Add) else (t,))
+        return terms[0] if len(terms) == 1 else Add(tuple(terms))
+    if isinstance(node, Sum):
+        body = flatten(node.body)
+        if isinstance(body, Sum) and not set(body.indices) & set(node.indices):
+            return Sum(tuple(sorted(node.indices + body.indices)), body.body)
+        return Sum(node.indices, body)
+    return node
+
+
+def _first_appearance(node: Node, wanted: frozenset[str], masked: frozenset[str], out: list[str]) -> None:
+    """Append the ``wanted`` indices in the order a canonical traversal meets them."""
+    if isinstance(node, (Tensor, Delta)):
+        indices = node.indices if isinstance(node, Tensor) else sorted(node.indices, key=lambda i: i in wanted)
+        out.extend(i for i in indices if i in wanted and i not in out)
+    elif isinstance(node, Func):
+        _first_appearance(node.arg, wanted, masked, out)
+    elif isinstance(node, Pow):
+        _first_appearance(node.base, wanted, masked, out)
+    elif isinstance(node, (Mul, Add)):
+        parts = node.factors if isinstance(node, Mul) else node.terms
+        for p in sorted(parts, key=lambda p: sort_key(p, masked)):
+            _first_appearance(p, wanted, masked, out)
+    elif isinstance(node, Sum):
+        _first_appearance(node.body, wanted - set(node.indices), masked | frozenset(node.indices), out)
+
+
+def _canon(node: Node, scope: frozenset[str]) -> Node:
+    if isinstance(node, Delta):
+        return Delta(tuple(sorted(node.indices)))
+    if isinstance(node, Func):
+        return Func(node.name, _canon(node.arg, scope))
+    if isinstance(node, Pow):
+        return Pow(_canon(node.base, scope), node.exponent)
+    if isinstance(node, Mul):
+        return Mul(tuple(sorted((_canon(f, scope) for f in node.factors), key=sort_key)))
+    if isinstance(node, Add):
+        return Add(tuple(sorted((_canon(t, scope) for t in node.terms), key=_term_key)))
+    if isinstance(node, Sum):
+        summed = frozenset(node.indices)
+        order: list[str] = []
+        _first_appearance(node.body, summed, summed, order)
+        order += sorted(summed - set(order))
+        avoid = scope | (node.body.free - summed)
+        # Move the summed indices out of the way first, so the canonical names cannot collide with them.
+        temp = fresh(avoid | all_indices(node.body), len(order), "ιοκλμνξπρστυφχψω")
+        body = rename(node.body, dict(zip(order, temp)))
+        names = fresh(avoid, len(order), SUMMED_ORDER)
+        body = rename(body, dict(zip(temp, names)))
+        return Sum(tuple(sorted(names)), _canon(body, scope | frozenset(names)))
+    return node
+
+
+def canonical(node: Node, scope: frozenset[str] = frozenset()) -> Node:
+    """The canonical form of ``node``; ``scope`` holds the index names visible around it (kept as they are)."""
+    return _canon(flatten(node), scope | node.free)

@@ -1,0 +1,136 @@
+"""Derivatives by the δ rule, ∂x_i/∂x_k = δ_ik: one rule per node type, the function table for the chain rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+
+from .errors import DiffError, IndexDiffError
+from .expr import ONE, ZERO, Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
+from .functions import FUNCTIONS
+from .names import all_indices, fresh, separate, tensors
+from .parser import split_tensor
+from .simplify import simplify
+
+__all__ = ["diff", "derivative"]
+
+Rule = Callable[[Node, str, tuple[str, ...]], Node]
+
+
+def _depends(node: Node, name: str) -> bool:
+    return any(t.name == name for t in tensors(node))
+
+
+def _tensor(node: Tensor, name: str, new: tuple[str, ...]) -> Node:
+    if node.name != name:
+        return ZERO
+    deltas = tuple(Delta((i, k)) for i, k in zip(node.indices, new))
+    if not deltas:
+        return ONE
+    return deltas[0] if len(deltas) == 1 else Mul(deltas)
+
+
+def _mul(node: Mul, name: str, new: tuple[str, ...]) -> Node:
+    terms = []
+    for k, f in enumerate(node.factors):
+        if _depends(f, name):
+            terms.append(Mul((*node.factors[:k], derivative(f, name, new), *node.factors[k + 1 :])))
+    return Add(tuple(terms)) if terms else ZERO
+
+
+def _func(node: Func, name: str, new: tuple[str, ...]) -> Node:
+    return Mul((FUNCTIONS[node.name].derivative(node.arg), derivative(node.arg, name, new)))
+
+
+def _pow(node: Pow, name: str, new: tuple[str, ...]) -> Node:
+    e = node.exponent
+    return Mul((Number(e), Pow(node.base, e - 1), derivative(node.base, name, new)))
+
+
+RULES: dict[type, Rule] = {
+    Number: lambda node, name, new: ZERO,
+    Delta: lambda node, name, new: ZERO,
+    Tensor: _tensor,
+    Mul: _mul,
+    Add: lambda node, name, new: Add(tuple(derivative(t, name, new) for t in node.terms)),
+    Sum: lambda node, name, new: Sum(node.indices, derivative(node.body, name, new)),
+    Func: _func,
+    Pow: _pow,
+}
+
+
+def derivative(node: Node, name: str, new: tuple[str, ...]) -> Node:
+    """∂node/∂name_new, unsimplified; ``new`` must not clash with any index of ``node``."""
+    if not _depends(node, name):
+        return ZERO
+    return RULES[type(node)](node, name, new)
+
+
+def _wrt(expr: Expr, spec: str) -> tuple[str, tuple[str, ...]]:
+    """``"x"`` or ``"x_k"`` -> the variable and its new indices (fresh ones when not given)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise DiffError("the variable to differentiate by is empty", text=str(spec), pos=0,
+                        hint="name a tensor of the expression, e.g. x or x_k")
+    text = spec.strip()
+    try:
+        name, given, pos = split_tensor(text)
+    except IndexDiffError as err:
+        raise err.with_source(text) from None
+    known = ", ".join(sorted(expr.variables)) or "none"
+    if name not in expr.variables:
+        raise DiffError(
+            f"cannot differentiate by '{name}': the expression does not contain it", text=text, pos=0,
+            end=len(name), hint=f"the expression's tensors are: {known}",
+        )
+    rank = expr.variables[name]
+    if not given:
+        used = all_indices(expr.node) | set(expr.free)
+        return name, fresh(used, rank)
+    if len(given) != rank:
+        raise DiffError(
+            f"'{name}' has {rank} ind{'ex' if rank == 1 else 'ices'} but {len(given)} were given", text=text,
+            pos=len(name) + 1, end=len(text),
+            hint=f"write {name} for fresh indices, or give {rank}" + (f", e.g. {name}_{'klmn'[:rank]}" if rank else ""),
+        )
+    for k, i in enumerate(given):
+        if i in given[:k]:
+            raise DiffError(f"index '{i}' is given twice", text=text, pos=pos[k], end=pos[k] + len(i),
+                            hint="give each new index a different name")
+        if i in expr.free:
+            raise DiffError(
+                f"index '{i}' is already an output index of the expression", text=text, pos=pos[k],
+                end=pos[k] + len(i), hint=f"the output indices are {', '.join(expr.free)}; choose another letter",
+            )
+    return name, given
+
+
+def diff(expr: Expr | Program, *wrt: str) -> Expr:
+    """∂expr/∂wrt[0]/∂wrt[1]...: the new indices are appended to ``expr.free`` in order.
+
+    >>> import indexdiff as ix
+    >>> g = ix.diff(ix.parse("x_i A_ij x_j"), "x")
+    >>> g.free
+    ('k',)
+    >>> print(ix.diff(ix.parse("x_i A_ij x_j"), "A_kl"))
+    x_k x_l
+    """
+    if isinstance(expr, Program):
+        from .program import inline
+
+        expr = inline(expr)
+    if not isinstance(expr, Expr):
+        raise DiffError(f"expected an expression from indexdiff.parse, got {type(expr).__name__}")
+    if not wrt:
+        raise DiffError("no variable to differentiate by", hint="pass one, e.g. ix.diff(e, 'x')")
+    for spec in wrt:
+        name, new = _wrt(expr, spec)
+        free = (*expr.free, *new)
+        node = separate(expr.node, frozenset(free))
+        node = simplify(derivative(node, name, new), frozenset(free))
+        origins = dict(expr.origins)
+        origins.update({k: (name, axis) for axis, k in enumerate(new)})
+        expr = Expr(node, free, None, expr.variables, origins)
+    return expr
+
+
+

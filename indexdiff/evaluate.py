@@ -1,0 +1,326 @@
+"""The reference evaluator: each product term one opt_einsum contraction, functions through numpy.
+
+Deltas never become dense identity matrices inside a contraction: the indices they join are merged, and a delta
+whose two indices are both output indices writes the result onto a diagonal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import opt_einsum
+
+from .errors import IndexDiffError, ShapeError
+from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
+from .functions import FUNCTIONS
+from .names import all_indices, children, rename, tensors
+
+__all__ = ["evaluate", "index_sizes", "unique_sums"]
+
+Labels = tuple[str, ...]
+
+
+def unique_sums(node: Node, taken: set[str] | None = None) -> Node:
+    """``node`` with every Σ binding a name used nowhere else, so one size table serves the whole tree."""
+    taken = set(node.free) if taken is None else taken
+    if isinstance(node, Sum):
+        mapping = {}
+        for j in node.indices:
+            name = j
+            n = 0
+            while name in taken:
+                n += 1
+                name = f"{j}#{n}"
+            taken.add(name)
+            mapping[j] = name
+        body = rename(node.body, mapping)
+        return Sum(tuple(sorted(mapping.values())), unique_sums(body, taken))
+    if isinstance(node, Func):
+        return Func(node.name, unique_sums(node.arg, taken))
+    if isinstance(node, Pow):
+        return Pow(unique_sums(node.base, taken), node.exponent)
+    if isinstance(node, Mul):
+        return Mul(tuple(unique_sums(f, taken) for f in node.factors))
+    if isinstance(node, Add):
+        return Add(tuple(unique_sums(t, taken) for t in node.terms))
+    return node
+
+
+def _user_name(index: str) -> str:
+    return index.split("#")[0]
+
+
+class _Sizes:
+    """Index sizes, joined through deltas, with the tensor that set each one (for messages)."""
+
+    def __init__(self, text: str) -> None:
+        self.parent: dict[str, str] = {}
+        self.size: dict[str, tuple[int, str]] = {}
+        self.text = text
+
+    def find(self, i: str) -> str:
+        self.parent.setdefault(i, i)
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+            if rb in self.size:
+                self.set(ra, *self.size.pop(rb), index=a)
+
+    def set(self, i: str, n: int, source: str, index: str | None = None) -> None:
+        r = self.find(i)
+        if r not in self.size:
+            self.size[r] = (n, source)
+            return
+        m, other = self.size[r]
+        if m != n:
+            name = _user_name(index or i)
+            raise ShapeError(
+                f"index '{name}' has size {m} in {other} but size {n} in {source}",
+                self.text, *_locate(self.text, source.split("[")[0].split(" ")[0]),
+                hint=f"every occurrence of '{name}' must have the same length; check the arrays' shapes",
+            )
+
+    def get(self, i: str) -> int | None:
+        found = self.size.get(self.find(i))
+        return None if found is None else found[0]
+
+
+def _locate(text: str, name: str) -> tuple[int | None, int | None]:
+    m = re.search(rf"(?<![\w]){re.escape(name)}(?![A-Za-z0-9])", text)
+    return (m.start(), m.end()) if m else (None, None)
+
+
+def index_sizes(
+    node: Node, arrays: Mapping[str, np.ndarray], origins: Mapping[str, tuple[str, int]], dims: Mapping[str, int],
+    text: str,
+) -> _Sizes:
+    """The size of every index of ``node`` (whose Σs bind unique names) from the arrays, origins and dims."""
+    sizes = _Sizes(text)
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Tensor):
+            a = arrays[n.name]
+            for axis, i in enumerate(n.indices):
+                sizes.set(i, a.shape[axis], f"{n.name} (axis {axis} of shape {a.shape})", index=i)
+        elif isinstance(n, Delta) and len(n.indices) == 2:
+            sizes.union(*n.indices)
+        stack.extend(children(n))
+    for i, (name, axis) in origins.items():
+        if name in arrays and sizes.get(i) is None:
+            sizes.set(i, np.shape(arrays[name])[axis], f"{name} (axis {axis})", index=i)
+    for i, n in dims.items():
+        if sizes.get(i) is None:
+            sizes.set(i, int(n), "dims", index=i)
+    return sizes
+
+
+class _Evaluator:
+    def __init__(self, arrays: Mapping[str, np.ndarray], sizes: _Sizes, dtype: np.dtype, text: str) -> None:
+        self.arrays = arrays
+        self.sizes = sizes
+        self.dtype = dtype
+        self.text = text
+
+    def size(self, i: str) -> int:
+        n = self.sizes.get(i)
+        if n is None:
+            raise ShapeError(
+                f"the size of index '{_user_name(i)}' is unknown: no array has it", self.text,
+                hint=f"pass its size, e.g. dims={{'{_user_name(i)}': 3}}",
+            )
+        return n
+
+    def eval(self, node: Node) -> tuple[np.ndarray, Labels]:
+        if isinstance(node, Number):
+            return np.asarray(float(node.value), dtype=self.dtype), ()
+        if isinstance(node, (Tensor, Delta, Mul)):
+            return self.product(node, frozenset())
+        if isinstance(node, Sum):
+            if isinstance(node.body, (Tensor, Delta, Mul)):
+                return self.product(node.body, frozenset(node.indices))
+            value, labels = self.eval(node.body)
+            axes = tuple(k for k, i in enumerate(labels) if i in node.indices)
+            return value.sum(axis=axes), tuple(i for i in labels if i not in node.indices)
+        if isinstance(node, Func):
+            value, labels = self.eval(node.arg)
+            return FUNCTIONS[node.name].numpy(value), labels
+        if isinstance(node, Pow):
+            value, labels = self.eval(node.base)
+            e = node.exponent
+            return np.power(value, int(e) if e.denominator == 1 else float(e)), labels
+        if isinstance(node, Add):
+            labels = tuple(sorted(node.free))
+            total = None
+            for t in node.terms:
+                value, own = self.eval(t)
+                aligned = _align(value, own, labels)
+                total = aligned if total is None else total + aligned
+            assert total is not None
+            return np.asarray(total, dtype=self.dtype) if total.ndim == 0 else total, labels
+        raise AssertionError(node)
+
+    def product(self, node: Node, summed: frozenset[str]) -> tuple[np.ndarray, Labels]:
+        """One contraction: Σ_summed of the factors, deltas merged into the indices they join."""
+        factors = node.factors if isinstance(node, Mul) else (node,)
+        parent: dict[str, str] = {}
+
+        def find(i: str) -> str:
+            parent.setdefault(i, i)
+            while parent[i] != i:
+                i = parent[i]
+            return i
+
+        operands: list[tuple[np.ndarray, Labels]] = []
+        for f in factors:
+            if isinstance(f, Delta):
+                if len(f.indices) == 2:
+                    a, b = find(f.indices[0]), find(f.indices[1])
+                    if a != b:
+                        # Prefer an output index as the representative.
+                        a, b = (b, a) if a in summed else (a, b)
+                        parent[b] = a
+                continue
+            if isinstance(f, Number):
+                operands.append((np.asarray(float(f.value), dtype=self.dtype), ()))
+            elif isinstance(f, Tensor):
+                operands.append((self.arrays[f.name], f.indices))
+            else:
+                operands.append(self.eval(f))
+        out = tuple(sorted(node.free - summed))
+        every = set(out) | set(summed) | {i for f in factors if isinstance(f, Delta) for i in f.indices}
+        for i in every:
+            find(i)
+        present = {find(i) for _, labels in operands for i in labels}
+        for rep in sorted({find(i) for i in every} - present):
+            operands.append((np.ones(self.size(rep), dtype=self.dtype), (rep,)))
+        reps = tuple(dict.fromkeys(find(i) for i in out))
+        symbols: dict[str, str] = {}
+
+        def sym(i: str) -> str:
+            r = find(i)
+            if r not in symbols:
+                symbols[r] = opt_einsum.get_symbol(len(symbols))
+            return symbols[r]
+
+        spec = ",".join("".join(sym(i) for i in labels) for _, labels in operands)
+        spec += "->" + "".join(sym(r) for r in reps)
+        value = opt_einsum.contract(spec, *(a for a, _ in operands))
+        value = np.asarray(value, dtype=np.result_type(value, self.dtype))
+        if len(reps) == len(out):
+            return value, tuple(_rep_owner(r, out, find) for r in reps)
+        full = np.zeros(tuple(self.size(i) for i in out), dtype=value.dtype)
+        view = np.einsum(
+            "".join(sym(i) for i in out) + "->" + "".join(sym(r) for r in reps), full
+        )
+        view[...] = value
+        return full, out
+
+
+def _rep_owner(rep: str, out: Labels, find: Any) -> str:
+    return next(i for i in out if find(i) == rep)
+
+
+def _align(value: np.ndarray, labels: Labels, target: Labels) -> np.ndarray:
+    """``value`` transposed to ``target`` order, with length-1 axes where it lacks an index (broadcast)."""
+    order = [labels.index(i) for i in target if i in labels]
+    value = np.transpose(value, order) if order else value
+    shape, k = [], 0
+    for i in target:
+        if i in labels:
+            shape.append(value.shape[k])
+            k += 1
+        else:
+            shape.append(1)
+    return value.reshape(shape)
+
+
+def _arrays_for(expr: Expr, node: Node, arrays: Mapping[str, Any], text: str) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    ranks = dict(expr.variables)
+    for t in tensors(node):
+        ranks.setdefault(t.name, len(t.indices))
+    needed = {t.name for t in tensors(node)} | {n for n, _ in expr.origins.values() if n in arrays}
+    for name in sorted(needed):
+        if name not in arrays:
+            raise ShapeError(
+                f"no array given for '{name}'", text, *_locate(text, name),
+                hint=f"pass {name}=... (the expression needs: {', '.join(sorted({t.name for t in tensors(node)}))})",
+            )
+        a = np.asarray(arrays[name])
+        if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+            raise ShapeError(f"the array for '{name}' is not numeric (dtype {a.dtype})", text, *_locate(text, name),
+                             hint="pass a numeric array")
+        if a.ndim != ranks[name]:
+            raise ShapeError(
+                f"'{name}' has {ranks[name]} ind{'ex' if ranks[name] == 1 else 'ices'} but the array has "
+                f"{a.ndim} ax{'is' if a.ndim == 1 else 'es'} (shape {a.shape})",
+                text, *_locate(text, name), hint=f"pass an array with {ranks[name]} axes for {name}",
+            )
+        out[name] = a
+    return out
+
+
+def evaluate(
+    expr: Expr | Program, arrays: Mapping[str, Any], dims: Mapping[str, int] | None = None,
+    output: str | None = None,
+) -> np.ndarray:
+    """The value of ``expr`` for the given arrays, a numpy array with axes in ``expr.free`` order.
+
+    ``dims`` gives sizes of indices no array determines. For a Program, the value of the last statement
+    (or of ``output``); earlier statements are computed once and used by name.
+
+    >>> import numpy as np, indexdiff as ix
+    >>> A, x = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([1.0, 1.0])
+    >>> ix.evaluate(ix.parse("x_i A_ij x_j"), {"A": A, "x": x})
+    array(10.)
+    """
+    if isinstance(expr, Program):
+        values = dict(arrays)
+        last = None
+        for s in expr.statements:
+            values[s.name] = last = evaluate(s, values, dims)
+            if s.name == output:
+                return last
+        if output is not None:
+            raise IndexDiffError(f"the program defines no '{output}'", str(expr),
+                                 hint=f"choose one of: {', '.join(expr.names)}")
+        assert last is not None
+        return last
+    if not isinstance(expr, Expr):
+        raise IndexDiffError(f"expected an expression from indexdiff.parse, got {type(expr).__name__}")
+    if not isinstance(arrays, Mapping):
+        raise ShapeError("arrays must be a mapping from tensor names to arrays", hint="pass {'x': x, 'A': A}")
+    text = str(expr)
+    node = unique_sums(expr.node, set(expr.free) | all_indices(expr.node) - _summed_names(expr.node))
+    given = _arrays_for(expr, node, arrays, text)
+    sizes = index_sizes(node, given, expr.origins, dims or {}, text)
+    floats = [a.dtype for a in given.values() if np.issubdtype(a.dtype, np.inexact)]
+    dtype = np.result_type(*floats) if floats else np.dtype(np.float64)
+    ev = _Evaluator(given, sizes, dtype, text)
+    value, labels = ev.eval(node)
+    value = _align(np.asarray(value), labels, expr.free)
+    shape = tuple(ev.size(i) for i in expr.free)
+    if value.shape != shape:
+        value = np.broadcast_to(value, shape)
+    return np.array(value, dtype=np.result_type(value.dtype, dtype))
+
+
+def _summed_names(node: Node) -> set[str]:
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Sum):
+            out.update(n.indices)
+        stack.extend(children(n))
+    return out

@@ -1,0 +1,239 @@
+"""The expression model: a small fixed set of immutable nodes, and the Expr and Program objects users hold.
+
+Nodes are explicit about summation: ``Mul`` is a plain element-wise (outer/Hadamard) product and only ``Sum``
+sums.  The parser turns the Einstein convention into ``Sum`` nodes, so a node means the same thing wherever it
+stands, and the printer turns ``Sum`` nodes back into the convention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+__all__ = ["Node", "Number", "Tensor", "Delta", "Func", "Pow", "Mul", "Add", "Sum", "Expr", "Program", "ZERO", "ONE", "negate"]
+
+Indices = tuple[str, ...]
+
+
+class Node:
+    """Base of the expression nodes; ``free`` is the set of indices the node's value is indexed by."""
+
+    __slots__ = ()
+    free: frozenset[str]
+
+
+def _set_free(node: Node, free: frozenset[str]) -> None:
+    object.__setattr__(node, "free", free)
+
+
+@dataclass(frozen=True, slots=True)
+class Number(Node):
+    """An exact rational constant."""
+
+    value: Fraction
+    free: frozenset[str] = field(init=False, compare=False, repr=False, default=frozenset())
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor(Node):
+    """A named input, ``A_ij``; a scalar name has no indices. ``A_ii`` (unsummed) is A's diagonal."""
+
+    name: str
+    indices: Indices
+    free: frozenset[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _set_free(self, frozenset(self.indices))
+
+
+@dataclass(frozen=True, slots=True)
+class Delta(Node):
+    """Kronecker delta ``δ_ij``; with one index, ``δ_i`` is 1 for every i (the all-ones vector)."""
+
+    indices: Indices
+    free: frozenset[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _set_free(self, frozenset(self.indices))
+
+
+@dataclass(frozen=True, slots=True)
+class Func(Node):
+    """An element-wise function of its argument, ``exp(u)``."""
+
+    name: str
+    arg: Node
+    free: frozenset[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _set_free(self, self.arg.free)
+
+
+@dataclass(frozen=True, slots=True)
+class Pow(Node):
+    """An element-wise power with an exact rational exponent, ``u^2``, ``u^-1``."""
+
+    base: Node
+    exponent: Fraction
+    free: frozenset[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _set_free(self, self.base.free)
+
+
+@dataclass(frozen=True, slots=True)
+class Mul(Node):
+    """An element-wise product: shared indices are matched, not summed (summing is ``Sum``'s job)."""
+
+    factors: tuple[Node, ...]
+    free: frozenset[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _set_free(self, frozenset().union(*(f.free for f in self.factors)))
+
+
+@dataclass(frozen=True, slots=True)
+class Add(Node):
+    """A sum of terms; a term lacking some of the indices is broadcast along them."""
+
+    terms: tuple[Node, ...]
+    free: frozenset[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _set_free(self, frozenset().union(*(t.free for t in self.terms)))
+
+
+@dataclass(frozen=True, slots=True)
+class Sum(Node):
+    """``Σ`` over ``indices`` (sorted) of ``body``."""
+
+    indices: Indices
+    body: Node
+    free: frozenset[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _set_free(self, self.body.free - frozenset(self.indices))
+
+
+ZERO = Number(Fraction(0))
+ONE = Number(Fraction(1))
+
+
+def negate(node: Node) -> Node:
+    """``-node``, folding the sign into a number or a product's leading coefficient."""
+    if isinstance(node, Number):
+        return Number(-node.value)
+    if isinstance(node, Sum):
+        return Sum(node.indices, negate(node.body))
+    if isinstance(node, Mul) and isinstance(node.factors[0], Number):
+        coef = -node.factors[0].value
+        rest = node.factors[1:]
+        if coef == 1:
+            return rest[0] if len(rest) == 1 else Mul(rest)
+        return Mul((Number(coef), *rest))
+    if isinstance(node, Mul):
+        return Mul((Number(Fraction(-1)), *node.factors))
+    return Mul((Number(Fraction(-1)), node))
+
+
+class Expr:
+    """An expression or one statement: a node, its output indices in axis order, and what it was made from.
+
+    ``free`` is the axis order of the value; ``name`` is the left-hand side's name (``None`` for a bare
+    expression); ``variables`` maps every input tensor the expression was built from to its rank, so that
+    derivatives which no longer mention a variable still know it; ``origins`` says, for each free index, which
+    input's axis gives its size.  Two Exprs are equal when they have the same free indices and the same
+    structure up to the order of sums and products and the names of summed indices.
+
+    >>> import indexdiff as ix
+    >>> ix.parse("x_i A_ij x_j").free
+    ()
+    """
+
+    __slots__ = ("node", "free", "name", "variables", "origins", "_key")
+
+    def __init__(
+        self,
+        node: Node,
+        free: Indices,
+        name: str | None = None,
+        variables: dict[str, int] | None = None,
+        origins: dict[str, tuple[str, int]] | None = None,
+    ) -> None:
+        self.node = node
+        self.free = tuple(free)
+        self.name = name
+        self.variables = dict(variables or {})
+        self.origins = dict(origins or {})
+        self._key: Any = None
+
+    def _canonical(self) -> Any:
+        if self._key is None:
+            from .canonical import canonical
+
+            self._key = (canonical(self.node, frozenset(self.free)), self.free)
+        return self._key
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Expr):
+            return NotImplemented
+        return self._canonical() == other._canonical()
+
+    def __hash__(self) -> int:
+        return hash(self._canonical())
+
+    def __str__(self) -> str:
+        from .printer import to_text
+
+        return to_text(self)
+
+    def __repr__(self) -> str:
+        return f"Expr({str(self)!r})"
+
+
+class Program:
+    """Several statements; later statements may use the tensors earlier ones define."""
+
+    __slots__ = ("statements",)
+
+    def __init__(self, statements: tuple[Expr, ...]) -> None:
+        self.statements = tuple(statements)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The defined names, in order."""
+        return tuple(s.name for s in self.statements if s.name is not None)
+
+    @property
+    def inputs(self) -> dict[str, int]:
+        """Tensors used but not defined by the program, with their ranks."""
+        defined = set(self.names)
+        out: dict[str, int] = {}
+        for s in self.statements:
+            for name, rank in s.variables.items():
+                if name not in defined:
+                    out.setdefault(name, rank)
+        return out
+
+    def __getitem__(self, name: str) -> Expr:
+        for s in self.statements:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Program):
+            return NotImplemented
+        return len(self.statements) == len(other.statements) and all(
+            a.name == b.name and a == b for a, b in zip(self.statements, other.statements)
+        )
+
+    def __hash__(self) -> int:
+        return hash(tuple((s.name, s) for s in self.statements))
+
+    def __str__(self) -> str:
+        return "\n".join(str(s) for s in self.statements)
+
+    def __repr__(self) -> str:
+        return f"Program({str(self)!r})"

@@ -1,0 +1,259 @@
+"""The summation rules of DESIGN.md §1: syntax -> explicit nodes, with an IndexRuleError for each broken rule.
+
+Rule 1, Einstein per product: an index in two factors of one product (or twice in one tensor) is summed there,
+unless bound.  Rule 2: terms of a sum share their free indices, except scalar terms and terms lacking a bound
+index (both broadcast).  Rule 3: functions and powers are element-wise.  Rule 4: a left-hand side and sum_i(...)
+bind their indices; free indices of a statement's right side missing on its left are summed.  Rule 5: a bare
+expression's output indices are its free indices in sorted order.  Rule 6: an unbound index three times in one
+product is an error.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from .errors import IndexRuleError, ParseError
+from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, negate
+from .names import origin
+from .syntax import (
+    SAdd, SCall, SDiv, SGroup, SMul, SNeg, SNumber, SPow, SStatement, SSum, STensor, Syn,
+)
+
+__all__ = ["build", "make_sum", "output_order"]
+
+
+def output_order(free: frozenset[str]) -> tuple[str, ...]:
+    """Rule 5: a bare expression's axes are its free indices in sorted order (numpy.einsum's implicit mode)."""
+    return tuple(sorted(free))
+
+
+def make_sum(indices: frozenset[str] | set[str], body: Node) -> Node:
+    """``Σ_indices body``, merged into ``body`` when it is itself a sum."""
+    if not indices:
+        return body
+    if isinstance(body, Sum):
+        return Sum(tuple(sorted(set(indices) | set(body.indices))), body.body)
+    return Sum(tuple(sorted(indices)), body)
+
+
+def _fmt(indices: frozenset[str] | set[str]) -> str:
+    return "{" + ", ".join(sorted(indices)) + "}"
+
+
+@dataclass
+class _Context:
+    text: str
+    ranks: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (rank, position of first use)
+    used: dict[str, int] = field(default_factory=dict)  # names used in the current statement -> position
+
+    def use(self, t: STensor) -> None:
+        rank = len(t.indices)
+        seen = self.ranks.get(t.name)
+        if seen is None:
+            self.ranks[t.name] = (rank, t.start)
+        elif seen[0] != rank:
+            line = self.text.count("\n", 0, seen[1]) + 1
+            col = seen[1] - (self.text.rfind("\n", 0, seen[1]) + 1) + 1
+            where = f"line {line}, column {col}" if "\n" in self.text.strip() else f"column {col}"
+            raise IndexRuleError(
+                f"'{t.name}' is used with {_count(rank)} here but with {_count(seen[0])} at {where}",
+                self.text, t.start, t.end,
+                hint="a tensor has the same number of indices everywhere; use another name for a different tensor",
+            )
+        self.used.setdefault(t.name, t.start)
+
+
+def _count(rank: int) -> str:
+    return f"{rank} index" if rank == 1 else f"{rank} indices"
+
+
+class _Resolver:
+    def __init__(self, ctx: _Context) -> None:
+        self.ctx = ctx
+
+    def error(self, reason: str, at: Syn, hint: str, end: int | None = None) -> IndexRuleError:
+        return IndexRuleError(reason, self.ctx.text, at.start, end if end is not None else at.end, hint=hint)
+
+    def resolve(self, s: Syn, bound: frozenset[str]) -> Node:
+        """The node a whole sub-expression means, given the indices bound around it."""
+        if isinstance(s, SNumber):
+            return Number(s.value)
+        if isinstance(s, (STensor, SMul)):
+            return self.product(s, bound)
+        if isinstance(s, SGroup):
+            return self.resolve(s.inner, bound)
+        if isinstance(s, SCall):
+            return Func(s.name, self.resolve(s.arg, bound))
+        if isinstance(s, SPow):
+            return Pow(self.resolve(s.base, bound), s.exponent)
+        if isinstance(s, SNeg):
+            return negate(self.resolve(s.arg, bound))
+        if isinstance(s, SDiv):
+            return self.quotient(s, bound)
+        if isinstance(s, SAdd):
+            return self.sum_of_terms(s, bound)
+        if isinstance(s, SSum):
+            return self.explicit_sum(s, bound)
+        raise AssertionError(f"unexpected syntax {s!r}")
+
+    def factor(self, s: Syn, bound: frozenset[str]) -> tuple[Node, Counter[str]]:
+        """A factor of a product and how often it mentions each index (a tensor counts repeats)."""
+        if isinstance(s, STensor):
+            self.ctx.use(s) if not s.delta else None
+            node: Node = Delta(s.indices) if s.delta else Tensor(s.name, s.indices)
+            if isinstance(node, Delta) and len(set(s.indices)) == 1:
+                node = Delta((s.indices[0],))
+            return node, Counter(s.indices)
+        node = self.resolve(s, bound)
+        return node, Counter(node.free)
+
+    def product(self, s: STensor | SMul, bound: frozenset[str]) -> Node:
+        """Rule 1 and rule 6 on one product."""
+        parts = s.factors if isinstance(s, SMul) else (s,)
+        nodes, counts = [], Counter[str]()
+        for part in parts:
+            node, count = self.factor(part, bound)
+            nodes.append(node)
+            counts.update(count)
+        summed = set()
+        for index, n in counts.items():
+            if index in bound:
+                continue
+            if n >= 3:
+                raise self.error(
+                    f"index '{index}' occurs {n} times in one product",
+                    s,
+                    hint=f"an index is summed when it occurs twice; for an element-wise product over {index}, bind it "
+                    f"with a left-hand side (f_{index} = ...) or write sum_{index}(...) around the product",
+                )
+            if n == 2:
+                summed.add(index)
+        node = nodes[0] if len(nodes) == 1 else Mul(tuple(nodes))
+        return make_sum(summed, node)
+
+    def quotient(self, s: SDiv, bound: frozenset[str]) -> Node:
+        num, den = self.resolve(s.num, bound), self.resolve(s.den, bound)
+        if isinstance(den, Number) and den.value == 0:
+            raise self.error("division by zero", s.den, hint="divide by a nonzero number")
+        if isinstance(num, Number) and isinstance(den, Number):
+            return Number(num.value / den.value)
+        inverse = Pow(den, Fraction(-1))
+        if isinstance(num, Number) and num.value == 1:
+            return inverse
+        return Mul((num, inverse))
+
+    def sum_of_terms(self, s: SAdd, bound: frozenset[str]) -> Node:
+        """Rule 2: the terms' free indices agree, up to scalars and bound indices (both broadcast)."""
+        terms = [self.resolve(t, bound) for t in s.terms]
+        union = frozenset().union(*(t.free for t in terms))
+        widest = max(range(len(terms)), key=lambda k: len(terms[k].free))
+        for t, syn in zip(terms, s.terms):
+            missing = union - t.free - bound
+            if t.free and missing:
+                other = s.terms[widest]
+                text = self.ctx.text
+                hint = (
+                    f"give every term the same free indices, or add a left-hand side naming the result's "
+                    f"indices, e.g. f_{{{','.join(sorted(union))}}} = ..."
+                    if any(len(i) > 1 for i in union)
+                    else f"give every term the same free indices, or add a left-hand side naming the result's "
+                    f"indices: f_{''.join(sorted(union))} = {text[s.start:s.end]}"
+                )
+                raise self.error(
+                    f"the terms of a sum have different free indices: '{text[syn.start:syn.end]}' has "
+                    f"{_fmt(t.free)} but '{text[other.start:other.end]}' has {_fmt(terms[widest].free)}",
+                    syn,
+                    hint=hint,
+                )
+        signed = [t if sign > 0 else negate(t) for t, sign in zip(terms, s.signs)]
+        return Add(tuple(signed))
+
+    def explicit_sum(self, s: SSum, bound: frozenset[str]) -> Node:
+        for i in s.indices:
+            if i in bound:
+                raise self.error(
+                    f"sum_{i}(...) sums an index that is already bound", s,
+                    hint=f"'{i}' is bound by a left-hand side or an enclosing sum; use another letter",
+                    end=s.start + 4 + len(i),
+                )
+        body = self.resolve(s.body, bound | frozenset(s.indices))
+        for i in s.indices:
+            if i not in body.free:
+                raise self.error(
+                    f"sum_{i}(...): '{i}' is not a free index of the body", s,
+                    hint=f"the body's free indices are {_fmt(body.free)}; sum over one of those",
+                    end=s.start + 4 + len(i),
+                )
+        return make_sum(set(s.indices), body)
+
+
+def _expr(ctx: _Context, s: Syn) -> Expr:
+    ctx.used = {}
+    resolver = _Resolver(ctx)
+    if isinstance(s, SStatement):
+        bound = frozenset(s.indices)
+        body = resolver.resolve(s.body, bound)
+        for index, at in zip(s.indices, s.index_pos):
+            if index not in body.free:
+                raise IndexRuleError(
+                    f"index '{index}' of the left-hand side does not occur on the right", ctx.text, at,
+                    at + len(index),
+                    hint=f"every output index must be a free index of the right-hand side ({_fmt(body.free)}); "
+                    "remove it from the left or use it on the right",
+                )
+        if s.name in ctx.used:
+            at = ctx.used[s.name]
+            raise IndexRuleError(
+                f"'{s.name}' is defined in terms of itself", ctx.text, at, at + len(s.name),
+                hint="give the result a new name",
+            )
+        node = make_sum(body.free - bound, body)
+        free, name = s.indices, s.name
+    else:
+        node = resolver.resolve(s, frozenset())
+        free, name = output_order(node.free), None
+    variables = {n: ctx.ranks[n][0] for n in ctx.used}
+    origins = {}
+    for index in free:
+        found = origin(node, index)
+        if found is not None:
+            origins[index] = found
+    return Expr(node, free, name, variables, origins)
+
+
+def build(text: str, lines: list[Syn]) -> Expr | Program:
+    """Give the parsed lines their meaning: one Expr, or a Program of statements."""
+    ctx = _Context(text)
+    if len(lines) == 1:
+        return _expr(ctx, lines[0])
+    defined: dict[str, int] = {}
+    statements = []
+    for s in lines:
+        if not isinstance(s, SStatement):
+            raise ParseError(
+                "a program's lines must all be statements", text, s.start, s.end,
+                hint="name the result: L = ... (several lines or ';' make a program)",
+            )
+        if s.name in defined:
+            raise IndexRuleError(
+                f"'{s.name}' is defined twice", text, s.start, s.start + len(s.name),
+                hint="each statement defines a new name; rename one of them",
+            )
+        if s.name in ctx.ranks and s.name not in defined:
+            raise IndexRuleError(
+                f"'{s.name}' is used before its definition", text, ctx.ranks[s.name][1],
+                ctx.ranks[s.name][1] + len(s.name),
+                hint="define it on an earlier line, or use another name for the input",
+            )
+        expr = _expr(ctx, s)
+        defined[s.name] = len(s.indices)
+        ctx.ranks.setdefault(s.name, (len(s.indices), s.start))
+        if ctx.ranks[s.name][0] != len(s.indices):
+            raise IndexRuleError(
+                f"'{s.name}' is defined with {_count(len(s.indices))} but used with {_count(ctx.ranks[s.name][0])}",
+                text, s.start, s.start + len(s.name), hint="use it with the indices it is defined with",
+            )
+        statements.append(expr)
+    return Program(tuple(statements))

@@ -1,0 +1,145 @@
+"""Index names: fresh names, every name a node uses, capture-avoiding renaming, where a free index comes from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor
+
+__all__ = ["DERIVATIVE_ORDER", "SUMMED_ORDER", "fresh", "all_indices", "children", "rename", "separate", "origin", "tensors"]
+
+#: New derivative indices are taken in this order (then k1, l1, ...), skipping names in use.
+DERIVATIVE_ORDER = "klmnpqrstuvwabcdefghij"
+#: Summed indices get canonical names in this order.
+SUMMED_ORDER = "ijklmnpqrstuvwabcdefgh"
+
+
+def _candidates(order: str) -> Iterator[str]:
+    yield from order
+    n = 1
+    while True:
+        for c in order:
+            yield f"{c}{n}"
+        n += 1
+
+
+def fresh(avoid: Iterable[str], count: int, order: str = DERIVATIVE_ORDER) -> tuple[str, ...]:
+    """``count`` names from ``order`` that are not in ``avoid``."""
+    taken = set(avoid)
+    out: list[str] = []
+    if count <= 0:
+        return ()
+    for name in _candidates(order):
+        if name not in taken:
+            out.append(name)
+            taken.add(name)
+            if len(out) == count:
+                return tuple(out)
+    raise AssertionError("unreachable")
+
+
+def all_indices(node: Node) -> set[str]:
+    """Every index name in ``node``, free or summed."""
+    out: set[str] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (Tensor, Delta)):
+            out.update(n.indices)
+        elif isinstance(n, Sum):
+            out.update(n.indices)
+            stack.append(n.body)
+        else:
+            stack.extend(children(n))
+    return out
+
+
+def children(node: Node) -> tuple[Node, ...]:
+    """The sub-nodes of ``node``."""
+    if isinstance(node, (Mul,)):
+        return node.factors
+    if isinstance(node, Add):
+        return node.terms
+    if isinstance(node, Func):
+        return (node.arg,)
+    if isinstance(node, Pow):
+        return (node.base,)
+    if isinstance(node, Sum):
+        return (node.body,)
+    return ()
+
+
+def rename(node: Node, mapping: dict[str, str]) -> Node:
+    """``node`` with its free indices renamed by ``mapping``; summed indices are renamed out of the way."""
+    mapping = {a: b for a, b in mapping.items() if a != b and a in node.free}
+    if not mapping:
+        return node
+    if isinstance(node, Tensor):
+        return Tensor(node.name, tuple(mapping.get(i, i) for i in node.indices))
+    if isinstance(node, Delta):
+        idx = tuple(mapping.get(i, i) for i in node.indices)
+        return Delta((idx[0],)) if len(idx) == 2 and idx[0] == idx[1] else Delta(idx)
+    if isinstance(node, Func):
+        return Func(node.name, rename(node.arg, mapping))
+    if isinstance(node, Pow):
+        return Pow(rename(node.base, mapping), node.exponent)
+    if isinstance(node, Mul):
+        return Mul(tuple(rename(f, mapping) for f in node.factors))
+    if isinstance(node, Add):
+        return Add(tuple(rename(t, mapping) for t in node.terms))
+    if isinstance(node, Sum):
+        targets = set(mapping.values())
+        clash = [j for j in node.indices if j in targets]
+        body, indices = node.body, node.indices
+        if clash:
+            new = fresh(all_indices(node) | targets | set(mapping), len(clash), SUMMED_ORDER)
+            away = dict(zip(clash, new))
+            body = rename(body, away)
+            indices = tuple(sorted(away.get(j, j) for j in indices))
+        return Sum(indices, rename(body, mapping))
+    return node
+
+
+def origin(node: Node, index: str) -> tuple[str, int] | None:
+    """A tensor occurrence that has the free ``index`` of ``node``: (tensor name, axis)."""
+    if index not in node.free:
+        return None
+    if isinstance(node, Tensor):
+        return node.name, node.indices.index(index)
+    for child in children(node):
+        found = origin(child, index)
+        if found is not None:
+            return found
+    return None
+
+
+def tensors(node: Node) -> Iterator[Tensor]:
+    """Every tensor occurrence in ``node``."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Tensor):
+            yield n
+        elif not isinstance(n, (Number, Delta)):
+            stack.extend(children(n))
+
+
+def separate(node: Node, scope: frozenset[str]) -> Node:
+    """``node`` with every summed index renamed where it repeats a name visible around it (``scope``)."""
+    if isinstance(node, Sum):
+        clash = [j for j in node.indices if j in scope]
+        body, indices = node.body, node.indices
+        if clash:
+            new = fresh(scope | all_indices(body), len(clash), SUMMED_ORDER)
+            body = rename(body, dict(zip(clash, new)))
+            indices = tuple(sorted((set(indices) - set(clash)) | set(new)))
+        return Sum(indices, separate(body, scope | frozenset(indices)))
+    if isinstance(node, Func):
+        return Func(node.name, separate(node.arg, scope))
+    if isinstance(node, Pow):
+        return Pow(separate(node.base, scope), node.exponent)
+    if isinstance(node, Mul):
+        return Mul(tuple(separate(f, scope) for f in node.factors))
+    if isinstance(node, Add):
+        return Add(tuple(separate(t, scope) for t in node.terms))
+    return node

@@ -1,0 +1,326 @@
+"""Text -> Expr or Program: Lark (LALR) builds positioned syntax nodes, indices.py gives them meaning."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from fractions import Fraction
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from .errors import IndexDiffError, ParseError
+from .expr import Expr, Program
+from .functions import FUNCTIONS, RESERVED
+from .syntax import (
+    SAdd, SCall, SDiv, SGroup, SMul, SNeg, SNumber, SPow, SStatement, SSum, STensor, Syn, constant,
+)
+
+__all__ = ["parse", "parse_syntax", "split_tensor", "MAX_DEPTH"]
+
+#: Deepest nesting accepted (parentheses, functions, powers, unary minus); deeper input is an error.
+MAX_DEPTH = 150
+
+_INDEX = re.compile(r"[A-Za-z\u0391-\u03a9\u03b1-\u03c9][A-Za-z0-9\u0391-\u03a9\u03b1-\u03c9]*$")
+_LETTER = re.compile(r"[A-Za-z\u0391-\u03a9\u03b1-\u03c9]$")
+
+
+def _grammar_text() -> str:
+    """The grammar: inside the installed package, or beside it in a source checkout."""
+    packaged = resources.files("indexdiff").joinpath("grammar").joinpath("indexdiff.lark")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parent.parent / "grammar" / "indexdiff.lark").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(_grammar_text(), parser="lalr", transformer=_Build(), maybe_placeholders=False)
+
+
+def split_tensor(text: str, start: int = 0) -> tuple[str, tuple[str, ...], tuple[int, ...]]:
+    """``"A_{row,col}"`` -> ``("A", ("row", "col"), positions)``; raises ParseError on malformed indices."""
+    name, sep, rest = text.partition("_")
+    if not sep:
+        return name, (), ()
+    base = start + len(name) + 1
+    if rest.startswith("{"):
+        if not rest.endswith("}") or len(rest) < 2:
+            raise ParseError(
+                "unclosed brace in indices", pos=base, end=start + len(text),
+                hint=f"close it: {name}_{rest.rstrip('}')}}}",
+            )
+        inner = rest[1:-1]
+        if "," in inner:
+            parts, pos, offset = [], [], base + 1
+            pieces = inner.split(",")
+            if len(pieces) > 1 and not pieces[-1].strip():
+                pieces.pop()  # x_{row,}: a single multi-letter index
+            for piece in pieces:
+                lead = len(piece) - len(piece.lstrip())
+                parts.append(piece.strip())
+                pos.append(offset + lead)
+                offset += len(piece) + 1
+        else:
+            parts = [c for c in inner if not c.isspace()]
+            pos = [base + 1 + i for i, c in enumerate(inner) if not c.isspace()]
+            if " " in inner.strip():
+                raise ParseError(
+                    "spaces between indices in braces", pos=base, end=start + len(text),
+                    hint=f"separate multi-letter indices with commas: {name}_{{{','.join(inner.split())}}}",
+                )
+        if not parts or parts == [""]:
+            raise ParseError("empty indices", pos=base, end=start + len(text), hint=f"write {name}_{{ij}} or just {name}")
+        for p, at in zip(parts, pos):
+            if not _INDEX.match(p):
+                raise ParseError(
+                    f"{p!r} is not an index name", pos=at, end=at + max(1, len(p)),
+                    hint="an index is a letter, or a name such as row in A_{row,col}",
+                )
+        return name, tuple(parts), tuple(pos)
+    for k, c in enumerate(rest):
+        if not _LETTER.match(c):
+            raise ParseError(
+                f"{c!r} is not an index in {text!r}", pos=base + k, end=base + k + 1,
+                hint="indices are letters (x_i, A_ij); a name with digits goes before the underscore (x1_i); "
+                "index notation has no numbered components",
+            )
+    return name, tuple(rest), tuple(base + k for k in range(len(rest)))
+
+
+def _reserved_use(name: str, start: int, end: int) -> ParseError:
+    if name == "sum":
+        return ParseError("'sum' needs an index and a parenthesized body", pos=start, end=end,
+                          hint="write sum_i(...) with no space before '('")
+    if name in ("delta", "δ"):
+        return ParseError(f"'{name}' needs indices", pos=start, end=end, hint=f"write {name}_ij")
+    return ParseError(f"'{name}' is a function, not a tensor", pos=start, end=end,
+                      hint=f"write {name}(...) with no space before '('")
+
+
+def _span(*parts: Syn | Token) -> tuple[int, int, int]:
+    starts, ends, depths = [], [], [0]
+    for p in parts:
+        if isinstance(p, Token):
+            starts.append(p.start_pos)
+            ends.append(p.end_pos)
+        else:
+            starts.append(p.start)
+            ends.append(p.end)
+            depths.append(p.depth)
+    depth = max(depths) + 1
+    if depth > MAX_DEPTH:
+        raise ParseError(
+            f"the expression is nested more than {MAX_DEPTH} levels deep", pos=min(starts), end=min(starts) + 1,
+            hint="split it into statements of a program (one per line)",
+        )
+    return min(starts), max(ends), depth
+
+
+class _Build(Transformer):
+    """Lark callbacks, run while parsing (no tree is built): syntax nodes with positions."""
+
+    def start(self, children: list[Syn]) -> list[Syn]:
+        return list(children)
+
+    def number(self, children: list[Token]) -> SNumber:
+        (tok,) = children
+        return SNumber(*_span(tok), value=Fraction(str(tok)))
+
+    def tensor(self, children: list[Token]) -> STensor:
+        (tok,) = children
+        name, indices, pos = split_tensor(str(tok), tok.start_pos)
+        if name in ("delta", "δ"):
+            if not 1 <= len(indices) <= 2:
+                raise ParseError(f"{name} takes one or two indices, not {len(indices)}", pos=tok.start_pos,
+                                 end=tok.end_pos, hint=f"write {name}_ij")
+            return STensor(*_span(tok), name=name, indices=indices, index_pos=pos, delta=True)
+        if name in RESERVED:
+            raise _reserved_use(name, tok.start_pos, tok.end_pos)
+        return STensor(*_span(tok), name=name, indices=indices, index_pos=pos)
+
+    def call(self, children: list) -> SCall:
+        tok, arg = children
+        name = str(tok)
+        if name not in FUNCTIONS:
+            if name in RESERVED:
+                raise _reserved_use(name, tok.start_pos, tok.end_pos)
+            close = difflib.get_close_matches(name, FUNCTIONS, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            hint += f"known functions: {', '.join(FUNCTIONS)}; for a product write {name} (...) or {name} * (...)"
+            raise ParseError(f"unknown function '{name}'", pos=tok.start_pos, end=tok.end_pos, hint=hint)
+        start, _, depth = _span(tok, arg)
+        return SCall(start, arg.end + 1, depth, name=name, arg=arg)
+
+    def sum(self, children: list) -> SSum:
+        tok, body = children
+        _, indices, pos = split_tensor(str(tok), tok.start_pos)
+        for k, i in enumerate(indices):
+            if i in indices[:k]:
+                raise ParseError(f"sum_ repeats index {i!r}", pos=pos[k], end=pos[k] + len(i),
+                                 hint="name each summed index once")
+        start, _, depth = _span(tok, body)
+        return SSum(start, body.end + 1, depth, indices=indices, body=body)
+
+    def group(self, children: list[Syn]) -> SGroup:
+        (inner,) = children
+        start, end, depth = _span(inner)
+        return SGroup(start - 1, end + 1, depth, inner=inner)
+
+    def mul(self, children: list[Syn]) -> SMul:
+        left, right = children
+        if isinstance(left, SMul):
+            start, end, depth = _span(left, right)
+            return SMul(start, end, max(left.depth, right.depth + 1), factors=(*left.factors, right))
+        return SMul(*_span(left, right), factors=(left, right))
+
+    def div(self, children: list[Syn]) -> SDiv:
+        num, den = children
+        return SDiv(*_span(num, den), num=num, den=den)
+
+    def pow(self, children: list[Syn]) -> SPow:
+        base, exponent = children
+        value = constant(exponent)
+        if value is None:
+            raise ParseError(
+                "the exponent must be a number", pos=exponent.start, end=exponent.end,
+                hint="write x^2, x^-1, x^0.5 or x^(1/3); for a variable exponent use exp(y log(x))",
+            )
+        return SPow(*_span(base, exponent), base=base, exponent=value)
+
+    def neg(self, children: list[Syn]) -> SNeg:
+        (arg,) = children
+        start, end, depth = _span(arg)
+        return SNeg(start - 1, end, depth, arg=arg)
+
+    def pos(self, children: list[Syn]) -> Syn:
+        (arg,) = children
+        return arg
+
+    def _add(self, children: list[Syn], sign: int) -> SAdd:
+        left, right = children
+        if isinstance(left, SAdd):
+            start, end, depth = _span(left, right)
+            return SAdd(start, end, max(left.depth, right.depth + 1), terms=(*left.terms, right),
+                        signs=(*left.signs, sign))
+        return SAdd(*_span(left, right), terms=(left, right), signs=(1, sign))
+
+    def add(self, children: list[Syn]) -> SAdd:
+        return self._add(children, 1)
+
+    def sub(self, children: list[Syn]) -> SAdd:
+        return self._add(children, -1)
+
+    def statement(self, children: list) -> SStatement:
+        tok, body = children
+        name, indices, pos = split_tensor(str(tok), tok.start_pos)
+        if name in RESERVED:
+            raise ParseError(f"'{name}' cannot be defined: it is a reserved name", pos=tok.start_pos,
+                             end=tok.start_pos + len(name), hint="choose another name for the result")
+        for k, i in enumerate(indices):
+            if i in indices[:k]:
+                raise ParseError(f"the left-hand side repeats index {i!r}", pos=pos[k], end=pos[k] + len(i),
+                                 hint="each output index appears once on the left; use δ on the right for a diagonal")
+        start, end, depth = _span(tok, body)
+        return SStatement(start, end, depth, name=name, indices=indices, index_pos=pos, body=body)
+
+
+def _balance(text: str) -> tuple[str, int] | None:
+    """The first unmatched parenthesis: ('(' or ')', position), ignoring comments."""
+    stack: list[int] = []
+    in_comment = False
+    for k, c in enumerate(text):
+        if in_comment:
+            in_comment = c != "\n"
+        elif c == "#":
+            in_comment = True
+        elif c == "(":
+            stack.append(k)
+        elif c == ")":
+            if not stack:
+                return ")", k
+            stack.pop()
+    return ("(", stack[0]) if stack else None
+
+
+_TOKEN_NAMES = {
+    "$END": "end of input", "RPAR": "')'", "LPAR": "'('", "EQUAL": "'='", "PLUS": "'+'", "MINUS": "'-'",
+    "STAR": "'*'", "SLASH": "'/'", "CIRCUMFLEX": "'^'", "NUMBER": "a number", "TENSOR": "a tensor",
+    "CALL": "a function", "SUM": "sum_i(", "_SEP": "a line break or ';'",
+}
+
+
+def _syntax_error(text: str, err: UnexpectedInput) -> ParseError:
+    if isinstance(err, UnexpectedCharacters):
+        pos, char = err.pos_in_stream, text[err.pos_in_stream]
+        if char == "_":
+            return ParseError("'_' must be followed by indices", pos=pos,
+                              hint="write x_i, A_ij or A_{row,col}; a name itself has no underscore")
+        if char in "{}":
+            return ParseError(f"stray {char!r}", pos=pos, hint="braces hold indices right after '_': W1_{ij}")
+        if char == "=":
+            return ParseError("unexpected '='", pos=pos,
+                              hint="a statement has one '=' after its left-hand side, e.g. z_i = W_ij x_j")
+        return ParseError(f"unexpected character {char!r}", pos=pos,
+                          hint="index notation uses names with indices (x_i), numbers, + - * / ^, "
+                          "parentheses and functions such as exp(...)")
+    tok = err.token if isinstance(err, UnexpectedToken) else None
+    at_end = isinstance(err, UnexpectedEOF) or tok is None or tok.type == "$END"
+    unbalanced = _balance(text)
+    if unbalanced is not None and (at_end or unbalanced[0] == ")"):
+        kind, pos = unbalanced
+        if kind == "(":
+            return ParseError("unbalanced parentheses: '(' is never closed", pos=pos,
+                              hint="add the missing ')'")
+        return ParseError("unbalanced parentheses: ')' has no matching '('", pos=pos,
+                          hint="remove it or add the missing '('")
+    if at_end:
+        stripped = text.rstrip()
+        pos = max(0, len(stripped) - 1)
+        return ParseError("the input ends too early (a trailing operator?)", pos=pos,
+                          hint="complete the expression after the last operator, or remove the operator")
+    assert tok is not None
+    what = _TOKEN_NAMES.get(tok.type, repr(str(tok)))
+    shown = repr(str(tok)) if tok.type not in ("_SEP",) else what
+    hint = "check the operators around it"
+    if tok.type == "EQUAL":
+        hint = "a statement has one '=' after its left-hand side, e.g. z_i = W_ij x_j"
+    elif tok.type == "_SEP":
+        hint = "the line before it is incomplete"
+    elif tok.type == "RPAR":
+        hint = "something is missing before ')'"
+    return ParseError(f"unexpected {shown}", pos=tok.start_pos, end=tok.end_pos, hint=hint)
+
+
+def parse_syntax(text: str) -> list[Syn]:
+    """The syntax trees of each line of ``text`` (statements or expressions)."""
+    if not isinstance(text, str):
+        raise ParseError(f"expected a string of index notation, got {type(text).__name__}")
+    try:
+        return _parser().parse(text)
+    except IndexDiffError as err:
+        raise err.with_source(text) from None
+    except UnexpectedInput as err:
+        raise _syntax_error(text, err).with_source(text) from None
+
+
+def parse(text: str) -> Expr | Program:
+    """Parse index notation: one expression or statement gives an Expr, several statements a Program.
+
+    >>> import indexdiff as ix
+    >>> e = ix.parse("W_ij x_j + b_i")
+    >>> e.free
+    ('i',)
+    >>> print(ix.parse("L = sum_i((A_ij x_j - b_i)^2)"))
+    L = sum_i((A_ij x_j - b_i)^2)
+    """
+    from .indices import build
+
+    if not isinstance(text, str):
+        raise ParseError(f"expected a string of index notation, got {type(text).__name__}")
+    if not re.sub(r"#[^\n]*", "", text).replace(";", "").strip():
+        raise ParseError("empty input", text=text, hint="write an expression such as x_i A_ij x_j")
+    return build(text, parse_syntax(text))

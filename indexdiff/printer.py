@@ -1,0 +1,266 @@
+"""Explicit nodes -> index notation text that parses back to the same expression.
+
+A ``Sum`` prints implicitly (Einstein) when each summed index occurs exactly twice in its product and nowhere
+deeper where the parser would sum it again; otherwise as ``sum_j(...)``.  An element-wise (Hadamard) product over
+an index needs that index bound: ``u_i / v_i`` prints with ``/``, and an expression whose output indices need
+binding, or are not in sorted order, prints as a statement with a left-hand side.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from fractions import Fraction
+
+from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Sum, Tensor, negate
+from .names import separate, tensors
+
+__all__ = ["to_text", "node_text", "number_text", "indices_text"]
+
+# Precedence of the context a sub-expression is printed in (loosest first).
+_ADD, _TERM, _FACTOR, _POWER = 0, 1, 2, 3
+
+
+def number_text(value: Fraction) -> str:
+    """An exact number as the notation writes it: 2, -0.5, 1/3."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    d = value.denominator
+    while d % 2 == 0:
+        d //= 2
+    while d % 5 == 0:
+        d //= 5
+    if d == 1:
+        text = f"{float(value):.12g}"
+        if Fraction(text) == value:
+            return text
+    return f"{value.numerator}/{value.denominator}"
+
+
+def indices_text(indices: tuple[str, ...]) -> str:
+    """``('i','j')`` -> ``_ij``; multi-letter names -> ``_{row,col}``; none -> ``''``."""
+    if not indices:
+        return ""
+    if all(len(i) == 1 for i in indices):
+        return "_" + "".join(indices)
+    return "_{" + ",".join(indices) + ("," if len(indices) == 1 else "") + "}"
+
+
+def _counts(factors: tuple[Node, ...]) -> Counter[str]:
+    """How often a product mentions each index, as the parser counts (a tensor counts repeats)."""
+    c: Counter[str] = Counter()
+    for f in factors:
+        c.update(f.indices if isinstance(f, (Tensor, Delta)) else f.free)
+    return c
+
+
+def _split(factors: tuple[Node, ...]) -> tuple[list[Node], list[Node]]:
+    """Numerator and denominator factors (negative powers, by their positive power)."""
+    num, den = [], []
+    for f in factors:
+        if isinstance(f, Pow) and f.exponent < 0:
+            den.append(f.base if f.exponent == -1 else Pow(f.base, -f.exponent))
+        else:
+            num.append(f)
+    return num, den
+
+
+class _Layout:
+    """Decides, once per node, how it prints and which indices it needs bound around it."""
+
+    def __init__(self) -> None:
+        self._needs: dict[int, frozenset[str]] = {}
+        self._implicit: dict[int, frozenset[str]] = {}
+
+    def needs(self, node: Node) -> frozenset[str]:
+        key = id(node)
+        if key not in self._needs:
+            self._needs[key] = self._compute(node)
+        return self._needs[key]
+
+    def implicit(self, node: Sum) -> frozenset[str]:
+        """The summed indices of ``node`` that print implicitly (each occurs twice in its product)."""
+        self.needs(node)
+        return self._implicit[id(node)]
+
+    def _inner(self, factors: tuple[Node, ...]) -> frozenset[str]:
+        return frozenset().union(*(self.needs(f) for f in factors))
+
+    def mul_needs(self, factors: tuple[Node, ...]) -> frozenset[str]:
+        inner = self._inner(factors)
+        num, den = _split(factors)
+        if den:
+            cn, cd = _counts(tuple(num)), _counts(tuple(den))
+            return inner | {i for i in cn.keys() | cd.keys() if cn[i] > 1 or cd[i] > 1}
+        return inner | {i for i, n in _counts(factors).items() if n > 1}
+
+    def _compute(self, node: Node) -> frozenset[str]:
+        if isinstance(node, Tensor):
+            return frozenset(i for i, n in Counter(node.indices).items() if n > 1)
+        if isinstance(node, Func):
+            return self.needs(node.arg)
+        if isinstance(node, Pow):
+            return self.needs(node.base)
+        if isinstance(node, Add):
+            return self._inner(node.terms)
+        if isinstance(node, Mul):
+            return self.mul_needs(node.factors)
+        if isinstance(node, Sum):
+            summed = frozenset(node.indices)
+            body = node.body
+            implicit: frozenset[str] = frozenset()
+            if isinstance(body, (Mul, Tensor)):
+                factors = body.factors if isinstance(body, Mul) else (body,)
+                counts = _counts(factors)
+                inner = self._inner(factors) if isinstance(body, Mul) else frozenset()
+                implicit = frozenset(j for j in summed if counts[j] == 2 and j not in inner)
+            self._implicit[id(node)] = implicit
+            if implicit:
+                repeated = {i for i, n in counts.items() if n > 1 and i not in implicit}
+                return (inner | repeated) - summed
+            return self.needs(body) - summed
+        return frozenset()
+
+
+class _Printer:
+    def __init__(self) -> None:
+        self.layout = _Layout()
+
+    def fmt(self, node: Node, level: int, bound: frozenset[str] = frozenset()) -> str:
+        if isinstance(node, Number):
+            text = number_text(node.value)
+            if (node.value < 0 and level >= _FACTOR) or (level >= _POWER and node.value.denominator != 1):
+                return f"({text})"
+            return text
+        if isinstance(node, Tensor):
+            return node.name + indices_text(node.indices)
+        if isinstance(node, Delta):
+            return "δ" + indices_text(node.indices)
+        if isinstance(node, Func):
+            return f"{node.name}({self.fmt(node.arg, _ADD, bound)})"
+        if isinstance(node, Pow):
+            return self.fmt(node.base, _POWER, bound) + "^" + _exponent(node.exponent)
+        if isinstance(node, Add):
+            text = self.add(node, bound)
+            return f"({text})" if level > _ADD else text
+        if isinstance(node, Mul):
+            text = self.product(node.factors, frozenset(), bound)
+            return f"({text})" if level >= _FACTOR else text
+        if isinstance(node, Sum):
+            return self.sum(node, level, bound, top=False)
+        raise AssertionError(node)
+
+    def sum(self, node: Sum, level: int, bound: frozenset[str], top: bool) -> str:
+        implicit = self.layout.implicit(node)
+        explicit = [j for j in node.indices if j not in implicit]
+        body = node.body
+        if top:
+            # At the top of a statement every free index missing on the left is summed (rule 4).
+            inner_needs = self.layout.needs(Sum(tuple(sorted(implicit)), body)) if implicit else self.layout.needs(body)
+            explicit = [j for j in explicit if j in inner_needs]
+        inside = bound | frozenset(explicit)
+        if implicit:
+            factors = body.factors if isinstance(body, Mul) else (body,)
+            text = self.product(factors, implicit, inside)
+            if explicit:
+                return f"sum{indices_text(tuple(explicit))}({text})"
+            return f"({text})" if level >= _FACTOR else text
+        if explicit:
+            return f"sum{indices_text(tuple(explicit))}({self.fmt(body, _ADD, inside)})"
+        return self.fmt(body, level, bound)
+
+    def add(self, node: Add, bound: frozenset[str]) -> str:
+        parts: list[str] = []
+        for k, term in enumerate(node.terms):
+            if k and _negative(term):
+                parts.append(" - " + self.fmt(negate(term), _TERM, bound))
+            elif k:
+                parts.append(" + " + self.fmt(term, _TERM, bound))
+            else:
+                parts.append(self.fmt(term, _TERM, bound))
+        return "".join(parts)
+
+    def product(self, factors: tuple[Node, ...], summed: frozenset[str], bound: frozenset[str]) -> str:
+        """A product; ``summed`` are the indices it sums implicitly (then no '/' may hide them)."""
+        coef = ""
+        if isinstance(factors[0], Number) and len(factors) > 1:
+            value = factors[0].value
+            coef = "-" if value == -1 else "" if value == 1 else number_text(value) + " "
+            factors = factors[1:]
+        num, den = _split(factors)
+        if den and not summed:
+            numerator = self._numerator(num, den, bound)
+            denominator = self.fmt(den[0], _POWER, bound) if len(den) == 1 else f"({self._juxtapose(den, bound)})"
+            return f"{coef}{numerator} / {denominator}"
+        return coef + self._juxtapose(factors, bound)
+
+    def _numerator(self, num: list[Node], den: list[Node], bound: frozenset[str]) -> str:
+        if not num:
+            return "1"
+        if len(num) == 1:
+            return self.fmt(num[0], _POWER, bound)
+        # "a b / c" reads as a (b / c): fine unless the leading factors share an unbound index with c.
+        den_free = frozenset().union(*(d.free for d in den))
+        leading = frozenset().union(*(f.free for f in num[:-1]))
+        text = self._juxtapose(num, bound)
+        if (leading & den_free) - bound or isinstance(num[-1], Number):
+            return f"({text})"
+        return text
+
+    def _juxtapose(self, factors: list[Node] | tuple[Node, ...], bound: frozenset[str]) -> str:
+        return " ".join(self.fmt(f, _FACTOR, bound) for f in factors)
+
+
+def _exponent(value: Fraction) -> str:
+    text = number_text(abs(value))
+    if "/" in text:
+        text = f"({text})"
+    return ("-" if value < 0 else "") + text
+
+
+def _negative(node: Node) -> bool:
+    if isinstance(node, Number):
+        return node.value < 0
+    if isinstance(node, Sum):
+        return _negative(node.body)
+    if isinstance(node, Mul):
+        return isinstance(node.factors[0], Number) and node.factors[0].value < 0
+    return False
+
+
+def node_text(node: Node) -> str:
+    """A node alone as index notation (no left-hand side; for messages and generated comments)."""
+    return _Printer().fmt(separate(node, node.free), _ADD)
+
+
+def _result_name(node: Node, preferred: str | None) -> str:
+    if preferred:
+        return preferred
+    used = {t.name for t in tensors(node)}
+    for name in ("f", "g", "h", "F", "G", "H"):
+        if name not in used:
+            return name
+    n = 1
+    while f"f{n}" in used:
+        n += 1
+    return f"f{n}"
+
+
+def to_text(expr: Expr) -> str:
+    """Canonical index notation for ``expr``: a bare expression when that reads the same, else a statement."""
+    free = frozenset(expr.free)
+    node = expr.node
+    missing = [i for i in expr.free if i not in node.free]
+    if missing and not (isinstance(node, Number) and node.value == 0):
+        node = Mul((node, *(Delta((i,)) for i in missing)))
+    node = separate(node, free)
+    printer = _Printer()
+    needs = printer.layout.needs(node)
+    statement = expr.name is not None or list(expr.free) != sorted(expr.free) or bool(needs & free)
+    if isinstance(node, Number) and node.value == 0:
+        statement = expr.name is not None
+    if not statement:
+        return printer.fmt(node, _ADD)
+    lhs = _result_name(node, expr.name) + indices_text(expr.free)
+    body = printer.sum(node, _ADD, free, top=True) if isinstance(node, Sum) else printer.fmt(node, _ADD, free)
+    return f"{lhs} = {body}"
+

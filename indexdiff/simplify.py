@@ -1,0 +1,326 @@
+"""Named rewrite rules, one table per node type, run bottom-up to a fixed point.
+
+Delta contraction (``Σ_j A_ij δ_jk -> A_ik``), zero and one removal, exact constant folding, like powers
+combined, sums distributed over their terms, like terms merged up to the names of summed indices, and two
+stability rewrites (``exp(u) / (1 + exp(u)) -> sigmoid(u)``, ``log(1 + exp(u)) -> softplus(u)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from fractions import Fraction
+
+from .canonical import canonical
+from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor
+from .names import SUMMED_ORDER, all_indices, fresh, rename
+
+__all__ = ["simplify", "ones"]
+
+_MAX_PASSES = 60
+
+
+def ones(indices: frozenset[str] | set[str]) -> Node:
+    """1 broadcast over ``indices`` (a product of one-index deltas)."""
+    deltas = tuple(Delta((i,)) for i in sorted(indices))
+    if not deltas:
+        return ONE
+    return deltas[0] if len(deltas) == 1 else Mul(deltas)
+
+
+def _mul(factors: list[Node]) -> Node:
+    if not factors:
+        return ONE
+    return factors[0] if len(factors) == 1 else Mul(tuple(factors))
+
+
+# -- products --------------------------------------------------------------------------------------------------
+
+
+def _flatten_mul(factors: list[Node]) -> list[Node]:
+    out: list[Node] = []
+    for f in factors:
+        out.extend(f.factors if isinstance(f, Mul) else (f,))
+    return out
+
+
+def _pull_sum(factors: list[Node]) -> Node | None:
+    """``a (Σ_j b) -> Σ_j a b``, renaming j away from a's indices: one product, one contraction."""
+    for k, f in enumerate(factors):
+        if isinstance(f, Sum):
+            rest = factors[:k] + factors[k + 1 :]
+            taken = set().union(*(all_indices(r) for r in rest)) if rest else set()
+            clash = [j for j in f.indices if j in taken]
+            body, indices = f.body, f.indices
+            if clash:
+                new = fresh(taken | all_indices(f), len(clash), SUMMED_ORDER)
+                body = rename(body, dict(zip(clash, new)))
+                indices = tuple(sorted((set(indices) - set(clash)) | set(new)))
+            return _sum(indices, _product([*rest, body]))
+    return None
+
+
+def _powers(factors: list[Node]) -> list[Node]:
+    """``x^a x^b -> x^(a+b)``; deltas are idempotent; one-index deltas vanish beside their index."""
+    order: list[Node] = []
+    exponents: dict[Node, Fraction] = {}
+    for f in factors:
+        if isinstance(f, Delta):
+            base, e = Delta(tuple(sorted(f.indices))), Fraction(1)
+        elif isinstance(f, Pow):
+            base, e = f.base, f.exponent
+        else:
+            base, e = f, Fraction(1)
+        if base not in exponents:
+            order.append(base)
+            exponents[base] = Fraction(0)
+        exponents[base] += e if not isinstance(base, Delta) else 0
+        if isinstance(base, Delta):
+            exponents[base] = Fraction(1)
+    out: list[Node] = []
+    for base in order:
+        e = exponents[base]
+        out.append(base if e == 1 else _pow(base, e))
+    others_free: list[frozenset[str]] = [f.free for f in out]
+    kept = []
+    for k, f in enumerate(out):
+        if isinstance(f, Delta) and len(f.indices) == 1:
+            elsewhere = frozenset().union(*(others_free[:k] + others_free[k + 1 :]))
+            if f.indices[0] in elsewhere:
+                continue
+        kept.append(f)
+    return kept
+
+
+def _sigmoid(factors: list[Node]) -> list[Node]:
+    """``exp(u) (1 + exp(u))^-1 -> sigmoid(u)``."""
+    for k, f in enumerate(factors):
+        if isinstance(f, Pow) and f.exponent == -1 and isinstance(f.base, Add) and len(f.base.terms) == 2:
+            terms = f.base.terms
+            one = [t for t in terms if t == ONE]
+            exps = [t for t in terms if isinstance(t, Func) and t.name == "exp"]
+            if one and exps and exps[0] in factors:
+                rest = [g for m, g in enumerate(factors) if m != k]
+                rest.remove(exps[0])
+                return [*rest, Func("sigmoid", exps[0].arg)]
+    return factors
+
+
+def _product(factors: list[Node]) -> Node:
+    factors = _flatten_mul(factors)
+    coef = Fraction(1)
+    others: list[Node] = []
+    for f in factors:
+        if isinstance(f, Number):
+            coef *= f.value
+        else:
+            others.append(f)
+    if coef == 0:
+        return ZERO
+    pulled = _pull_sum(others)
+    if pulled is not None:
+        return _product([Number(coef), pulled]) if coef != 1 else pulled
+    others = _sigmoid(_powers(others))
+    others = [f for f in others if f != ONE]
+    if any(isinstance(f, Number) for f in others):
+        return _product([Number(coef), *others])
+    if coef != 1 and len(others) == 1 and isinstance(others[0], Add):
+        return _terms([_product([Number(coef), t]) for t in others[0].terms])
+    if coef != 1:
+        others.insert(0, Number(coef))
+    return _mul(others)
+
+
+# -- powers and functions -------------------------------------------------------------------------------------
+
+
+def _root(value: Fraction, q: int) -> Fraction | None:
+    if value < 0 and q % 2 == 0:
+        return None
+    sign = -1 if value < 0 else 1
+    parts = []
+    for n in (abs(value.numerator), value.denominator):
+        r = round(n ** (1 / q))
+        for c in (r - 1, r, r + 1):
+            if c >= 0 and c**q == n:
+                parts.append(c)
+                break
+        else:
+            return None
+    return sign * Fraction(parts[0], parts[1])
+
+
+def _pow(base: Node, e: Fraction) -> Node:
+    if e == 1:
+        return base
+    if e == 0:
+        return ones(base.free)
+    if isinstance(base, Number):
+        if base.value == 0:
+            return ZERO if e > 0 else Pow(base, e)
+        root = _root(base.value, e.denominator)
+        if root is not None and abs(e.numerator) <= 64:
+            return Number(root**e.numerator)
+        return Pow(base, e)
+    if isinstance(base, Delta) and e > 0:
+        return base
+    if e.denominator == 1:
+        if isinstance(base, Pow):
+            return _pow(base.base, base.exponent * e)
+        if isinstance(base, Mul):
+            return _product([_pow(f, e) for f in base.factors])
+    return Pow(base, e)
+
+
+_EXACT: dict[str, Callable[[Fraction], Fraction | None]] = {
+    "exp": lambda v: Fraction(1) if v == 0 else None,
+    "log": lambda v: Fraction(0) if v == 1 else None,
+    "sin": lambda v: Fraction(0) if v == 0 else None,
+    "cos": lambda v: Fraction(1) if v == 0 else None,
+    "tan": lambda v: Fraction(0) if v == 0 else None,
+    "tanh": lambda v: Fraction(0) if v == 0 else None,
+    "sigmoid": lambda v: Fraction(1, 2) if v == 0 else None,
+    "relu": lambda v: max(v, Fraction(0)),
+    "step": lambda v: Fraction(1 if v > 0 else 0),
+    "abs": lambda v: abs(v),
+    "sign": lambda v: Fraction((v > 0) - (v < 0)),
+    "sqrt": lambda v: _root(v, 2) if v >= 0 else None,
+    "softplus": lambda v: None,
+}
+
+
+def _func(name: str, arg: Node) -> Node:
+    if isinstance(arg, Number):
+        value = _EXACT[name](arg.value)
+        if value is not None:
+            return Number(value)
+    if name == "log" and isinstance(arg, Func) and arg.name == "exp":
+        return arg.arg
+    if name == "log" and isinstance(arg, Add) and len(arg.terms) == 2 and ONE in arg.terms:
+        other = arg.terms[0] if arg.terms[1] == ONE else arg.terms[1]
+        if isinstance(other, Func) and other.name == "exp":
+            return Func("softplus", other.arg)
+    return Func(name, arg)
+
+
+# -- sums of terms --------------------------------------------------------------------------------------------
+
+
+def _split_coef(term: Node) -> tuple[Fraction, Node]:
+    if isinstance(term, Number):
+        return term.value, ONE
+    if isinstance(term, Mul) and isinstance(term.factors[0], Number):
+        return term.factors[0].value, _mul(list(term.factors[1:]))
+    if isinstance(term, Sum):
+        c, body = _split_coef(term.body)
+        return c, Sum(term.indices, body)
+    return Fraction(1), term
+
+
+def _scale(node: Node, c: Fraction) -> Node:
+    if c == 1:
+        return node
+    if node == ONE:
+        return Number(c)
+    if isinstance(node, Sum):
+        return Sum(node.indices, _scale(node.body, c))
+    if isinstance(node, Mul):
+        return Mul((Number(c), *node.factors))
+    return Mul((Number(c), node))
+
+
+def _terms(terms: list[Node]) -> Node:
+    flat: list[Node] = []
+    for t in terms:
+        flat.extend(t.terms if isinstance(t, Add) else (t,))
+    flat = [t for t in flat if t != ZERO]
+    if not flat:
+        return ZERO
+    scope = frozenset().union(*(t.free for t in flat))
+    order: list[object] = []
+    groups: dict[object, list] = {}
+    for t in flat:
+        c, rest = _split_coef(t)
+        key = canonical(rest, scope)
+        if key not in groups:
+            order.append(key)
+            groups[key] = [Fraction(0), rest]
+        groups[key][0] += c
+    out = [_scale(groups[k][1], groups[k][0]) for k in order if groups[k][0] != 0]
+    if not out:
+        return ZERO
+    return out[0] if len(out) == 1 else Add(tuple(out))
+
+
+# -- sums over indices (Σ) --------------------------------------------------------------------------------------
+
+
+def _contractible(term: Node, summed: frozenset[str]) -> bool:
+    factors = term.factors if isinstance(term, Mul) else (term,)
+    return any(isinstance(f, Delta) and len(f.indices) == 2 and set(f.indices) & summed for f in factors)
+
+
+def _sum(indices: tuple[str, ...] | frozenset[str], body: Node) -> Node:
+    summed = frozenset(indices)
+    if not summed:
+        return body
+    if body == ZERO:
+        return ZERO
+    if isinstance(body, Sum):
+        inner = frozenset(body.indices)
+        if inner & summed:
+            new = fresh(all_indices(body) | summed, len(inner & summed), SUMMED_ORDER)
+            away = dict(zip(sorted(inner & summed), new))
+            body = Sum(tuple(sorted(away.get(j, j) for j in inner)), rename(body.body, away))
+        return _sum(summed | frozenset(body.indices), body.body)
+    missing = summed - body.free
+    if missing:
+        # Σ_j of something constant in j: keep j visible through δ_j (the all-ones vector).
+        return _sum(summed, _product([body, ones(missing)]))
+    if isinstance(body, Add):
+        return _terms([_sum(summed, t) for t in body.terms])
+    factors = list(body.factors) if isinstance(body, Mul) else [body]
+    for k, f in enumerate(factors):
+        if isinstance(f, Delta) and len(f.indices) == 2:
+            a, b = f.indices
+            if a in summed or b in summed:
+                src, dst = (a, b) if a in summed else (b, a)
+                rest = rename(_mul(factors[:k] + factors[k + 1 :]), {src: dst})
+                if dst not in rest.free:
+                    rest = _product([rest, Delta((dst,))])
+                return _sum(summed - {src}, _product([rest]))
+    for k, f in enumerate(factors):
+        if isinstance(f, Add) and any(_contractible(t, summed) for t in f.terms):
+            rest = factors[:k] + factors[k + 1 :]
+            return _sum(summed, _terms([_product([*rest, t]) for t in f.terms]))
+    return Sum(tuple(sorted(summed)), body)
+
+
+# -- the pass ---------------------------------------------------------------------------------------------------
+
+
+def _pass(node: Node) -> Node:
+    if isinstance(node, (Number, Tensor)):
+        return node
+    if isinstance(node, Delta):
+        return Delta((node.indices[0],)) if len(set(node.indices)) == 1 else node
+    if isinstance(node, Func):
+        return _func(node.name, _pass(node.arg))
+    if isinstance(node, Pow):
+        return _pow(_pass(node.base), node.exponent)
+    if isinstance(node, Mul):
+        return _product([_pass(f) for f in node.factors])
+    if isinstance(node, Add):
+        return _terms([_pass(t) for t in node.terms])
+    if isinstance(node, Sum):
+        return _sum(node.indices, _pass(node.body))
+    raise AssertionError(node)
+
+
+def simplify(node: Node, scope: frozenset[str] = frozenset()) -> Node:
+    """``node`` rewritten to a fixed point and put in canonical form (``scope``: names to keep as they are)."""
+    for _ in range(_MAX_PASSES):
+        new = _pass(node)
+        if new == node:
+            break
+        node = new
+    return canonical(node, scope)

@@ -1,0 +1,129 @@
+"""Positioned syntax nodes: what the text says, before the summation rules give it meaning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+__all__ = [
+    "Syn", "SNumber", "STensor", "SCall", "SSum", "SMul", "SDiv", "SPow", "SNeg", "SAdd", "SGroup",
+    "SStatement", "constant",
+]
+
+
+@dataclass(frozen=True)
+class Syn:
+    """A syntax node spans ``start..end`` of the text; ``depth`` is its nesting depth."""
+
+    start: int
+    end: int
+    depth: int
+
+
+@dataclass(frozen=True)
+class SNumber(Syn):
+    value: Fraction
+
+
+@dataclass(frozen=True)
+class STensor(Syn):
+    """``name_indices``; ``index_pos`` is where each index starts in the text, for carets."""
+
+    name: str
+    indices: tuple[str, ...]
+    index_pos: tuple[int, ...]
+    delta: bool = False
+
+
+@dataclass(frozen=True)
+class SCall(Syn):
+    name: str
+    arg: Syn
+
+
+@dataclass(frozen=True)
+class SSum(Syn):
+    indices: tuple[str, ...]
+    body: Syn
+
+
+@dataclass(frozen=True)
+class SMul(Syn):
+    """Juxtaposition or ``*``: one Einstein product."""
+
+    factors: tuple[Syn, ...]
+
+
+@dataclass(frozen=True)
+class SDiv(Syn):
+    """``num / den``: element-wise."""
+
+    num: Syn
+    den: Syn
+
+
+@dataclass(frozen=True)
+class SPow(Syn):
+    base: Syn
+    exponent: Fraction
+
+
+@dataclass(frozen=True)
+class SNeg(Syn):
+    arg: Syn
+
+
+@dataclass(frozen=True)
+class SAdd(Syn):
+    """Terms of ``+``/``-``; ``signs`` holds +1 or -1 per term."""
+
+    terms: tuple[Syn, ...]
+    signs: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class SGroup(Syn):
+    """Parentheses: a closed sub-expression, a single factor of any product around it."""
+
+    inner: Syn
+
+
+@dataclass(frozen=True)
+class SStatement(Syn):
+    """``name_indices = body``."""
+
+    name: str
+    indices: tuple[str, ...]
+    index_pos: tuple[int, ...]
+    body: Syn
+
+
+def constant(node: Syn) -> Fraction | None:
+    """The exact value of a syntax tree made only of numbers, or None."""
+    if isinstance(node, SNumber):
+        return node.value
+    if isinstance(node, SGroup):
+        return constant(node.inner)
+    if isinstance(node, SNeg):
+        v = constant(node.arg)
+        return None if v is None else -v
+    if isinstance(node, SDiv):
+        a, b = constant(node.num), constant(node.den)
+        return None if a is None or not b else a / b
+    if isinstance(node, SMul):
+        out = Fraction(1)
+        for f in node.factors:
+            v = constant(f)
+            if v is None:
+                return None
+            out *= v
+        return out
+    if isinstance(node, SAdd):
+        total = Fraction(0)
+        for sign, t in zip(node.signs, node.terms):
+            v = constant(t)
+            if v is None:
+                return None
+            total += sign * v
+        return total
+    return None
