@@ -1,7 +1,16 @@
-"""indexdiff: differentiate tensor expressions written in index notation."""
+"""indexdiff: differentiate tensor expressions written in index notation.
 
+>>> import indexdiff as ix
+>>> print(ix.diff(ix.parse("x_i A_ij x_j"), "x"))
+A_ik x_i + A_ki x_i
+"""
+
+from .check import CheckReport, check
+from .diff import diff
 from .errors import IndexDiffError
+from .evaluate import evaluate
 from .expr import Expr, Program
 from .parser import parse
 
-__all__ = ["parse", "Expr", "Program", "IndexDiffError"]
+__all__ = ["parse", "diff", "evaluate", "check", "Expr", "Program", "CheckReport", "IndexDiffError"]
+__version__ = "0.1.0"

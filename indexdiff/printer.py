@@ -146,17 +146,13 @@ class _Printer:
             text = self.product(node.factors, frozenset(), bound)
             return f"({text})" if level >= _FACTOR else text
         if isinstance(node, Sum):
-            return self.sum(node, level, bound, top=False)
+            return self.sum(node, level, bound)
         raise AssertionError(node)
 
-    def sum(self, node: Sum, level: int, bound: frozenset[str], top: bool) -> str:
+    def sum(self, node: Sum, level: int, bound: frozenset[str]) -> str:
         implicit = self.layout.implicit(node)
         explicit = [j for j in node.indices if j not in implicit]
         body = node.body
-        if top:
-            # At the top of a statement every free index missing on the left is summed (rule 4).
-            inner_needs = self.layout.needs(Sum(tuple(sorted(implicit)), body)) if implicit else self.layout.needs(body)
-            explicit = [j for j in explicit if j in inner_needs]
         inside = bound | frozenset(explicit)
         if implicit:
             factors = body.factors if isinstance(body, Mul) else (body,)
@@ -173,10 +169,10 @@ class _Printer:
         for k, term in enumerate(node.terms):
             if k and _negative(term):
                 parts.append(" - " + self.fmt(negate(term), _TERM, bound))
-            elif k:
-                parts.append(" + " + self.fmt(term, _TERM, bound))
             else:
-                parts.append(self.fmt(term, _TERM, bound))
+                # A nested sum of terms needs no parentheses: + is associative.
+                text = self.add(term, bound) if isinstance(term, Add) else self.fmt(term, _TERM, bound)
+                parts.append(" + " + text if k else text)
         return "".join(parts)
 
     def product(self, factors: tuple[Node, ...], summed: frozenset[str], bound: frozenset[str]) -> str:
@@ -261,6 +257,5 @@ def to_text(expr: Expr) -> str:
     if not statement:
         return printer.fmt(node, _ADD)
     lhs = _result_name(node, expr.name) + indices_text(expr.free)
-    body = printer.sum(node, _ADD, free, top=True) if isinstance(node, Sum) else printer.fmt(node, _ADD, free)
-    return f"{lhs} = {body}"
+    return f"{lhs} = {printer.fmt(node, _ADD, free)}"
 

@@ -1,0 +1,165 @@
+"""The command line: differentiate index notation, print it as index notation, einsum code or JSON, check it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .check import check
+from .codegen import einsum_text
+from .diff import diff
+from .errors import IndexDiffError
+from .expr import Expr, Program
+from .parser import parse
+from .program import inline
+
+__all__ = ["main"]
+
+EXAMPLES = """\
+examples:
+  indexdiff "x_i A_ij x_j" --wrt x            gradient: A_ik x_i + A_ki x_i
+  indexdiff "x_i A_ij x_j" --wrt A            x_k x_l
+  indexdiff "x_i A_ij x_j" --wrt x,x          Hessian: A_kl + A_lk
+  indexdiff "x_i A_ij x_j" --wrt x --wrt A    two derivatives, one per line
+  indexdiff "W_ij x_j + b_i" --wrt W_kl       name the new indices yourself
+  indexdiff "sum_i(log(1 + exp(-y_i X_ij w_j)))" --wrt w --check --dims i=50,j=4
+  indexdiff -f model.idx --wrt W1 --format json    a program file (- for stdin)
+
+notation: juxtaposition sums an index that occurs twice in a product (x_i A_ij x_j);
+z_i = ... binds i (element-wise); sum_i(...) sums explicitly; functions and ^ are element-wise.
+exit status: 0 success, 1 a failed --check, 2 bad input.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors: exit 2 with usage, as for bad input
+        self.print_usage(sys.stderr)
+        self.exit(2, f"indexdiff: error: {message}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="indexdiff",
+        description="Differentiate tensor expressions in index notation (Einstein convention).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("expression", nargs="?", help='an expression or statement, e.g. "x_i A_ij x_j"')
+    p.add_argument("-f", "--file", help="read a program (or one expression) from FILE; - reads stdin")
+    p.add_argument("--wrt", action="append", default=[], metavar="VARS",
+                   help="differentiate by VARS: x, x_k, or a comma list x,x for repeated differentiation; "
+                   "repeat --wrt for several derivatives")
+    p.add_argument("--format", choices=("index", "einsum", "json"), default="index",
+                   help="index notation (default), numpy einsum code, or JSON")
+    p.add_argument("--check", action="store_true",
+                   help="verify each derivative against central differences on random data; exit 1 on failure")
+    p.add_argument("--dims", default="", metavar="i=3,j=4", help="index sizes for --check")
+    p.add_argument("--seed", type=int, default=0, help="random seed for --check (default 0)")
+    p.add_argument("--version", action="version", version="indexdiff 0.1.0")
+    return p
+
+
+def split_specs(text: str) -> list[str]:
+    """``"x,A_{k,l}"`` -> ``["x", "A_{k,l}"]``: commas inside braces belong to the indices."""
+    parts, depth, current = [], 0, ""
+    for c in text:
+        depth += c == "{"
+        depth -= c == "}"
+        if c == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+        else:
+            current += c
+    parts.append(current.strip())
+    for k, part in enumerate(parts):
+        if not part:
+            at = sum(len(p) + 1 for p in parts[:k])
+            raise IndexDiffError("empty variable name in --wrt", text, at, hint="write --wrt x or --wrt x,x")
+    return parts
+
+
+def parse_dims(text: str) -> dict[str, int]:
+    """``"i=3,j=4"`` -> ``{"i": 3, "j": 4}``."""
+    dims: dict[str, int] = {}
+    pos = 0
+    for part in text.split(","):
+        if part.strip():
+            name, eq, value = part.partition("=")
+            if not eq or not name.strip() or not value.strip().isdigit() or int(value) < 1:
+                raise IndexDiffError(f"bad size {part.strip()!r} in --dims", text, pos, pos + len(part),
+                                     hint="write --dims i=3,j=4 (each index a positive size)")
+            dims[name.strip()] = int(value)
+        pos += len(part) + 1
+    return dims
+
+
+def _read(args: argparse.Namespace) -> tuple[str, Expr | Program]:
+    if args.file is not None and args.expression is not None:
+        raise IndexDiffError("give an expression or -f FILE, not both", hint="drop one of them")
+    if args.file is not None:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            try:
+                with open(args.file, encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError as err:
+                raise IndexDiffError(f"cannot read {args.file}: {err.strerror}", hint="check the file name") from None
+    elif args.expression is not None:
+        text = args.expression
+    else:
+        raise IndexDiffError("no expression given", hint='try: indexdiff "x_i A_ij x_j" --wrt x')
+    return text, parse(text)
+
+
+def _render(expr: Expr, fmt: str) -> str:
+    return einsum_text(expr) if fmt == "einsum" else str(expr)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    text, parsed = _read(args)
+    dims = parse_dims(args.dims)
+    expr = inline(parsed) if isinstance(parsed, Program) else parsed
+    chains = [split_specs(w) for w in args.wrt]
+    derivatives = [diff(expr, *chain) for chain in chains]
+    reports = [check(expr, *chain, dims=dims, seed=args.seed) for chain in chains] if args.check else []
+    if args.format == "json":
+        out = {
+            "input": text,
+            "free": list(expr.free),
+            "index": str(parsed),
+            "derivatives": [
+                {"wrt": ",".join(chain), "free": list(d.free), "index": str(d), "einsum": einsum_text(d)}
+                for chain, d in zip(chains, derivatives)
+            ],
+        }
+        if args.check:
+            out["check"] = [
+                {"wrt": ",".join(r.wrt), "ok": r.ok, "max_abs_error": r.max_abs_error}
+                for rep in reports for r in rep.results
+            ]
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+    elif not derivatives:
+        print(str(parsed) if args.format == "index" else _render(expr, args.format))
+    else:
+        for d in derivatives:
+            print(_render(d, args.format))
+    if args.check and args.format != "json":
+        for rep in reports:
+            print(rep, file=sys.stderr)
+    return 0 if all(rep.ok for rep in reports) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; bad input prints the message on stderr and returns 2."""
+    try:
+        return run(argv)
+    except IndexDiffError as err:
+        print(f"indexdiff: error: {err}", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print("indexdiff: error: the expression is too deeply nested", file=sys.stderr)
+        return 2
