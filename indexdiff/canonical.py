@@ -54,18 +54,28 @@ def _term_key(node: Node) -> tuple[Any, ...]:
 
 
 def flatten(node: Node) -> Node:
-    """Products in products and sums in sums spliced, nested Σs merged, (b^m)^n = b^(mn) for whole n."""
+    """Products and sums spliced, numbers in a product multiplied, nested Σs merged, whole powers distributed."""
     if isinstance(node, Func):
         return Func(node.name, flatten(node.arg))
     if isinstance(node, Pow):
         base = flatten(node.base)
-        if isinstance(base, Pow) and node.exponent.denominator == 1:
-            return Pow(base.base, base.exponent * node.exponent)
+        if node.exponent.denominator == 1:
+            if isinstance(base, Pow):
+                return flatten(Pow(base.base, base.exponent * node.exponent))
+            if isinstance(base, Mul):
+                return flatten(Mul(tuple(Pow(f, node.exponent) for f in base.factors)))
         return Pow(base, node.exponent)
     if isinstance(node, Mul):
         factors: list[Node] = []
+        coef = Fraction(1)
         for f in (flatten(f) for f in node.factors):
-            factors.extend(f.factors if isinstance(f, Mul) else (f,))
+            for g in f.factors if isinstance(f, Mul) else (f,):
+                if isinstance(g, Number):
+                    coef *= g.value
+                else:
+                    factors.append(g)
+        if coef != 1 or not factors:
+            factors.insert(0, Number(coef))
         return factors[0] if len(factors) == 1 else Mul(tuple(factors))
     if isinstance(node, Add):
         terms: list[Node] = []
@@ -97,17 +107,19 @@ def _first_appearance(node: Node, wanted: frozenset[str], masked: frozenset[str]
         _first_appearance(node.body, wanted - set(node.indices), masked | frozenset(node.indices), out)
 
 
-def _canon(node: Node, scope: frozenset[str]) -> Node:
+def _canon(node: Node, scope: frozenset[str], rename_sums: bool = True) -> Node:
     if isinstance(node, Delta):
         return Delta(tuple(sorted(node.indices)))
     if isinstance(node, Func):
-        return Func(node.name, _canon(node.arg, scope))
+        return Func(node.name, _canon(node.arg, scope, rename_sums))
     if isinstance(node, Pow):
-        return Pow(_canon(node.base, scope), node.exponent)
+        return Pow(_canon(node.base, scope, rename_sums), node.exponent)
     if isinstance(node, Mul):
-        return Mul(tuple(sorted((_canon(f, scope) for f in node.factors), key=sort_key)))
+        return Mul(tuple(sorted((_canon(f, scope, rename_sums) for f in node.factors), key=sort_key)))
     if isinstance(node, Add):
-        return Add(tuple(sorted((_canon(t, scope) for t in node.terms), key=_term_key)))
+        return Add(tuple(sorted((_canon(t, scope, rename_sums) for t in node.terms), key=_term_key)))
+    if isinstance(node, Sum) and not rename_sums:
+        return Sum(node.indices, _canon(node.body, scope | frozenset(node.indices), False))
     if isinstance(node, Sum):
         summed = frozenset(node.indices)
         order: list[str] = []
@@ -123,6 +135,9 @@ def _canon(node: Node, scope: frozenset[str]) -> Node:
     return node
 
 
-def canonical(node: Node, scope: frozenset[str] = frozenset()) -> Node:
-    """The canonical form of ``node``; ``scope`` holds the index names visible around it (kept as they are)."""
-    return _canon(flatten(node), scope | node.free)
+def canonical(node: Node, scope: frozenset[str] = frozenset(), rename: bool = True) -> Node:
+    """The canonical form of ``node``; ``scope`` holds the index names visible around it (kept as they are).
+
+    With ``rename=False`` summed indices keep their names: only the structure and operand order are canonical.
+    """
+    return _canon(flatten(node), scope | node.free, rename)

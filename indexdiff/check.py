@@ -10,7 +10,8 @@ import numpy as np
 
 from .errors import IndexDiffError, ShapeError
 from .expr import Expr, Program
-from .names import tensors
+from .expr import Delta, Node
+from .names import all_indices, children, tensors
 
 __all__ = ["check", "random_arrays", "CheckReport", "CheckResult"]
 
@@ -56,15 +57,24 @@ def _shapes(expr: Expr, dims: Mapping[str, int]) -> tuple[dict[str, tuple[int, .
             i = parent[i]
         return i
 
+    def join(a: str, b: str) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[rb] = ra
+
+    for d in _deltas(expr.node):
+        if len(d.indices) == 2:
+            join(*d.indices)
     axes: dict[str, list[str]] = {}
     for t in tensors(expr.node):
         first = axes.setdefault(t.name, list(t.indices))
         for a, b in zip(first, t.indices):
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[rb] = ra
+            join(a, b)
     for name in dims:
         find(name)
+    letters_everywhere = all_indices(expr.node) | set(expr.free)
+    for i in letters_everywhere:
+        find(i)
     size: dict[str, int] = {}
     for i, n in dims.items():
         r = find(i)
@@ -75,18 +85,27 @@ def _shapes(expr: Expr, dims: Mapping[str, int]) -> tuple[dict[str, tuple[int, .
             )
         size[r] = int(n)
     default = 3
-    for letters in axes.values():
-        for i in letters:
-            r = find(i)
-            if r not in size:
-                size[r] = default
-                default += 1
+    for i in [*(i for letters in axes.values() for i in letters), *sorted(letters_everywhere)]:
+        r = find(i)
+        if r not in size:
+            size[r] = default
+            default += 1
     shapes = {name: tuple(size[find(i)] for i in letters) for name, letters in axes.items()}
     for name, rank in expr.variables.items():
         if name not in shapes:
             shapes[name] = (3,) * rank
-    used = {i: size[find(i)] for letters in axes.values() for i in letters}
+    used = {i: size[find(i)] for i in sorted(letters_everywhere)}
     return shapes, used
+
+
+def _deltas(node: Node) -> list[Delta]:
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Delta):
+            out.append(n)
+        stack.extend(children(n))
+    return out
 
 
 def random_arrays(expr: Expr, dims: Mapping[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
@@ -126,9 +145,14 @@ def check(
         from .program import inline
 
         expr = inline(expr)
-    shapes, used = _shapes(expr, dims or {})
-    data = dict(arrays) if arrays is not None else random_arrays(expr, dims, seed)
-    for name in shapes:
+    if arrays is None:
+        shapes, sizes = _shapes(expr, dims or {})
+        data = random_arrays(expr, dims, seed)
+    else:
+        data = {name: np.asarray(a, dtype=np.float64) for name, a in arrays.items()}
+        sizes = {i: n for i, n in _actual_sizes(expr, data).items()}
+        sizes.update(dims or {})
+    for name in expr.variables:
         if name not in data:
             raise ShapeError(f"no array given for '{name}'", str(expr), hint=f"pass {name}=... or leave arrays out")
     current, results, path = expr, [], []
@@ -136,8 +160,8 @@ def check(
         nxt = diff(current, spec)
         name = spec.split("_")[0].strip()
         path.append(spec)
-        symbolic = evaluate(nxt, data)
-        numeric = _central(lambda a, e=current: evaluate(e, a, dims), data, name)
+        symbolic = evaluate(nxt, data, sizes)
+        numeric = _central(lambda a, e=current: evaluate(e, a, sizes), data, name)
         err = np.abs(symbolic - numeric)
         scale = max(1.0, float(np.max(np.abs(numeric), initial=0.0)))
         finite = bool(np.all(np.isfinite(symbolic)) and np.all(np.isfinite(numeric)))
@@ -145,4 +169,14 @@ def check(
         worst = float(np.max(err, initial=0.0)) if finite else float("nan")
         results.append(CheckResult(tuple(path), worst, worst / scale, ok))
         current = nxt
-    return CheckReport(tuple(results), used)
+    return CheckReport(tuple(results), dict(sorted(sizes.items())))
+
+
+def _actual_sizes(expr: Expr, data: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """Index letter -> length, read off the given arrays."""
+    out: dict[str, int] = {}
+    for t in tensors(expr.node):
+        if t.name in data:
+            for axis, i in enumerate(t.indices):
+                out.setdefault(i, np.shape(data[t.name])[axis])
+    return out

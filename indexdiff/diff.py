@@ -10,7 +10,7 @@ from .expr import ONE, ZERO, Add, Delta, Expr, Func, Mul, Node, Number, Pow, Pro
 from .functions import FUNCTIONS
 from .names import all_indices, fresh, separate, tensors
 from .parser import split_tensor
-from .simplify import simplify
+from .simplify import ones, simplify
 
 __all__ = ["diff", "derivative"]
 
@@ -47,13 +47,28 @@ def _pow(node: Pow, name: str, new: tuple[str, ...]) -> Node:
     return Mul((Number(e), Pow(node.base, e - 1), derivative(node.base, name, new)))
 
 
+def _witness(body: Node, index: str) -> Node | None:
+    """``T^0`` for a tensor T of ``body`` that carries ``index`` (1 everywhere, but it knows index's length)."""
+    for t in tensors(body):
+        if index in t.indices and set(t.indices) <= body.free:
+            return Pow(t, Fraction(0))
+    return None
+
+
+def _sum(node: Sum, name: str, new: tuple[str, ...]) -> Node:
+    # ∂/∂a Σ_j (A_ij - a) = -Σ_j 1 = -n_j: the witnesses keep j's length known once A is gone.
+    # The simplifier drops a witness wherever another factor still carries its index.
+    witnesses = [w for j in node.indices if (w := _witness(node.body, j)) is not None]
+    return Sum(node.indices, Mul((derivative(node.body, name, new), *witnesses)))
+
+
 RULES: dict[type, Rule] = {
     Number: lambda node, name, new: ZERO,
     Delta: lambda node, name, new: ZERO,
     Tensor: _tensor,
     Mul: _mul,
     Add: lambda node, name, new: Add(tuple(derivative(t, name, new) for t in node.terms)),
-    Sum: lambda node, name, new: Sum(node.indices, derivative(node.body, name, new)),
+    Sum: _sum,
     Func: _func,
     Pow: _pow,
 }
@@ -126,7 +141,11 @@ def diff(expr: Expr | Program, *wrt: str) -> Expr:
         name, new = _wrt(expr, spec)
         free = (*expr.free, *new)
         node = separate(expr.node, frozenset(free))
-        node = simplify(derivative(node, name, new), frozenset(free))
+        d = derivative(node, name, new)
+        if d != ZERO:
+            # Constant along an output index (∂x_i/∂c = 1 for every i): keep the index as δ_i, the ones vector.
+            d = Mul((d, ones(frozenset(free))))
+        node = simplify(d, frozenset(free))
         origins = dict(expr.origins)
         origins.update({k: (name, axis) for axis, k in enumerate(new)})
         expr = Expr(node, free, None, expr.variables, origins)

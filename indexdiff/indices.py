@@ -38,6 +38,21 @@ def make_sum(indices: frozenset[str] | set[str], body: Node) -> Node:
     return Sum(tuple(sorted(indices)), body)
 
 
+def _product_of(nodes: list[Node]) -> Node:
+    """A product of ``nodes``: plain products (they sum nothing) spliced in, numbers made one leading coefficient."""
+    flat: list[Node] = []
+    coef = Fraction(1)
+    for n in nodes:
+        for f in n.factors if isinstance(n, Mul) else (n,):
+            if isinstance(f, Number):
+                coef *= f.value
+            else:
+                flat.append(f)
+    if coef != 1 or not flat:
+        flat.insert(0, Number(coef))
+    return flat[0] if len(flat) == 1 else Mul(tuple(flat))
+
+
 def _fmt(indices: frozenset[str] | set[str]) -> str:
     return "{" + ", ".join(sorted(indices)) + "}"
 
@@ -130,8 +145,7 @@ class _Resolver:
                 )
             if n == 2:
                 summed.add(index)
-        node = nodes[0] if len(nodes) == 1 else Mul(tuple(nodes))
-        return make_sum(summed, node)
+        return make_sum(summed, _product_of(nodes))
 
     def quotient(self, s: SDiv, bound: frozenset[str]) -> Node:
         num, den = self.resolve(s.num, bound), self.resolve(s.den, bound)
@@ -139,10 +153,13 @@ class _Resolver:
             raise self.error("division by zero", s.den, hint="divide by a nonzero number")
         if isinstance(num, Number) and isinstance(den, Number):
             return Number(num.value / den.value)
-        inverse = Pow(den, Fraction(-1))
+        inverse = [
+            Number(1 / f.value) if isinstance(f, Number) else Pow(f, Fraction(-1))
+            for f in (den.factors if isinstance(den, Mul) else (den,))
+        ]
         if isinstance(num, Number) and num.value == 1:
-            return inverse
-        return Mul((num, inverse))
+            return _product_of(inverse)
+        return _product_of([num, *inverse])
 
     def sum_of_terms(self, s: SAdd, bound: frozenset[str]) -> Node:
         """Rule 2: the terms' free indices agree, up to scalars and bound indices (both broadcast)."""
@@ -195,8 +212,9 @@ def _expr(ctx: _Context, s: Syn) -> Expr:
     if isinstance(s, SStatement):
         bound = frozenset(s.indices)
         body = resolver.resolve(s.body, bound)
+        zero = isinstance(body, Number) and body.value == 0  # f_kl = 0: the zero tensor
         for index, at in zip(s.indices, s.index_pos):
-            if index not in body.free:
+            if index not in body.free and not zero:
                 raise IndexRuleError(
                     f"index '{index}' of the left-hand side does not occur on the right", ctx.text, at,
                     at + len(index),

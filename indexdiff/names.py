@@ -100,16 +100,23 @@ def rename(node: Node, mapping: dict[str, str]) -> Node:
     return node
 
 
-def origin(node: Node, index: str) -> tuple[str, int] | None:
-    """A tensor occurrence that has the free ``index`` of ``node``: (tensor name, axis)."""
-    if index not in node.free:
+def origin(node: Node, index: str, _seen: frozenset[str] = frozenset()) -> tuple[str, int] | None:
+    """A tensor axis that has the free ``index`` of ``node``, directly or through deltas: (name, axis)."""
+    if index not in node.free or index in _seen:
         return None
     if isinstance(node, Tensor):
         return node.name, node.indices.index(index)
     for child in children(node):
-        found = origin(child, index)
+        found = origin(child, index, _seen)
         if found is not None:
             return found
+    if isinstance(node, Mul):
+        for f in node.factors:
+            if isinstance(f, Delta) and len(f.indices) == 2 and index in f.indices:
+                partner = f.indices[1] if f.indices[0] == index else f.indices[0]
+                found = origin(node, partner, _seen | {index})
+                if found is not None:
+                    return found
     return None
 
 

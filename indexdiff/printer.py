@@ -17,7 +17,7 @@ from .names import separate, tensors
 __all__ = ["to_text", "node_text", "number_text", "indices_text"]
 
 # Precedence of the context a sub-expression is printed in (loosest first).
-_ADD, _TERM, _FACTOR, _POWER = 0, 1, 2, 3
+_ADD, _TERM, _FACTOR, _POWER, _ATOM = 0, 1, 2, 3, 4
 
 
 def number_text(value: Fraction) -> str:
@@ -68,19 +68,20 @@ class _Layout:
     """Decides, once per node, how it prints and which indices it needs bound around it."""
 
     def __init__(self) -> None:
-        self._needs: dict[int, frozenset[str]] = {}
-        self._implicit: dict[int, frozenset[str]] = {}
+        # Memos keyed by id(); each entry keeps its node alive so an id is never reused while cached.
+        self._needs: dict[int, tuple[Node, frozenset[str]]] = {}
+        self._implicit: dict[int, tuple[Node, frozenset[str]]] = {}
 
     def needs(self, node: Node) -> frozenset[str]:
-        key = id(node)
-        if key not in self._needs:
-            self._needs[key] = self._compute(node)
-        return self._needs[key]
+        entry = self._needs.get(id(node))
+        if entry is None:
+            entry = self._needs[id(node)] = (node, self._compute(node))
+        return entry[1]
 
     def implicit(self, node: Sum) -> frozenset[str]:
         """The summed indices of ``node`` that print implicitly (each occurs twice in its product)."""
         self.needs(node)
-        return self._implicit[id(node)]
+        return self._implicit[id(node)][1]
 
     def _inner(self, factors: tuple[Node, ...]) -> frozenset[str]:
         return frozenset().union(*(self.needs(f) for f in factors))
@@ -101,7 +102,9 @@ class _Layout:
         if isinstance(node, Pow):
             return self.needs(node.base)
         if isinstance(node, Add):
-            return self._inner(node.terms)
+            # A term lacking some of the sum's indices is broadcast along them: only legal where they are bound.
+            broadcast = {i for t in node.terms if t.free for i in node.free - t.free}
+            return self._inner(node.terms) | broadcast
         if isinstance(node, Mul):
             return self.mul_needs(node.factors)
         if isinstance(node, Sum):
@@ -113,7 +116,7 @@ class _Layout:
                 counts = _counts(factors)
                 inner = self._inner(factors) if isinstance(body, Mul) else frozenset()
                 implicit = frozenset(j for j in summed if counts[j] == 2 and j not in inner)
-            self._implicit[id(node)] = implicit
+            self._implicit[id(node)] = (node, implicit)
             if implicit:
                 repeated = {i for i, n in counts.items() if n > 1 and i not in implicit}
                 return (inner | repeated) - summed
@@ -138,7 +141,8 @@ class _Printer:
         if isinstance(node, Func):
             return f"{node.name}({self.fmt(node.arg, _ADD, bound)})"
         if isinstance(node, Pow):
-            return self.fmt(node.base, _POWER, bound) + "^" + _exponent(node.exponent)
+            text = self.fmt(node.base, _ATOM, bound) + "^" + _exponent(node.exponent)
+            return f"({text})" if level >= _ATOM else text
         if isinstance(node, Add):
             text = self.add(node, bound)
             return f"({text})" if level > _ADD else text
@@ -177,17 +181,21 @@ class _Printer:
 
     def product(self, factors: tuple[Node, ...], summed: frozenset[str], bound: frozenset[str]) -> str:
         """A product; ``summed`` are the indices it sums implicitly (then no '/' may hide them)."""
-        coef = ""
+        value = Fraction(1)
         if isinstance(factors[0], Number) and len(factors) > 1:
-            value = factors[0].value
-            coef = "-" if value == -1 else "" if value == 1 else number_text(value) + " "
-            factors = factors[1:]
+            value, factors = factors[0].value, factors[1:]
+        sign = "-" if value < 0 else ""
         num, den = _split(factors)
         if den and not summed:
-            numerator = self._numerator(num, den, bound)
+            if num:
+                coef = "" if abs(value) == 1 else number_text(abs(value)) + " "
+                numerator = coef + self._numerator(num, den, bound)
+            else:
+                numerator = number_text(abs(value))
             denominator = self.fmt(den[0], _POWER, bound) if len(den) == 1 else f"({self._juxtapose(den, bound)})"
-            return f"{coef}{numerator} / {denominator}"
-        return coef + self._juxtapose(factors, bound)
+            return f"{sign}{numerator} / {denominator}"
+        coef = "" if abs(value) == 1 else number_text(abs(value)) + " "
+        return sign + coef + self._juxtapose(factors, bound)
 
     def _numerator(self, num: list[Node], den: list[Node], bound: frozenset[str]) -> str:
         if not num:
@@ -244,16 +252,12 @@ def _result_name(node: Node, preferred: str | None) -> str:
 def to_text(expr: Expr) -> str:
     """Canonical index notation for ``expr``: a bare expression when that reads the same, else a statement."""
     free = frozenset(expr.free)
-    node = expr.node
-    missing = [i for i in expr.free if i not in node.free]
-    if missing and not (isinstance(node, Number) and node.value == 0):
-        node = Mul((node, *(Delta((i,)) for i in missing)))
-    node = separate(node, free)
+    node = separate(expr.node, free)
     printer = _Printer()
     needs = printer.layout.needs(node)
     statement = expr.name is not None or list(expr.free) != sorted(expr.free) or bool(needs & free)
     if isinstance(node, Number) and node.value == 0:
-        statement = expr.name is not None
+        statement = expr.name is not None or bool(free)  # f_kl = 0 keeps the zero tensor's indices
     if not statement:
         return printer.fmt(node, _ADD)
     lhs = _result_name(node, expr.name) + indices_text(expr.free)

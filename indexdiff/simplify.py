@@ -43,7 +43,7 @@ def _flatten_mul(factors: list[Node]) -> list[Node]:
     return out
 
 
-def _pull_sum(factors: list[Node]) -> Node | None:
+def _pull_sum(factors: list[Node], coef: Fraction) -> Node | None:
     """``a (Σ_j b) -> Σ_j a b``, renaming j away from a's indices: one product, one contraction."""
     for k, f in enumerate(factors):
         if isinstance(f, Sum):
@@ -55,7 +55,7 @@ def _pull_sum(factors: list[Node]) -> Node | None:
                 new = fresh(taken | all_indices(f), len(clash), SUMMED_ORDER)
                 body = rename(body, dict(zip(clash, new)))
                 indices = tuple(sorted((set(indices) - set(clash)) | set(new)))
-            return _sum(indices, _product([*rest, body]))
+            return _sum(indices, _product([Number(coef), *rest, body]))
     return None
 
 
@@ -79,7 +79,12 @@ def _powers(factors: list[Node]) -> list[Node]:
     out: list[Node] = []
     for base in order:
         e = exponents[base]
-        out.append(base if e == 1 else _pow(base, e))
+        if e == 0:
+            others = frozenset().union(*(b.free for b in order if b != base))
+            # x_p^0 = 1, but keep it where it is the only record of p's length (Σ_p x_p / x_p = n_p).
+            out.append(ONE if base.free <= others else Pow(base, e))
+        else:
+            out.append(base if e == 1 else _pow(base, e))
     others_free: list[frozenset[str]] = [f.free for f in out]
     kept = []
     for k, f in enumerate(out):
@@ -116,9 +121,9 @@ def _product(factors: list[Node]) -> Node:
             others.append(f)
     if coef == 0:
         return ZERO
-    pulled = _pull_sum(others)
+    pulled = _pull_sum(others, coef)
     if pulled is not None:
-        return _product([Number(coef), pulled]) if coef != 1 else pulled
+        return pulled
     others = _sigmoid(_powers(others))
     others = [f for f in others if f != ONE]
     if any(isinstance(f, Number) for f in others):
@@ -153,7 +158,7 @@ def _pow(base: Node, e: Fraction) -> Node:
     if e == 1:
         return base
     if e == 0:
-        return ones(base.free)
+        return ONE if not base.free else Pow(base, e)
     if isinstance(base, Number):
         if base.value == 0:
             return ZERO if e > 0 else Pow(base, e)
@@ -277,7 +282,10 @@ def _sum(indices: tuple[str, ...] | frozenset[str], body: Node) -> Node:
         # Σ_j of something constant in j: keep j visible through δ_j (the all-ones vector).
         return _sum(summed, _product([body, ones(missing)]))
     if isinstance(body, Add):
-        return _terms([_sum(summed, t) for t in body.terms])
+        if all(summed <= t.free for t in body.terms):
+            return _terms([_sum(summed, t) for t in body.terms])
+        # A term constant in a summed index stays inside: Σ_j (A_ij - a) keeps j's length visible through A.
+        return Sum(tuple(sorted(summed)), body)
     factors = list(body.factors) if isinstance(body, Mul) else [body]
     for k, f in enumerate(factors):
         if isinstance(f, Delta) and len(f.indices) == 2:
@@ -317,10 +325,10 @@ def _pass(node: Node) -> Node:
 
 
 def simplify(node: Node, scope: frozenset[str] = frozenset()) -> Node:
-    """``node`` rewritten to a fixed point and put in canonical form (``scope``: names to keep as they are)."""
+    """``node`` rewritten to a fixed point, operands in canonical order, summed indices keeping their names."""
     for _ in range(_MAX_PASSES):
         new = _pass(node)
         if new == node:
             break
         node = new
-    return canonical(node, scope)
+    return canonical(node, scope, rename=False)

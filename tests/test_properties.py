@@ -1,0 +1,34 @@
+"""Property tests on random well-formed expressions: printing round-trips, derivatives match finite differences."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from strategies import case
+
+import indexdiff as ix
+
+SETTINGS = settings(max_examples=320, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+
+@SETTINGS
+@given(case())
+def test_printing_round_trips(text: str) -> None:
+    e = ix.parse(text)
+    printed = str(e)
+    assert ix.parse(printed) == e, printed
+    assert str(ix.parse(printed)) == printed  # printing is a fixed point
+
+
+@SETTINGS
+@given(case(), st.data())
+def test_first_and_second_derivatives_match_finite_differences(text: str, data: st.DataObject) -> None:
+    e = ix.parse(text)
+    names = sorted(e.variables)
+    assume(names)
+    first = data.draw(st.sampled_from(names))
+    second = data.draw(st.sampled_from(names))
+    report = ix.check(e, first, second)
+    assert report.ok, f"{text}\n{report}\n{ix.diff(e, first)}\n{ix.diff(e, first, second)}"
+    for d in (ix.diff(e, first), ix.diff(e, first, second)):
+        assert ix.parse(str(d)) == d, str(d)
