@@ -2,7 +2,7 @@
 
 >>> import indexdiff as ix
 >>> print(ix.diff(ix.parse("x_i A_ij x_j"), "x"))
-A_ik x_i + A_ki x_i
+A_ik x_i + A_kj x_j
 """
 
 from .check import CheckReport, check

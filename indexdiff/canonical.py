@@ -60,6 +60,8 @@ def flatten(node: Node) -> Node:
     if isinstance(node, Pow):
         base = flatten(node.base)
         if node.exponent.denominator == 1:
+            if isinstance(base, Number) and (base.value != 0 or node.exponent > 0):
+                return Number(base.value**node.exponent.numerator)
             if isinstance(base, Pow):
                 return flatten(Pow(base.base, base.exponent * node.exponent))
             if isinstance(base, Mul):

@@ -13,7 +13,7 @@ from .expr import Expr, Program
 from .expr import Delta, Node
 from .names import all_indices, children, tensors
 
-__all__ = ["check", "random_arrays", "CheckReport", "CheckResult"]
+__all__ = ["check", "random_arrays", "sizes_for", "CheckReport", "CheckResult"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,11 @@ def _deltas(node: Node) -> list[Delta]:
             out.append(n)
         stack.extend(children(n))
     return out
+
+
+def sizes_for(expr: Expr, dims: Mapping[str, int] | None = None) -> dict[str, int]:
+    """The length of every index letter of ``expr`` in the random data: ``dims`` where given, else a default."""
+    return _shapes(expr, dims or {})[1]
 
 
 def random_arrays(expr: Expr, dims: Mapping[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:

@@ -141,7 +141,7 @@ def einsum_text(expr: Expr) -> str:
 
     >>> import indexdiff as ix
     >>> print(einsum_text(ix.diff(ix.parse("x_i A_ij x_j"), "x")))
-    (np.einsum('ik,i->k', A, x) + np.einsum('ki,i->k', A, x))
+    (np.einsum('ik,i->k', A, x) + np.einsum('kj,j->k', A, x))
     """
     builder = _Einsum(expr)
     code, labels = builder.code(expr.node)

@@ -165,24 +165,20 @@ class _Resolver:
         """Rule 2: the terms' free indices agree, up to scalars and bound indices (both broadcast)."""
         terms = [self.resolve(t, bound) for t in s.terms]
         union = frozenset().union(*(t.free for t in terms))
-        widest = max(range(len(terms)), key=lambda k: len(terms[k].free))
-        for t, syn in zip(terms, s.terms):
+        for t, syn in reversed(list(zip(terms, s.terms))):
             missing = union - t.free - bound
             if t.free and missing:
-                other = s.terms[widest]
-                text = self.ctx.text
-                hint = (
-                    f"give every term the same free indices, or add a left-hand side naming the result's "
-                    f"indices, e.g. f_{{{','.join(sorted(union))}}} = ..."
-                    if any(len(i) > 1 for i in union)
-                    else f"give every term the same free indices, or add a left-hand side naming the result's "
-                    f"indices: f_{''.join(sorted(union))} = {text[s.start:s.end]}"
+                k = next(k for k, o in enumerate(terms) if o.free & missing)
+                other, text = s.terms[k], self.ctx.text
+                lhs = f"f_{{{','.join(sorted(union))}}} = ..." if any(len(i) > 1 for i in union) else (
+                    f"f_{''.join(sorted(union))} = {text[s.start:s.end]}"
                 )
                 raise self.error(
                     f"the terms of a sum have different free indices: '{text[syn.start:syn.end]}' has "
-                    f"{_fmt(t.free)} but '{text[other.start:other.end]}' has {_fmt(terms[widest].free)}",
+                    f"{_fmt(t.free)} but '{text[other.start:other.end]}' has {_fmt(terms[k].free)}",
                     syn,
-                    hint=hint,
+                    hint="give every term the same free indices, or add a left-hand side naming the result's "
+                    f"indices (terms lacking one of them are then broadcast): {lhs}",
                 )
         signed = [t if sign > 0 else negate(t) for t, sign in zip(terms, s.signs)]
         return Add(tuple(signed))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from fractions import Fraction
 
-from .canonical import canonical
+from .canonical import canonical, sort_key
 from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor
 from .names import SUMMED_ORDER, all_indices, fresh, rename
 
@@ -59,8 +59,19 @@ def _pull_sum(factors: list[Node], coef: Fraction) -> Node | None:
     return None
 
 
+def _base(f: Node) -> Node:
+    if isinstance(f, Pow):
+        return f.base
+    if isinstance(f, Delta) and len(f.indices) == 2 and f.indices[0] > f.indices[1]:
+        return Delta((f.indices[1], f.indices[0]))
+    return f
+
+
 def _powers(factors: list[Node]) -> list[Node]:
     """``x^a x^b -> x^(a+b)``; deltas are idempotent; one-index deltas vanish beside their index."""
+    bases = {_base(f) for f in factors}
+    if len(bases) == len(factors) and not any(_is_one(f) for f in factors):
+        return factors  # nothing to combine (the common case)
     order: list[Node] = []
     exponents: dict[Node, Fraction] = {}
     for f in factors:
@@ -76,24 +87,21 @@ def _powers(factors: list[Node]) -> list[Node]:
         exponents[base] += e if not isinstance(base, Delta) else 0
         if isinstance(base, Delta):
             exponents[base] = Fraction(1)
-    out: list[Node] = []
-    for base in order:
-        e = exponents[base]
-        if e == 0:
-            others = frozenset().union(*(b.free for b in order if b != base))
-            # x_p^0 = 1, but keep it where it is the only record of p's length (Σ_p x_p / x_p = n_p).
-            out.append(ONE if base.free <= others else Pow(base, e))
-        else:
-            out.append(base if e == 1 else _pow(base, e))
-    others_free: list[frozenset[str]] = [f.free for f in out]
-    kept = []
-    for k, f in enumerate(out):
-        if isinstance(f, Delta) and len(f.indices) == 1:
-            elsewhere = frozenset().union(*(others_free[:k] + others_free[k + 1 :]))
-            if f.indices[0] in elsewhere:
-                continue
-        kept.append(f)
+    out = [base if exponents[base] == 1 else Pow(base, exponents[base]) for base in order]
+    out = [f if not isinstance(f, Pow) or f.exponent == 0 else _pow(f.base, f.exponent) for f in out]
+    # x_p^0 and δ_p are 1 along p: drop them where another factor carries p, keep one where it is the only
+    # record of p's length (Σ_p x_p / x_p = n_p), preferring x_p^0, which knows that length.
+    kept = [f for f in out if not _is_one(f)]
+    covered = frozenset().union(*(f.free for f in kept))
+    for f in sorted((f for f in out if _is_one(f)), key=lambda f: isinstance(f, Delta)):
+        if not f.free <= covered:
+            kept.append(f)
+            covered |= f.free
     return kept
+
+
+def _is_one(f: Node) -> bool:
+    return (isinstance(f, Delta) and len(f.indices) == 1) or (isinstance(f, Pow) and f.exponent == 0)
 
 
 def _sigmoid(factors: list[Node]) -> list[Node]:
@@ -241,11 +249,15 @@ def _terms(terms: list[Node]) -> Node:
     if not flat:
         return ZERO
     scope = frozenset().union(*(t.free for t in flat))
+    split = [_split_coef(t) for t in flat]
+    # Terms equal up to renaming have equal rename-blind sort keys: only those need canonical forms.
+    rough = [sort_key(rest) for _, rest in split]
+    crowded = {k for k in rough if rough.count(k) > 1}
     order: list[object] = []
     groups: dict[object, list] = {}
-    for t in flat:
-        c, rest = _split_coef(t)
-        key = canonical(rest, scope)
+    for (c, rest), key in zip(split, rough):
+        if key in crowded:
+            key = (key, canonical(rest, scope))
         if key not in groups:
             order.append(key)
             groups[key] = [Fraction(0), rest]
