@@ -1,0 +1,21 @@
+"""The examples run and verify themselves (each exits non-zero when a check fails)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs(script):
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_there_are_examples():
+    assert {p.name for p in EXAMPLES} >= {"quadratic_form.py", "least_squares.py", "logistic_regression.py"}
