@@ -141,11 +141,11 @@ def diff(expr: Expr | Program, *wrt: str) -> Expr:
         name, new = _wrt(expr, spec)
         free = (*expr.free, *new)
         node = separate(expr.node, frozenset(free))
-        d = derivative(node, name, new)
-        if d != ZERO:
+        node = simplify(derivative(node, name, new), frozenset(free))
+        missing = frozenset(free) - node.free
+        if missing and node != ZERO:
             # Constant along an output index (∂x_i/∂c = 1 for every i): keep the index as δ_i, the ones vector.
-            d = Mul((d, ones(frozenset(free))))
-        node = simplify(d, frozenset(free))
+            node = simplify(Mul((node, ones(missing))), frozenset(free))
         origins = dict(expr.origins)
         origins.update({k: (name, axis) for axis, k in enumerate(new)})
         expr = Expr(node, free, None, expr.variables, origins)
