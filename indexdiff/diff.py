@@ -8,7 +8,7 @@ from fractions import Fraction
 from .errors import DiffError, IndexDiffError
 from .expr import ONE, ZERO, Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
 from .functions import FUNCTIONS
-from .names import all_indices, fresh, separate, tensors
+from .names import all_indices, fresh, separate, tensors, witness
 from .parser import split_tensor
 from .simplify import ones, simplify
 
@@ -47,18 +47,10 @@ def _pow(node: Pow, name: str, new: tuple[str, ...]) -> Node:
     return Mul((Number(e), Pow(node.base, e - 1), derivative(node.base, name, new)))
 
 
-def _witness(body: Node, index: str) -> Node | None:
-    """``T^0`` for a tensor T of ``body`` that carries ``index`` (1 everywhere, but it knows index's length)."""
-    for t in tensors(body):
-        if index in t.indices and set(t.indices) <= body.free:
-            return Pow(t, Fraction(0))
-    return None
-
-
 def _sum(node: Sum, name: str, new: tuple[str, ...]) -> Node:
     # ∂/∂a Σ_j (A_ij - a) = -Σ_j 1 = -n_j: the witnesses keep j's length known once A is gone.
     # The simplifier drops a witness wherever another factor still carries its index.
-    witnesses = [w for j in node.indices if (w := _witness(node.body, j)) is not None]
+    witnesses = [w for j in node.indices if (w := witness(node.body, j)) is not None]
     return Sum(node.indices, Mul((derivative(node.body, name, new), *witnesses)))
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor
 
-__all__ = ["DERIVATIVE_ORDER", "SUMMED_ORDER", "fresh", "all_indices", "children", "rename", "separate", "origin", "tensors"]
+__all__ = ["DERIVATIVE_ORDER", "SUMMED_ORDER", "fresh", "all_indices", "children", "rename", "separate", "origin", "tensors", "witness"]
 
 #: New derivative indices are taken in this order (then k1, l1, ...), skipping names in use.
 DERIVATIVE_ORDER = "klmnpqrstuvwabcdefghij"
@@ -117,6 +117,24 @@ def origin(node: Node, index: str, _seen: frozenset[str] = frozenset()) -> tuple
                 found = origin(node, partner, _seen | {index})
                 if found is not None:
                     return found
+    return None
+
+
+def witness(body: Node, index: str) -> Node | None:
+    """1 along ``index``, made from a tensor of ``body`` that carries it, so it knows the index's length.
+
+    ``T_pj^0`` when T's other indices are free in ``body``; ``(Σ_i T_pi^0)^0`` when T also carries indices
+    that ``body`` sums (then they must stay bound inside the witness).
+    """
+    from fractions import Fraction
+
+    zero = Fraction(0)
+    for t in tensors(body):
+        if index in t.indices:
+            inner = set(t.indices) - body.free
+            if not inner:
+                return Pow(t, zero)
+            return Pow(Sum(tuple(sorted(inner)), Pow(t, zero)), zero)
     return None
 
 

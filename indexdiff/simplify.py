@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from .canonical import canonical, sort_key
 from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor
-from .names import SUMMED_ORDER, all_indices, fresh, rename
+from .names import SUMMED_ORDER, all_indices, fresh, rename, witness
 
 __all__ = ["simplify", "ones"]
 
@@ -332,7 +332,11 @@ def _pass(node: Node) -> Node:
     if isinstance(node, Add):
         return _terms([_pass(t) for t in node.terms])
     if isinstance(node, Sum):
-        return _sum(node.indices, _pass(node.body))
+        body = _pass(node.body)
+        # Cancellation can remove the last factor that carries a summed index (Σ_p (A_pi - A_pi + c)):
+        # a witness from the body as it was keeps the index's length known.
+        lost = [w for j in node.indices if j not in body.free and (w := witness(node.body, j)) is not None]
+        return _sum(node.indices, Mul((body, *lost)) if lost else body)
     raise AssertionError(node)
 
 
