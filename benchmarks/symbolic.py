@@ -116,8 +116,12 @@ def check_mlp(text: str) -> None:
     rng = np.random.default_rng(1)
     nb, ni, nj, nk = 3, 4, 5, 2
     arrays = {
-        "W1": rng.standard_normal((nj, ni)), "W2": rng.standard_normal((nk, nj)), "x": rng.standard_normal((nb, ni)),
-        "b1": rng.standard_normal(nj), "b2": rng.standard_normal(nk), "t": rng.standard_normal((nb, nk)),
+        "W1": rng.standard_normal((nj, ni)),
+        "W2": rng.standard_normal((nk, nj)),
+        "x": rng.standard_normal((nb, ni)),
+        "b1": rng.standard_normal(nj),
+        "b2": rng.standard_normal(nk),
+        "t": rng.standard_normal((nb, nk)),
     }
     e = ix.parse(text)
     got = ix.evaluate(ix.diff(e, "W1"), arrays)
@@ -161,33 +165,72 @@ def main() -> None:
         g = ix.diff(ix.parse(case.text), case.wrt)
         simple = "yes" if fully_simplified(g) else "no"
         raw = sympy_raw(case.sympy)[1]
-        rows.append((case.label + " (SymPy diff only)", f"{ix_ms:.3f}", f"{raw_ms:.1f}", f"{raw_ms / ix_ms:.0f}",
-                     simple, sympy_flags(raw.has(KroneckerDelta), raw.has(Piecewise))))
+        rows.append(
+            (
+                case.label + " (SymPy diff only)",
+                f"{ix_ms:.3f}",
+                f"{raw_ms:.1f}",
+                f"{raw_ms / ix_ms:.0f}",
+                simple,
+                sympy_flags(raw.has(KroneckerDelta), raw.has(Piecewise)),
+            )
+        )
         _, sp_text, has_delta, has_pw = sympy_timed_once(case.sympy, False)
-        rows.append((case.label + " (SymPy doit)", f"{ix_ms:.3f}", f"{sp_ms:.1f}", f"{sp_ms / ix_ms:.0f}", simple,
-                     sympy_flags(has_delta, has_pw)))
+        rows.append(
+            (
+                case.label + " (SymPy doit)",
+                f"{ix_ms:.3f}",
+                f"{sp_ms:.1f}",
+                f"{sp_ms / ix_ms:.0f}",
+                simple,
+                sympy_flags(has_delta, has_pw),
+            )
+        )
         guarded = guarded_simplify(case.sympy)
         if guarded is None:
-            rows.append((case.label + " (SymPy doit + simplify)", f"{ix_ms:.3f}", f"> {SIMPLIFY_TIMEOUT_S * 1e3:.0f}",
-                         f"> {SIMPLIFY_TIMEOUT_S * 1e3 / ix_ms:.0f}", simple,
-                         f"n/a (simplify() did not finish in {SIMPLIFY_TIMEOUT_S:.0f} s)"))
+            rows.append(
+                (
+                    case.label + " (SymPy doit + simplify)",
+                    f"{ix_ms:.3f}",
+                    f"> {SIMPLIFY_TIMEOUT_S * 1e3:.0f}",
+                    f"> {SIMPLIFY_TIMEOUT_S * 1e3 / ix_ms:.0f}",
+                    simple,
+                    f"n/a (simplify() did not finish in {SIMPLIFY_TIMEOUT_S:.0f} s)",
+                )
+            )
             simp_text = f"(simplify() did not finish within {SIMPLIFY_TIMEOUT_S:.0f} s)"
         else:
             simp_ms, simp_text, simp_delta, simp_pw = guarded
-            rows.append((case.label + " (SymPy doit + simplify, 1 call)", f"{ix_ms:.3f}", f"{simp_ms:.1f}",
-                         f"{simp_ms / ix_ms:.0f}", simple, sympy_flags(simp_delta, simp_pw)))
+            rows.append(
+                (
+                    case.label + " (SymPy doit + simplify, 1 call)",
+                    f"{ix_ms:.3f}",
+                    f"{simp_ms:.1f}",
+                    f"{simp_ms / ix_ms:.0f}",
+                    simple,
+                    sympy_flags(simp_delta, simp_pw),
+                )
+            )
         details.append((case, str(ix.parse(case.text)), str(g), sp_text, simp_text))
 
-    header = ("case", "indexdiff median (ms)", "SymPy median (ms)", "speed-up (×)",
-              "indexdiff result fully simplified?", "SymPy result has KroneckerDelta?")
+    header = (
+        "case",
+        "indexdiff median (ms)",
+        "SymPy median (ms)",
+        "speed-up (×)",
+        "indexdiff result fully simplified?",
+        "SymPy result has KroneckerDelta?",
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    print(f"\nindexdiff: median of >= {IX_MIN_RUNS} runs of str(ix.diff(ix.parse(text), wrt)); SymPy: median of "
-          f">= {SYMPY_MIN_RUNS} cold-cache runs of build + diff (+ doit) + str; the simplify rows are one cold-cache "
-          f"call each, guarded by a {SIMPLIFY_TIMEOUT_S:.0f} s timeout. 'fully simplified' = no δ left, the text "
-          "parses back to the same derivative, and simplifying again changes nothing.")
+    print(
+        f"\nindexdiff: median of >= {IX_MIN_RUNS} runs of str(ix.diff(ix.parse(text), wrt)); SymPy: median of "
+        f">= {SYMPY_MIN_RUNS} cold-cache runs of build + diff (+ doit) + str; the simplify rows are one cold-cache "
+        f"call each, guarded by a {SIMPLIFY_TIMEOUT_S:.0f} s timeout. 'fully simplified' = no δ left, the text "
+        "parses back to the same derivative, and simplifying again changes nothing."
+    )
 
     for case, parsed, g_text, sp_text, simp_text in details:
         print(f"\n## {case.label}")
@@ -200,8 +243,10 @@ def main() -> None:
     ix_ms, raw_ms, sp_ms = medians[CASES[0].label]
     for what, ms in (("SymPy diff only (δ kept)", raw_ms), ("SymPy diff + doit (δ resolved)", sp_ms)):
         holds = ix_ms < 1.0 and ms / ix_ms >= 100
-        print(f"seed goal against {what}: indexdiff < 1 ms and >= 100× faster: "
-              f"{'HOLDS' if holds else 'DOES NOT HOLD'} ({ix_ms:.3f} ms, {ms / ix_ms:.0f}×)")
+        print(
+            f"seed goal against {what}: indexdiff < 1 ms and >= 100× faster: "
+            f"{'HOLDS' if holds else 'DOES NOT HOLD'} ({ix_ms:.3f} ms, {ms / ix_ms:.0f}×)"
+        )
     print(f"\ntotal benchmark time: {time.perf_counter() - started:.1f} s")
 
 

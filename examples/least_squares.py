@@ -73,8 +73,9 @@ def main() -> None:
 
     x = np.zeros(n)
     x = x - np.linalg.solve(H, ix.evaluate(grad, {"A": A, "b": b, "x": x}))
-    print(f"one Newton step from x = 0:  |A x - b| = {residual(x):.6f}, |x - x_lstsq| = "
-          f"{np.linalg.norm(x - x_best):.1e}")
+    print(
+        f"one Newton step from x = 0:  |A x - b| = {residual(x):.6f}, |x - x_lstsq| = {np.linalg.norm(x - x_best):.1e}"
+    )
     if not np.allclose(x, x_best, rtol=1e-10, atol=1e-12):
         failures.append("Newton step did not land on the lstsq solution")
     print()

@@ -52,10 +52,15 @@ def main() -> None:
     s = sigmoid(z)
     print(f"numpy by hand ({m} samples, 3 weights, z = y * X w):")
     compare("gradient vs -X^T (y * sigmoid(-z))", ix.evaluate(grad, data), -X.T @ (y * sigmoid(-z)), failures)
-    compare("Hessian  vs X^T diag(s (1 - s)) X, s = sigmoid(z)", ix.evaluate(hess, data),
-            X.T @ (X * (s * (1 - s))[:, None]), failures)
-    compare("value    vs sum(log(1 + exp(-z)))", ix.evaluate(loss, data), np.asarray(np.sum(np.log1p(np.exp(-z)))),
-            failures)
+    compare(
+        "Hessian  vs X^T diag(s (1 - s)) X, s = sigmoid(z)",
+        ix.evaluate(hess, data),
+        X.T @ (X * (s * (1 - s))[:, None]),
+        failures,
+    )
+    compare(
+        "value    vs sum(log(1 + exp(-z)))", ix.evaluate(loss, data), np.asarray(np.sum(np.log1p(np.exp(-z)))), failures
+    )
     report = ix.check(loss, "w", "w", arrays=data)
     for result in report.results:
         print(f"  ix.check {result}")

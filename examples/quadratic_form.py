@@ -38,12 +38,14 @@ def main() -> None:
     hess = ix.diff(f, "x", "x")
     first, second = hess.free
 
-    show([
-        ("f", f),
-        (f"df/dx_{grad.free[0]}", grad),
-        (f"df/dA_{''.join(by_a.free)}", by_a),
-        (f"d2f/dx_{first} dx_{second}", hess),
-    ])
+    show(
+        [
+            ("f", f),
+            (f"df/dx_{grad.free[0]}", grad),
+            (f"df/dA_{''.join(by_a.free)}", by_a),
+            (f"d2f/dx_{first} dx_{second}", hess),
+        ]
+    )
 
     rng = np.random.default_rng(0)
     n = 4

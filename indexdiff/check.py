@@ -9,8 +9,7 @@ from typing import Any
 import numpy as np
 
 from .errors import IndexDiffError, ShapeError
-from .expr import Expr, Program
-from .expr import Delta, Node
+from .expr import Delta, Expr, Node, Program
 from .names import all_indices, children, tensors
 
 __all__ = ["check", "random_arrays", "sizes_for", "CheckReport", "CheckResult"]
@@ -27,8 +26,10 @@ class CheckResult:
 
     def __str__(self) -> str:
         status = "ok" if self.ok else "FAILED"
-        return (f"d/d{'/d'.join(self.wrt)}: {status} (max abs error {self.max_abs_error:.2e}, "
-                f"relative {self.max_rel_error:.2e})")
+        return (
+            f"d/d{'/d'.join(self.wrt)}: {status} (max abs error {self.max_abs_error:.2e}, "
+            f"relative {self.max_rel_error:.2e})"
+        )
 
 
 @dataclass(frozen=True)
@@ -137,8 +138,13 @@ def _central(f: Any, arrays: dict[str, np.ndarray], name: str) -> np.ndarray:
 
 
 def check(
-    expr: Expr | Program, *wrt: str, arrays: Mapping[str, Any] | None = None, dims: Mapping[str, int] | None = None,
-    seed: int = 0, rtol: float = 1e-5, atol: float = 1e-7,
+    expr: Expr | Program,
+    *wrt: str,
+    arrays: Mapping[str, Any] | None = None,
+    dims: Mapping[str, int] | None = None,
+    seed: int = 0,
+    rtol: float = 1e-5,
+    atol: float = 1e-7,
 ) -> CheckReport:
     """Differentiate ``expr`` by ``wrt`` in turn and compare each derivative with central differences.
 

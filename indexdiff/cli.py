@@ -48,13 +48,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("expression", nargs="?", help='an expression or statement, e.g. "x_i A_ij x_j"')
     p.add_argument("-f", "--file", help="read a program (or one expression) from FILE; - reads stdin")
-    p.add_argument("--wrt", action="append", default=[], metavar="VARS",
-                   help="differentiate by VARS: x, x_k, or a comma list x,x for repeated differentiation; "
-                   "repeat --wrt for several derivatives")
-    p.add_argument("--format", choices=("index", "einsum", "json"), default="index",
-                   help="index notation (default), numpy einsum code, or JSON")
-    p.add_argument("--check", action="store_true",
-                   help="verify each derivative against central differences on random data; exit 1 on failure")
+    p.add_argument(
+        "--wrt",
+        action="append",
+        default=[],
+        metavar="VARS",
+        help="differentiate by VARS: x, x_k, or a comma list x,x for repeated differentiation; "
+        "repeat --wrt for several derivatives",
+    )
+    p.add_argument(
+        "--format",
+        choices=("index", "einsum", "json"),
+        default="index",
+        help="index notation (default), numpy einsum code, or JSON",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="verify each derivative against central differences on random data; exit 1 on failure",
+    )
     p.add_argument("--dims", default="", metavar="i=3,j=4", help="index sizes for --check")
     p.add_argument("--seed", type=int, default=0, help="random seed for --check (default 0)")
     p.add_argument("--version", action="version", version="indexdiff 0.1.0")
@@ -88,8 +100,13 @@ def parse_dims(text: str) -> dict[str, int]:
         if part.strip():
             name, eq, value = part.partition("=")
             if not eq or not name.strip() or not value.strip().isdigit() or int(value) < 1:
-                raise IndexDiffError(f"bad size {part.strip()!r} in --dims", text, pos, pos + len(part),
-                                     hint="write --dims i=3,j=4 (each index a positive size)")
+                raise IndexDiffError(
+                    f"bad size {part.strip()!r} in --dims",
+                    text,
+                    pos,
+                    pos + len(part),
+                    hint="write --dims i=3,j=4 (each index a positive size)",
+                )
             dims[name.strip()] = int(value)
         pos += len(part) + 1
     return dims
@@ -139,7 +156,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.check:
             out["check"] = [
                 {"wrt": ",".join(r.wrt), "ok": r.ok, "max_abs_error": r.max_abs_error}
-                for rep in reports for r in rep.results
+                for rep in reports
+                for r in rep.results
             ]
         print(json.dumps(out, indent=2, ensure_ascii=False))
     elif not derivatives:

@@ -12,9 +12,18 @@ __all__ = ["einsum_text"]
 
 # Element-wise functions as numpy expressions of their argument's code.
 NUMPY_CODE = {
-    "exp": "np.exp({})", "log": "np.log({})", "sin": "np.sin({})", "cos": "np.cos({})", "tan": "np.tan({})",
-    "tanh": "np.tanh({})", "sigmoid": "np.exp(-np.logaddexp(0, -({})))", "relu": "np.maximum({}, 0)",
-    "step": "np.heaviside({}, 0)", "softplus": "np.logaddexp(0, {})", "sqrt": "np.sqrt({})", "abs": "np.abs({})",
+    "exp": "np.exp({})",
+    "log": "np.log({})",
+    "sin": "np.sin({})",
+    "cos": "np.cos({})",
+    "tan": "np.tan({})",
+    "tanh": "np.tanh({})",
+    "sigmoid": "np.exp(-np.logaddexp(0, -({})))",
+    "relu": "np.maximum({}, 0)",
+    "step": "np.heaviside({}, 0)",
+    "softplus": "np.logaddexp(0, {})",
+    "sqrt": "np.sqrt({})",
+    "abs": "np.abs({})",
     "sign": "np.sign({})",
 }
 
@@ -30,9 +39,7 @@ class _Einsum:
         names: list[str] = list(expr.free)
         while stack:
             n = stack.pop()
-            if isinstance(n, (Tensor, Delta)):
-                names.extend(n.indices)
-            elif isinstance(n, Sum):
+            if isinstance(n, (Tensor, Delta, Sum)):
                 names.extend(n.indices)
             stack.extend(children(n))
         for i in dict.fromkeys(names):
@@ -146,7 +153,8 @@ def einsum_text(expr: Expr) -> str:
     builder = _Einsum(expr)
     code, labels = builder.code(expr.node)
     missing = [i for i in expr.free if i not in labels]
+    aligned = builder.aligned(code, labels, tuple(expr.free))
     if missing:
-        code = f"np.broadcast_to({builder.aligned(code, labels, tuple(expr.free))}, ({', '.join(builder.size_code(i, expr.node) for i in expr.free)},))"
-        return code
-    return builder.aligned(code, labels, tuple(expr.free))
+        shape = ", ".join(builder.size_code(i, expr.node) for i in expr.free)
+        return f"np.broadcast_to({aligned}, ({shape},))"
+    return aligned

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from fractions import Fraction
 
 from .errors import DiffError, IndexDiffError
 from .expr import ONE, ZERO, Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
@@ -76,8 +75,12 @@ def derivative(node: Node, name: str, new: tuple[str, ...]) -> Node:
 def _wrt(expr: Expr, spec: str) -> tuple[str, tuple[str, ...]]:
     """``"x"`` or ``"x_k"`` -> the variable and its new indices (fresh ones when not given)."""
     if not isinstance(spec, str) or not spec.strip():
-        raise DiffError("the variable to differentiate by is empty", text=str(spec), pos=0,
-                        hint="name a tensor of the expression, e.g. x or x_k")
+        raise DiffError(
+            "the variable to differentiate by is empty",
+            text=str(spec),
+            pos=0,
+            hint="name a tensor of the expression, e.g. x or x_k",
+        )
     text = spec.strip()
     try:
         name, given, pos = split_tensor(text)
@@ -86,8 +89,11 @@ def _wrt(expr: Expr, spec: str) -> tuple[str, tuple[str, ...]]:
     known = ", ".join(sorted(expr.variables)) or "none"
     if name not in expr.variables:
         raise DiffError(
-            f"cannot differentiate by '{name}': the expression does not contain it", text=text, pos=0,
-            end=len(name), hint=f"the expression's tensors are: {known}",
+            f"cannot differentiate by '{name}': the expression does not contain it",
+            text=text,
+            pos=0,
+            end=len(name),
+            hint=f"the expression's tensors are: {known}",
         )
     rank = expr.variables[name]
     if not given:
@@ -95,18 +101,28 @@ def _wrt(expr: Expr, spec: str) -> tuple[str, tuple[str, ...]]:
         return name, fresh(used, rank)
     if len(given) != rank:
         raise DiffError(
-            f"'{name}' has {rank} ind{'ex' if rank == 1 else 'ices'} but {len(given)} were given", text=text,
-            pos=len(name) + 1, end=len(text),
+            f"'{name}' has {rank} ind{'ex' if rank == 1 else 'ices'} but {len(given)} were given",
+            text=text,
+            pos=len(name) + 1,
+            end=len(text),
             hint=f"write {name} for fresh indices, or give {rank}" + (f", e.g. {name}_{'klmn'[:rank]}" if rank else ""),
         )
     for k, i in enumerate(given):
         if i in given[:k]:
-            raise DiffError(f"index '{i}' is given twice", text=text, pos=pos[k], end=pos[k] + len(i),
-                            hint="give each new index a different name")
+            raise DiffError(
+                f"index '{i}' is given twice",
+                text=text,
+                pos=pos[k],
+                end=pos[k] + len(i),
+                hint="give each new index a different name",
+            )
         if i in expr.free:
             raise DiffError(
-                f"index '{i}' is already an output index of the expression", text=text, pos=pos[k],
-                end=pos[k] + len(i), hint=f"the output indices are {', '.join(expr.free)}; choose another letter",
+                f"index '{i}' is already an output index of the expression",
+                text=text,
+                pos=pos[k],
+                end=pos[k] + len(i),
+                hint=f"the output indices are {', '.join(expr.free)}; choose another letter",
             )
     return name, given
 
@@ -142,6 +158,3 @@ def diff(expr: Expr | Program, *wrt: str) -> Expr:
         origins.update({k: (name, axis) for axis, k in enumerate(new)})
         expr = Expr(node, free, None, expr.variables, origins)
     return expr
-
-
-

@@ -85,7 +85,8 @@ class _Sizes:
             name = _user_name(index or i)
             raise ShapeError(
                 f"index '{name}' has size {m} in {other} but size {n} in {source}",
-                self.text, *_locate(self.text, source.split("[")[0].split(" ")[0]),
+                self.text,
+                *_locate(self.text, source.split("[")[0].split(" ")[0]),
                 hint=f"every occurrence of '{name}' must have the same length; check the arrays' shapes",
             )
 
@@ -100,7 +101,10 @@ def _locate(text: str, name: str) -> tuple[int | None, int | None]:
 
 
 def index_sizes(
-    node: Node, arrays: Mapping[str, np.ndarray], origins: Mapping[str, tuple[str, int]], dims: Mapping[str, int],
+    node: Node,
+    arrays: Mapping[str, np.ndarray],
+    origins: Mapping[str, tuple[str, int]],
+    dims: Mapping[str, int],
     text: str,
 ) -> _Sizes:
     """The size of every index of ``node`` (whose Σs bind unique names) from the arrays, origins and dims."""
@@ -135,7 +139,8 @@ class _Evaluator:
         n = self.sizes.get(i)
         if n is None:
             raise ShapeError(
-                f"the size of index '{_user_name(i)}' is unknown: no array has it", self.text,
+                f"the size of index '{_user_name(i)}' is unknown: no array has it",
+                self.text,
                 hint=f"pass its size, e.g. dims={{'{_user_name(i)}': 3}}",
             )
         return n
@@ -219,9 +224,7 @@ class _Evaluator:
         if len(reps) == len(out):
             return value, tuple(_rep_owner(r, out, find) for r in reps)
         full = np.zeros(tuple(self.size(i) for i in out), dtype=value.dtype)
-        view = np.einsum(
-            "".join(sym(i) for i in out) + "->" + "".join(sym(r) for r in reps), full
-        )
+        view = np.einsum("".join(sym(i) for i in out) + "->" + "".join(sym(r) for r in reps), full)
         view[...] = value
         return full, out
 
@@ -253,25 +256,35 @@ def _arrays_for(expr: Expr, node: Node, arrays: Mapping[str, Any], text: str) ->
     for name in sorted(needed):
         if name not in arrays:
             raise ShapeError(
-                f"no array given for '{name}'", text, *_locate(text, name),
+                f"no array given for '{name}'",
+                text,
+                *_locate(text, name),
                 hint=f"pass {name}=... (the expression needs: {', '.join(sorted({t.name for t in tensors(node)}))})",
             )
         a = np.asarray(arrays[name])
         if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-            raise ShapeError(f"the array for '{name}' is not numeric (dtype {a.dtype})", text, *_locate(text, name),
-                             hint="pass a numeric array")
+            raise ShapeError(
+                f"the array for '{name}' is not numeric (dtype {a.dtype})",
+                text,
+                *_locate(text, name),
+                hint="pass a numeric array",
+            )
         if a.ndim != ranks[name]:
             raise ShapeError(
                 f"'{name}' has {ranks[name]} ind{'ex' if ranks[name] == 1 else 'ices'} but the array has "
                 f"{a.ndim} ax{'is' if a.ndim == 1 else 'es'} (shape {a.shape})",
-                text, *_locate(text, name), hint=f"pass an array with {ranks[name]} axes for {name}",
+                text,
+                *_locate(text, name),
+                hint=f"pass an array with {ranks[name]} axes for {name}",
             )
         out[name] = a
     return out
 
 
 def evaluate(
-    expr: Expr | Program, arrays: Mapping[str, Any], dims: Mapping[str, int] | None = None,
+    expr: Expr | Program,
+    arrays: Mapping[str, Any],
+    dims: Mapping[str, int] | None = None,
     output: str | None = None,
 ) -> np.ndarray:
     """The value of ``expr`` for the given arrays, a numpy array with axes in ``expr.free`` order.
@@ -292,8 +305,9 @@ def evaluate(
             if s.name == output:
                 return last
         if output is not None:
-            raise IndexDiffError(f"the program defines no '{output}'", str(expr),
-                                 hint=f"choose one of: {', '.join(expr.names)}")
+            raise IndexDiffError(
+                f"the program defines no '{output}'", str(expr), hint=f"choose one of: {', '.join(expr.names)}"
+            )
         assert last is not None
         return last
     if not isinstance(expr, Expr):

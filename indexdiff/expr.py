@@ -11,7 +11,22 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-__all__ = ["Node", "Number", "Tensor", "Delta", "Func", "Pow", "Mul", "Add", "Sum", "Expr", "Program", "ZERO", "ONE", "negate"]
+__all__ = [
+    "Node",
+    "Number",
+    "Tensor",
+    "Delta",
+    "Func",
+    "Pow",
+    "Mul",
+    "Add",
+    "Sum",
+    "Expr",
+    "Program",
+    "ZERO",
+    "ONE",
+    "negate",
+]
 
 Indices = tuple[str, ...]
 

@@ -46,17 +46,11 @@ FUNCTIONS: dict[str, Function] = {
     "cos": Function(np.cos, lambda u: _neg(Func("sin", u)), r"\cos"),
     "tan": Function(np.tan, lambda u: Add((ONE, Pow(Func("tan", u), Fraction(2)))), r"\tan"),
     "tanh": Function(np.tanh, lambda u: _one_minus(Pow(Func("tanh", u), Fraction(2))), r"\tanh"),
-    "sigmoid": Function(
-        _sigmoid, lambda u: Mul((Func("sigmoid", u), _one_minus(Func("sigmoid", u)))), r"\sigma"
-    ),
+    "sigmoid": Function(_sigmoid, lambda u: Mul((Func("sigmoid", u), _one_minus(Func("sigmoid", u)))), r"\sigma"),
     "relu": Function(lambda a: np.maximum(a, 0), lambda u: Func("step", u), r"\operatorname{relu}"),
     "step": Function(_step, lambda u: Number(Fraction(0)), r"\operatorname{step}"),
-    "softplus": Function(
-        lambda a: np.logaddexp(0, a), lambda u: Func("sigmoid", u), r"\operatorname{softplus}"
-    ),
-    "sqrt": Function(
-        np.sqrt, lambda u: Mul((Number(Fraction(1, 2)), Pow(Func("sqrt", u), Fraction(-1)))), r"\sqrt"
-    ),
+    "softplus": Function(lambda a: np.logaddexp(0, a), lambda u: Func("sigmoid", u), r"\operatorname{softplus}"),
+    "sqrt": Function(np.sqrt, lambda u: Mul((Number(Fraction(1, 2)), Pow(Func("sqrt", u), Fraction(-1)))), r"\sqrt"),
     "abs": Function(np.abs, lambda u: Func("sign", u), r"\operatorname{abs}"),
     "sign": Function(np.sign, lambda u: Number(Fraction(0)), r"\operatorname{sign}"),
 }

@@ -18,7 +18,18 @@ from .errors import IndexRuleError, ParseError
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, negate
 from .names import origin
 from .syntax import (
-    SAdd, SCall, SDiv, SGroup, SMul, SNeg, SNumber, SPow, SStatement, SSum, STensor, Syn,
+    SAdd,
+    SCall,
+    SDiv,
+    SGroup,
+    SMul,
+    SNeg,
+    SNumber,
+    SPow,
+    SStatement,
+    SSum,
+    STensor,
+    Syn,
 )
 
 __all__ = ["build", "make_sum", "output_order"]
@@ -74,7 +85,9 @@ class _Context:
             where = f"line {line}, column {col}" if "\n" in self.text.strip() else f"column {col}"
             raise IndexRuleError(
                 f"'{t.name}' is used with {_count(rank)} here but with {_count(seen[0])} at {where}",
-                self.text, t.start, t.end,
+                self.text,
+                t.start,
+                t.end,
                 hint="a tensor has the same number of indices everywhere; use another name for a different tensor",
             )
         self.used.setdefault(t.name, t.start)
@@ -170,12 +183,14 @@ class _Resolver:
             if t.free and missing:
                 k = next(k for k, o in enumerate(terms) if o.free & missing)
                 other, text = s.terms[k], self.ctx.text
-                lhs = f"f_{{{','.join(sorted(union))}}} = ..." if any(len(i) > 1 for i in union) else (
-                    f"f_{''.join(sorted(union))} = {text[s.start:s.end]}"
+                lhs = (
+                    f"f_{{{','.join(sorted(union))}}} = ..."
+                    if any(len(i) > 1 for i in union)
+                    else (f"f_{''.join(sorted(union))} = {text[s.start : s.end]}")
                 )
                 raise self.error(
-                    f"the terms of a sum have different free indices: '{text[syn.start:syn.end]}' has "
-                    f"{_fmt(t.free)} but '{text[other.start:other.end]}' has {_fmt(terms[k].free)}",
+                    f"the terms of a sum have different free indices: '{text[syn.start : syn.end]}' has "
+                    f"{_fmt(t.free)} but '{text[other.start : other.end]}' has {_fmt(terms[k].free)}",
                     syn,
                     hint="give every term the same free indices, or add a left-hand side naming the result's "
                     f"indices (terms lacking one of them are then broadcast): {lhs}",
@@ -187,7 +202,8 @@ class _Resolver:
         for i in s.indices:
             if i in bound:
                 raise self.error(
-                    f"sum_{i}(...) sums an index that is already bound", s,
+                    f"sum_{i}(...) sums an index that is already bound",
+                    s,
                     hint=f"'{i}' is bound by a left-hand side or an enclosing sum; use another letter",
                     end=s.start + 4 + len(i),
                 )
@@ -195,7 +211,8 @@ class _Resolver:
         for i in s.indices:
             if i not in body.free:
                 raise self.error(
-                    f"sum_{i}(...): '{i}' is not a free index of the body", s,
+                    f"sum_{i}(...): '{i}' is not a free index of the body",
+                    s,
                     hint=f"the body's free indices are {_fmt(body.free)}; sum over one of those",
                     end=s.start + 4 + len(i),
                 )
@@ -212,7 +229,9 @@ def _expr(ctx: _Context, s: Syn) -> Expr:
         for index, at in zip(s.indices, s.index_pos):
             if index not in body.free and not zero:
                 raise IndexRuleError(
-                    f"index '{index}' of the left-hand side does not occur on the right", ctx.text, at,
+                    f"index '{index}' of the left-hand side does not occur on the right",
+                    ctx.text,
+                    at,
                     at + len(index),
                     hint=f"every output index must be a free index of the right-hand side ({_fmt(body.free)}); "
                     "remove it from the left or use it on the right",
@@ -220,7 +239,10 @@ def _expr(ctx: _Context, s: Syn) -> Expr:
         if s.name in ctx.used:
             at = ctx.used[s.name]
             raise IndexRuleError(
-                f"'{s.name}' is defined in terms of itself", ctx.text, at, at + len(s.name),
+                f"'{s.name}' is defined in terms of itself",
+                ctx.text,
+                at,
+                at + len(s.name),
                 hint="give the result a new name",
             )
         node = make_sum(body.free - bound, body)
@@ -247,17 +269,25 @@ def build(text: str, lines: list[Syn]) -> Expr | Program:
     for s in lines:
         if not isinstance(s, SStatement):
             raise ParseError(
-                "a program's lines must all be statements", text, s.start, s.end,
+                "a program's lines must all be statements",
+                text,
+                s.start,
+                s.end,
                 hint="name the result: L = ... (several lines or ';' make a program)",
             )
         if s.name in defined:
             raise IndexRuleError(
-                f"'{s.name}' is defined twice", text, s.start, s.start + len(s.name),
+                f"'{s.name}' is defined twice",
+                text,
+                s.start,
+                s.start + len(s.name),
                 hint="each statement defines a new name; rename one of them",
             )
         if s.name in ctx.ranks and s.name not in defined:
             raise IndexRuleError(
-                f"'{s.name}' is used before its definition", text, ctx.ranks[s.name][1],
+                f"'{s.name}' is used before its definition",
+                text,
+                ctx.ranks[s.name][1],
                 ctx.ranks[s.name][1] + len(s.name),
                 hint="define it on an earlier line, or use another name for the input",
             )
@@ -267,7 +297,10 @@ def build(text: str, lines: list[Syn]) -> Expr | Program:
         if ctx.ranks[s.name][0] != len(s.indices):
             raise IndexRuleError(
                 f"'{s.name}' is defined with {_count(len(s.indices))} but used with {_count(ctx.ranks[s.name][0])}",
-                text, s.start, s.start + len(s.name), hint="use it with the indices it is defined with",
+                text,
+                s.start,
+                s.start + len(s.name),
+                hint="use it with the indices it is defined with",
             )
         statements.append(expr)
     return Program(tuple(statements))

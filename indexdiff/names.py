@@ -6,7 +6,18 @@ from collections.abc import Iterable, Iterator
 
 from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor
 
-__all__ = ["DERIVATIVE_ORDER", "SUMMED_ORDER", "fresh", "all_indices", "children", "rename", "separate", "origin", "tensors", "witness"]
+__all__ = [
+    "DERIVATIVE_ORDER",
+    "SUMMED_ORDER",
+    "fresh",
+    "all_indices",
+    "children",
+    "rename",
+    "separate",
+    "origin",
+    "tensors",
+    "witness",
+]
 
 #: New derivative indices are taken in this order (then k1, l1, ...), skipping names in use.
 DERIVATIVE_ORDER = "klmnpqrstuvwabcdefghij"

@@ -16,7 +16,19 @@ from .errors import IndexDiffError, ParseError
 from .expr import Expr, Program
 from .functions import FUNCTIONS, RESERVED
 from .syntax import (
-    SAdd, SCall, SDiv, SGroup, SMul, SNeg, SNumber, SPow, SStatement, SSum, STensor, Syn, constant,
+    SAdd,
+    SCall,
+    SDiv,
+    SGroup,
+    SMul,
+    SNeg,
+    SNumber,
+    SPow,
+    SStatement,
+    SSum,
+    STensor,
+    Syn,
+    constant,
 )
 
 __all__ = ["parse", "parse_syntax", "split_tensor", "MAX_DEPTH"]
@@ -50,7 +62,9 @@ def split_tensor(text: str, start: int = 0) -> tuple[str, tuple[str, ...], tuple
     if rest.startswith("{"):
         if not rest.endswith("}") or len(rest) < 2:
             raise ParseError(
-                "unclosed brace in indices", pos=base, end=start + len(text),
+                "unclosed brace in indices",
+                pos=base,
+                end=start + len(text),
                 hint=f"close it: {name}_{rest.rstrip('}')}}}",
             )
         inner = rest[1:-1]
@@ -69,22 +83,30 @@ def split_tensor(text: str, start: int = 0) -> tuple[str, tuple[str, ...], tuple
             pos = [base + 1 + i for i, c in enumerate(inner) if not c.isspace()]
             if " " in inner.strip():
                 raise ParseError(
-                    "spaces between indices in braces", pos=base, end=start + len(text),
+                    "spaces between indices in braces",
+                    pos=base,
+                    end=start + len(text),
                     hint=f"separate multi-letter indices with commas: {name}_{{{','.join(inner.split())}}}",
                 )
         if not parts or parts == [""]:
-            raise ParseError("empty indices", pos=base, end=start + len(text), hint=f"write {name}_{{ij}} or just {name}")
+            raise ParseError(
+                "empty indices", pos=base, end=start + len(text), hint=f"write {name}_{{ij}} or just {name}"
+            )
         for p, at in zip(parts, pos):
             if not _INDEX.match(p):
                 raise ParseError(
-                    f"{p!r} is not an index name", pos=at, end=at + max(1, len(p)),
+                    f"{p!r} is not an index name",
+                    pos=at,
+                    end=at + max(1, len(p)),
                     hint="an index is a letter, or a name such as row in A_{row,col}",
                 )
         return name, tuple(parts), tuple(pos)
     for k, c in enumerate(rest):
         if not _LETTER.match(c):
             raise ParseError(
-                f"{c!r} is not an index in {text!r}", pos=base + k, end=base + k + 1,
+                f"{c!r} is not an index in {text!r}",
+                pos=base + k,
+                end=base + k + 1,
                 hint="indices are letters (x_i, A_ij); a name with digits goes before the underscore (x1_i); "
                 "index notation has no numbered components",
             )
@@ -93,12 +115,17 @@ def split_tensor(text: str, start: int = 0) -> tuple[str, tuple[str, ...], tuple
 
 def _reserved_use(name: str, start: int, end: int) -> ParseError:
     if name == "sum":
-        return ParseError("'sum' needs an index and a parenthesized body", pos=start, end=end,
-                          hint="write sum_i(...) with no space before '('")
+        return ParseError(
+            "'sum' needs an index and a parenthesized body",
+            pos=start,
+            end=end,
+            hint="write sum_i(...) with no space before '('",
+        )
     if name in ("delta", "δ"):
         return ParseError(f"'{name}' needs indices", pos=start, end=end, hint=f"write {name}_ij")
-    return ParseError(f"'{name}' is a function, not a tensor", pos=start, end=end,
-                      hint=f"write {name}(...) with no space before '('")
+    return ParseError(
+        f"'{name}' is a function, not a tensor", pos=start, end=end, hint=f"write {name}(...) with no space before '('"
+    )
 
 
 def _span(*parts: Syn | Token) -> tuple[int, int, int]:
@@ -114,7 +141,9 @@ def _span(*parts: Syn | Token) -> tuple[int, int, int]:
     depth = max(depths) + 1
     if depth > MAX_DEPTH:
         raise ParseError(
-            f"the expression is nested more than {MAX_DEPTH} levels deep", pos=min(starts), end=min(starts) + 1,
+            f"the expression is nested more than {MAX_DEPTH} levels deep",
+            pos=min(starts),
+            end=min(starts) + 1,
             hint="split it into statements of a program (one per line)",
         )
     return min(starts), max(ends), depth
@@ -135,8 +164,12 @@ class _Build(Transformer):
         name, indices, pos = split_tensor(str(tok), tok.start_pos)
         if name in ("delta", "δ"):
             if not 1 <= len(indices) <= 2:
-                raise ParseError(f"{name} takes one or two indices, not {len(indices)}", pos=tok.start_pos,
-                                 end=tok.end_pos, hint=f"write {name}_ij")
+                raise ParseError(
+                    f"{name} takes one or two indices, not {len(indices)}",
+                    pos=tok.start_pos,
+                    end=tok.end_pos,
+                    hint=f"write {name}_ij",
+                )
             return STensor(*_span(tok), name=name, indices=indices, index_pos=pos, delta=True)
         if name in RESERVED:
             raise _reserved_use(name, tok.start_pos, tok.end_pos)
@@ -160,8 +193,9 @@ class _Build(Transformer):
         _, indices, pos = split_tensor(str(tok), tok.start_pos)
         for k, i in enumerate(indices):
             if i in indices[:k]:
-                raise ParseError(f"sum_ repeats index {i!r}", pos=pos[k], end=pos[k] + len(i),
-                                 hint="name each summed index once")
+                raise ParseError(
+                    f"sum_ repeats index {i!r}", pos=pos[k], end=pos[k] + len(i), hint="name each summed index once"
+                )
         start, _, depth = _span(tok, body)
         return SSum(start, body.end + 1, depth, indices=indices, body=body)
 
@@ -186,7 +220,9 @@ class _Build(Transformer):
         value = constant(exponent)
         if value is None:
             raise ParseError(
-                "the exponent must be a number", pos=exponent.start, end=exponent.end,
+                "the exponent must be a number",
+                pos=exponent.start,
+                end=exponent.end,
                 hint="write x^2, x^-1, x^0.5 or x^(1/3); for a variable exponent use exp(y log(x))",
             )
         return SPow(*_span(base, exponent), base=base, exponent=value)
@@ -204,8 +240,9 @@ class _Build(Transformer):
         left, right = children
         if isinstance(left, SAdd):
             start, end, depth = _span(left, right)
-            return SAdd(start, end, max(left.depth, right.depth + 1), terms=(*left.terms, right),
-                        signs=(*left.signs, sign))
+            return SAdd(
+                start, end, max(left.depth, right.depth + 1), terms=(*left.terms, right), signs=(*left.signs, sign)
+            )
         return SAdd(*_span(left, right), terms=(left, right), signs=(1, sign))
 
     def add(self, children: list[Syn]) -> SAdd:
@@ -218,12 +255,20 @@ class _Build(Transformer):
         tok, body = children
         name, indices, pos = split_tensor(str(tok), tok.start_pos)
         if name in RESERVED:
-            raise ParseError(f"'{name}' cannot be defined: it is a reserved name", pos=tok.start_pos,
-                             end=tok.start_pos + len(name), hint="choose another name for the result")
+            raise ParseError(
+                f"'{name}' cannot be defined: it is a reserved name",
+                pos=tok.start_pos,
+                end=tok.start_pos + len(name),
+                hint="choose another name for the result",
+            )
         for k, i in enumerate(indices):
             if i in indices[:k]:
-                raise ParseError(f"the left-hand side repeats index {i!r}", pos=pos[k], end=pos[k] + len(i),
-                                 hint="each output index appears once on the left; use δ on the right for a diagonal")
+                raise ParseError(
+                    f"the left-hand side repeats index {i!r}",
+                    pos=pos[k],
+                    end=pos[k] + len(i),
+                    hint="each output index appears once on the left; use δ on the right for a diagonal",
+                )
         start, end, depth = _span(tok, body)
         return SStatement(start, end, depth, name=name, indices=indices, index_pos=pos, body=body)
 
@@ -247,9 +292,20 @@ def _balance(text: str) -> tuple[str, int] | None:
 
 
 _TOKEN_NAMES = {
-    "$END": "end of input", "RPAR": "')'", "LPAR": "'('", "EQUAL": "'='", "PLUS": "'+'", "MINUS": "'-'",
-    "STAR": "'*'", "SLASH": "'/'", "CIRCUMFLEX": "'^'", "NUMBER": "a number", "TENSOR": "a tensor",
-    "CALL": "a function", "SUM": "sum_i(", "_SEP": "a line break or ';'",
+    "$END": "end of input",
+    "RPAR": "')'",
+    "LPAR": "'('",
+    "EQUAL": "'='",
+    "PLUS": "'+'",
+    "MINUS": "'-'",
+    "STAR": "'*'",
+    "SLASH": "'/'",
+    "CIRCUMFLEX": "'^'",
+    "NUMBER": "a number",
+    "TENSOR": "a tensor",
+    "CALL": "a function",
+    "SUM": "sum_i(",
+    "_SEP": "a line break or ';'",
 }
 
 
@@ -257,31 +313,41 @@ def _syntax_error(text: str, err: UnexpectedInput) -> ParseError:
     if isinstance(err, UnexpectedCharacters):
         pos, char = err.pos_in_stream, text[err.pos_in_stream]
         if char == "_":
-            return ParseError("'_' must be followed by indices", pos=pos,
-                              hint="write x_i, A_ij or A_{row,col}; a name itself has no underscore")
+            return ParseError(
+                "'_' must be followed by indices",
+                pos=pos,
+                hint="write x_i, A_ij or A_{row,col}; a name itself has no underscore",
+            )
         if char in "{}":
             return ParseError(f"stray {char!r}", pos=pos, hint="braces hold indices right after '_': W1_{ij}")
         if char == "=":
-            return ParseError("unexpected '='", pos=pos,
-                              hint="a statement has one '=' after its left-hand side, e.g. z_i = W_ij x_j")
-        return ParseError(f"unexpected character {char!r}", pos=pos,
-                          hint="index notation uses names with indices (x_i), numbers, + - * / ^, "
-                          "parentheses and functions such as exp(...)")
+            return ParseError(
+                "unexpected '='", pos=pos, hint="a statement has one '=' after its left-hand side, e.g. z_i = W_ij x_j"
+            )
+        return ParseError(
+            f"unexpected character {char!r}",
+            pos=pos,
+            hint="index notation uses names with indices (x_i), numbers, + - * / ^, "
+            "parentheses and functions such as exp(...)",
+        )
     tok = err.token if isinstance(err, UnexpectedToken) else None
     at_end = isinstance(err, UnexpectedEOF) or tok is None or tok.type == "$END"
     unbalanced = _balance(text)
     if unbalanced is not None and (at_end or unbalanced[0] == ")"):
         kind, pos = unbalanced
         if kind == "(":
-            return ParseError("unbalanced parentheses: '(' is never closed", pos=pos,
-                              hint="add the missing ')'")
-        return ParseError("unbalanced parentheses: ')' has no matching '('", pos=pos,
-                          hint="remove it or add the missing '('")
+            return ParseError("unbalanced parentheses: '(' is never closed", pos=pos, hint="add the missing ')'")
+        return ParseError(
+            "unbalanced parentheses: ')' has no matching '('", pos=pos, hint="remove it or add the missing '('"
+        )
     if at_end:
         stripped = text.rstrip()
         pos = max(0, len(stripped) - 1)
-        return ParseError("the input ends too early (a trailing operator?)", pos=pos,
-                          hint="complete the expression after the last operator, or remove the operator")
+        return ParseError(
+            "the input ends too early (a trailing operator?)",
+            pos=pos,
+            hint="complete the expression after the last operator, or remove the operator",
+        )
     assert tok is not None
     what = _TOKEN_NAMES.get(tok.type, repr(str(tok)))
     shown = repr(str(tok)) if tok.type not in ("_SEP",) else what

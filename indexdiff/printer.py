@@ -262,4 +262,3 @@ def to_text(expr: Expr) -> str:
         return printer.fmt(node, _ADD)
     lhs = _result_name(node, expr.name) + indices_text(expr.free)
     return f"{lhs} = {printer.fmt(node, _ADD, free)}"
-

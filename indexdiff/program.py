@@ -78,7 +78,8 @@ def inline(program: Program, output: str | None = None) -> Expr:
         if s.name == output:
             break
     if output is not None and (target is None or target.name != output):
-        raise IndexDiffError(f"the program defines no '{output}'", str(program),
-                             hint=f"choose one of: {', '.join(program.names)}")
+        raise IndexDiffError(
+            f"the program defines no '{output}'", str(program), hint=f"choose one of: {', '.join(program.names)}"
+        )
     assert target is not None
     return target

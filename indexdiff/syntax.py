@@ -6,8 +6,19 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 __all__ = [
-    "Syn", "SNumber", "STensor", "SCall", "SSum", "SMul", "SDiv", "SPow", "SNeg", "SAdd", "SGroup",
-    "SStatement", "constant",
+    "Syn",
+    "SNumber",
+    "STensor",
+    "SCall",
+    "SSum",
+    "SMul",
+    "SDiv",
+    "SPow",
+    "SNeg",
+    "SAdd",
+    "SGroup",
+    "SStatement",
+    "constant",
 ]
 
 

@@ -33,7 +33,10 @@ def _atomic(text: str) -> str:
 
 @st.composite
 def expression(
-    draw: st.DrawFn, free: tuple[str, ...], bound: frozenset[str] = frozenset(), depth: int = 3,
+    draw: st.DrawFn,
+    free: tuple[str, ...],
+    bound: frozenset[str] = frozenset(),
+    depth: int = 3,
     positive: bool = False,
 ) -> str:
     """Text whose free indices (with ``bound`` indices never summed) are exactly ``free``."""

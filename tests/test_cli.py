@@ -100,8 +100,11 @@ def test_failed_check_exits_1(capsys, monkeypatch):
 
 def test_python_dash_m_and_stdin():
     proc = subprocess.run(
-        [sys.executable, "-m", "indexdiff", "-f", "-", "--wrt", "x"], input="x_i A_ij x_j\n",
-        capture_output=True, text=True, check=False,
+        [sys.executable, "-m", "indexdiff", "-f", "-", "--wrt", "x"],
+        input="x_i A_ij x_j\n",
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0 and ix.parse(proc.stdout) == ix.parse("A_kj x_j + A_ik x_i")
     bad = subprocess.run([sys.executable, "-m", "indexdiff", "(x_i"], capture_output=True, text=True, check=False)

@@ -175,8 +175,13 @@ def test_moderate_nesting_works():
 
 
 VALID = [
-    "x_i A_ij x_j", "L = sum_i((A_ij x_j - b_i)^2)", "sigmoid(W_ij x_j + b_i)", "z_bi = W_ij x_bj + c_i",
-    "sum_i(log(1 + exp(-y_i X_ij w_j)))", "0.5 x_i A_ij x_j - c", "h_i = relu(W_ij x_j); L = h_i h_i",
+    "x_i A_ij x_j",
+    "L = sum_i((A_ij x_j - b_i)^2)",
+    "sigmoid(W_ij x_j + b_i)",
+    "z_bi = W_ij x_bj + c_i",
+    "sum_i(log(1 + exp(-y_i X_ij w_j)))",
+    "0.5 x_i A_ij x_j - c",
+    "h_i = relu(W_ij x_j); L = h_i h_i",
 ]
 ALPHABET = list("xyzAWijk_{},()+-*/^=;. 0123456789#δ") + ["exp(", "sum_i(", "\n", "1e", "σ"]
 

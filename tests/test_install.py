@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
@@ -19,19 +18,35 @@ def test_wheel_install_runs_cli_from_elsewhere(tmp_path):
     venv.EnvBuilder(with_pip=True, system_site_packages=True).create(env_dir)
     python = env_dir / ("Scripts" if os.name == "nt" else "bin") / "python"
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", str(ROOT)], check=True, cwd=tmp_path, capture_output=True,
+        [str(python), "-m", "pip", "install", "--quiet", str(ROOT)],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
     )
     cli = env_dir / "bin" / "indexdiff"
-    proc = subprocess.run([str(cli), "x_i A_ij x_j", "--wrt", "x"], capture_output=True, text=True, cwd=tmp_path,
-                          check=False)
+    proc = subprocess.run(
+        [str(cli), "x_i A_ij x_j", "--wrt", "x"], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "A_ik x_i + A_kj x_j"
-    where = subprocess.run([str(python), "-c", "import indexdiff.parser as p; print(p.__file__)"],
-                           capture_output=True, text=True, cwd=tmp_path, check=True).stdout
+    where = subprocess.run(
+        [str(python), "-c", "import indexdiff.parser as p; print(p.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
     assert str(env_dir) in where  # the installed copy, not the source tree
     grammar = subprocess.run(
-        [str(python), "-c", "import importlib.resources as r; "
-         "print(r.files('indexdiff').joinpath('grammar').joinpath('indexdiff.lark').is_file())"],
-        capture_output=True, text=True, cwd=tmp_path, check=True,
+        [
+            str(python),
+            "-c",
+            "import importlib.resources as r; "
+            "print(r.files('indexdiff').joinpath('grammar').joinpath('indexdiff.lark').is_file())",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
     ).stdout
     assert grammar.strip() == "True"

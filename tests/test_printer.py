@@ -7,10 +7,25 @@ import pytest
 import indexdiff as ix
 
 CASES = [
-    "x_i A_ij x_j", "W_ij x_j + b_i", "z_i = y_i X_ij w_j", "z_bi = W_ij x_bj + c_i", "L = sum_i((z_i - t_i)^2)",
-    "A_ji", "sum_i(log(1 + exp(-y_i X_ij w_j)))", "u_i / v_i", "0.5 x_i A_ij x_j - c", "A_ii", "1/3 x_i",
-    "x^-0.5 + y^(1/3) - (2 x)^2", "x_i (y_j z_j)", "T_{i,row,k} x_{row,}", "δ_ij x_j", "z_i = A_ii",
-    "exp((u_p^2)^2)", "a / (b c)", "(x_i - y_i)^2 / 2",
+    "x_i A_ij x_j",
+    "W_ij x_j + b_i",
+    "z_i = y_i X_ij w_j",
+    "z_bi = W_ij x_bj + c_i",
+    "L = sum_i((z_i - t_i)^2)",
+    "A_ji",
+    "sum_i(log(1 + exp(-y_i X_ij w_j)))",
+    "u_i / v_i",
+    "0.5 x_i A_ij x_j - c",
+    "A_ii",
+    "1/3 x_i",
+    "x^-0.5 + y^(1/3) - (2 x)^2",
+    "x_i (y_j z_j)",
+    "T_{i,row,k} x_{row,}",
+    "δ_ij x_j",
+    "z_i = A_ii",
+    "exp((u_p^2)^2)",
+    "a / (b c)",
+    "(x_i - y_i)^2 / 2",
 ]
 
 
