@@ -1,25 +1,9 @@
 """Least squares L = sum_i((A_ij x_j - b_i)^2): gradient and Hessian by x, then gradient descent and Newton."""
 
 import numpy as np
+from _verify import compare, report_check, show
 
 import indexdiff as ix
-
-
-def compare(what: str, got: np.ndarray, expected: np.ndarray, failures: list[str]) -> None:
-    """Print the largest difference between indexdiff's value and numpy's; remember a mismatch."""
-    ok = got.shape == expected.shape and np.allclose(got, expected, rtol=1e-10, atol=1e-12)
-    err = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
-    print(f"  {what:<34} max |difference| {err:.1e}  {'ok' if ok else 'FAILED'}")
-    if not ok:
-        failures.append(what)
-
-
-def show(rows: list[tuple[str, ix.Expr]]) -> None:
-    """Print ``name = expression`` lines with the equals signs aligned."""
-    width = max(len(name) for name, _ in rows)
-    for name, expr in rows:
-        print(f"{name:<{width}} = {expr}")
-    print()
 
 
 def main() -> None:
@@ -41,11 +25,7 @@ def main() -> None:
     compare("gradient vs 2 A^T (A x - b)", ix.evaluate(grad, data), 2 * A.T @ (A @ x - b), failures)
     compare("Hessian  vs 2 A^T A", ix.evaluate(hess, data), 2 * A.T @ A, failures)
     compare("value    vs |A x - b|^2", ix.evaluate(loss, data), np.asarray(np.sum((A @ x - b) ** 2)), failures)
-    report = ix.check(loss, "x", "x", arrays=data)
-    for result in report.results:
-        print(f"  ix.check {result}")
-    if not report.ok:
-        failures.append("ix.check")
+    report_check("the data above, by x then x", ix.check(loss, "x", "x", arrays=data), failures)
     print()
 
     x_best, *_ = np.linalg.lstsq(A, b, rcond=None)

@@ -1,6 +1,7 @@
 """Logistic regression L = sum_i(log(1 + exp(-y_i X_ij w_j))): gradient and Hessian by w, then Newton's method."""
 
 import numpy as np
+from _verify import compare, report_check, show
 
 import indexdiff as ix
 
@@ -11,23 +12,6 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 def predict(X: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.where(X @ w >= 0, 1.0, -1.0)
-
-
-def compare(what: str, got: np.ndarray, expected: np.ndarray, failures: list[str]) -> None:
-    """Print the largest difference between indexdiff's value and numpy's; remember a mismatch."""
-    ok = got.shape == expected.shape and np.allclose(got, expected, rtol=1e-10, atol=1e-12)
-    err = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
-    print(f"  {what:<49} max |difference| {err:.1e}  {'ok' if ok else 'FAILED'}")
-    if not ok:
-        failures.append(what)
-
-
-def show(rows: list[tuple[str, ix.Expr]]) -> None:
-    """Print ``name = expression`` lines with the equals signs aligned."""
-    width = max(len(name) for name, _ in rows)
-    for name, expr in rows:
-        print(f"{name:<{width}} = {expr}")
-    print()
 
 
 def main() -> None:
@@ -51,7 +35,7 @@ def main() -> None:
     z = y * (X @ w)
     s = sigmoid(z)
     print(f"numpy by hand ({m} samples, 3 weights, z = y * X w):")
-    compare("gradient vs -X^T (y * sigmoid(-z))", ix.evaluate(grad, data), -X.T @ (y * sigmoid(-z)), failures)
+    compare("gradient vs -X^T (y * sigmoid(-z))", ix.evaluate(grad, data), -X.T @ (y * sigmoid(-z)), failures, width=49)
     compare(
         "Hessian  vs X^T diag(s (1 - s)) X, s = sigmoid(z)",
         ix.evaluate(hess, data),
@@ -61,11 +45,7 @@ def main() -> None:
     compare(
         "value    vs sum(log(1 + exp(-z)))", ix.evaluate(loss, data), np.asarray(np.sum(np.log1p(np.exp(-z)))), failures
     )
-    report = ix.check(loss, "w", "w", arrays=data)
-    for result in report.results:
-        print(f"  ix.check {result}")
-    if not report.ok:
-        failures.append("ix.check")
+    report_check("the data above, by w then w", ix.check(loss, "w", "w", arrays=data), failures)
     print()
 
     print("Newton's method from w = 0:")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor
+from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, product
 from .names import SUMMED_ORDER, all_indices, fresh, rename
 
 __all__ = ["canonical", "flatten", "sort_key"]
@@ -68,17 +68,7 @@ def flatten(node: Node) -> Node:
                 return flatten(Mul(tuple(Pow(f, node.exponent) for f in base.factors)))
         return Pow(base, node.exponent)
     if isinstance(node, Mul):
-        factors: list[Node] = []
-        coef = Fraction(1)
-        for f in (flatten(f) for f in node.factors):
-            for g in f.factors if isinstance(f, Mul) else (f,):
-                if isinstance(g, Number):
-                    coef *= g.value
-                else:
-                    factors.append(g)
-        if coef != 1 or not factors:
-            factors.insert(0, Number(coef))
-        return factors[0] if len(factors) == 1 else Mul(tuple(factors))
+        return product([flatten(f) for f in node.factors])
     if isinstance(node, Add):
         terms: list[Node] = []
         for t in (flatten(t) for t in node.terms):

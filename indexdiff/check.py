@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import IndexDiffError, ShapeError
 from .expr import Delta, Expr, Node, Program
-from .names import all_indices, children, tensors
+from .names import UnionFind, all_indices, children, tensors
 
 __all__ = ["check", "random_arrays", "sizes_for", "CheckReport", "CheckResult"]
 
@@ -50,19 +50,8 @@ class CheckReport:
 
 def _shapes(expr: Expr, dims: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
     """A shape for each tensor: index letters that share a tensor axis get one size (from dims or a default)."""
-    parent: dict[str, str] = {}
-
-    def find(i: str) -> str:
-        parent.setdefault(i, i)
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
-    def join(a: str, b: str) -> None:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[rb] = ra
-
+    classes = UnionFind()
+    find, join = classes.find, classes.union
     for d in _deltas(expr.node):
         if len(d.indices) == 2:
             join(*d.indices)

@@ -16,7 +16,7 @@ import opt_einsum
 from .errors import IndexDiffError, ShapeError
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
 from .functions import FUNCTIONS
-from .names import all_indices, children, rename, tensors
+from .names import UnionFind, all_indices, children, rebuild, rename, tensors
 
 __all__ = ["evaluate", "index_sizes", "unique_sums"]
 
@@ -38,42 +38,26 @@ def unique_sums(node: Node, taken: set[str] | None = None) -> Node:
             mapping[j] = name
         body = rename(node.body, mapping)
         return Sum(tuple(sorted(mapping.values())), unique_sums(body, taken))
-    if isinstance(node, Func):
-        return Func(node.name, unique_sums(node.arg, taken))
-    if isinstance(node, Pow):
-        return Pow(unique_sums(node.base, taken), node.exponent)
-    if isinstance(node, Mul):
-        return Mul(tuple(unique_sums(f, taken) for f in node.factors))
-    if isinstance(node, Add):
-        return Add(tuple(unique_sums(t, taken) for t in node.terms))
-    return node
+    return rebuild(node, tuple(unique_sums(c, taken) for c in children(node)))
 
 
 def _user_name(index: str) -> str:
     return index.split("#")[0]
 
 
-class _Sizes:
+class _Sizes(UnionFind):
     """Index sizes, joined through deltas, with the tensor that set each one (for messages)."""
 
     def __init__(self, text: str) -> None:
-        self.parent: dict[str, str] = {}
+        super().__init__()
         self.size: dict[str, tuple[int, str]] = {}
         self.text = text
 
-    def find(self, i: str) -> str:
-        self.parent.setdefault(i, i)
-        while self.parent[i] != i:
-            self.parent[i] = self.parent[self.parent[i]]
-            i = self.parent[i]
-        return i
-
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[rb] = ra
-            if rb in self.size:
-                self.set(ra, *self.size.pop(rb), index=a)
+    def union(self, a: str, b: str) -> tuple[str, str]:
+        ra, rb = super().union(a, b)
+        if ra != rb and rb in self.size:
+            self.set(ra, *self.size.pop(rb), index=a)
+        return ra, rb
 
     def set(self, i: str, n: int, source: str, index: str | None = None) -> None:
         r = self.find(i)
@@ -177,23 +161,15 @@ class _Evaluator:
     def product(self, node: Node, summed: frozenset[str]) -> tuple[np.ndarray, Labels]:
         """One contraction: Σ_summed of the factors, deltas merged into the indices they join."""
         factors = node.factors if isinstance(node, Mul) else (node,)
-        parent: dict[str, str] = {}
-
-        def find(i: str) -> str:
-            parent.setdefault(i, i)
-            while parent[i] != i:
-                i = parent[i]
-            return i
-
+        joined = UnionFind()
+        find = joined.find
         operands: list[tuple[np.ndarray, Labels]] = []
         for f in factors:
             if isinstance(f, Delta):
                 if len(f.indices) == 2:
-                    a, b = find(f.indices[0]), find(f.indices[1])
-                    if a != b:
-                        # Prefer an output index as the representative.
-                        a, b = (b, a) if a in summed else (a, b)
-                        parent[b] = a
+                    a, b = f.indices
+                    # Prefer an output index as the class representative.
+                    joined.union(*((b, a) if find(a) in summed else (a, b)))
                 continue
             if isinstance(f, Number):
                 operands.append((np.asarray(float(f.value), dtype=self.dtype), ()))

@@ -135,6 +135,21 @@ ZERO = Number(Fraction(0))
 ONE = Number(Fraction(1))
 
 
+def product(nodes: list[Node] | tuple[Node, ...]) -> Node:
+    """The product of ``nodes``: nested products spliced in, numbers multiplied into one leading coefficient."""
+    flat: list[Node] = []
+    coef = Fraction(1)
+    for n in nodes:
+        for f in n.factors if isinstance(n, Mul) else (n,):
+            if isinstance(f, Number):
+                coef *= f.value
+            else:
+                flat.append(f)
+    if coef != 1 or not flat:
+        flat.insert(0, Number(coef))
+    return flat[0] if len(flat) == 1 else Mul(tuple(flat))
+
+
 def negate(node: Node) -> Node:
     """``-node``, folding the sign into a number or a product's leading coefficient."""
     if isinstance(node, Number):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from .errors import IndexRuleError, ParseError
-from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, negate
+from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, negate, product
 from .names import origin
 from .syntax import (
     SAdd,
@@ -47,21 +47,6 @@ def make_sum(indices: frozenset[str] | set[str], body: Node) -> Node:
     if isinstance(body, Sum):
         return Sum(tuple(sorted(set(indices) | set(body.indices))), body.body)
     return Sum(tuple(sorted(indices)), body)
-
-
-def _product_of(nodes: list[Node]) -> Node:
-    """A product of ``nodes``: plain products (they sum nothing) spliced in, numbers made one leading coefficient."""
-    flat: list[Node] = []
-    coef = Fraction(1)
-    for n in nodes:
-        for f in n.factors if isinstance(n, Mul) else (n,):
-            if isinstance(f, Number):
-                coef *= f.value
-            else:
-                flat.append(f)
-    if coef != 1 or not flat:
-        flat.insert(0, Number(coef))
-    return flat[0] if len(flat) == 1 else Mul(tuple(flat))
 
 
 def _fmt(indices: frozenset[str] | set[str]) -> str:
@@ -158,7 +143,7 @@ class _Resolver:
                 )
             if n == 2:
                 summed.add(index)
-        return make_sum(summed, _product_of(nodes))
+        return make_sum(summed, product(nodes))
 
     def quotient(self, s: SDiv, bound: frozenset[str]) -> Node:
         num, den = self.resolve(s.num, bound), self.resolve(s.den, bound)
@@ -171,8 +156,8 @@ class _Resolver:
             for f in (den.factors if isinstance(den, Mul) else (den,))
         ]
         if isinstance(num, Number) and num.value == 1:
-            return _product_of(inverse)
-        return _product_of([num, *inverse])
+            return product(inverse)
+        return product([num, *inverse])
 
     def sum_of_terms(self, s: SAdd, bound: frozenset[str]) -> Node:
         """Rule 2: the terms' free indices agree, up to scalars and bound indices (both broadcast)."""

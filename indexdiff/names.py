@@ -16,7 +16,7 @@ __all__ = [
     "separate",
     "origin",
     "tensors",
-    "witness",
+    "witness", "rebuild", "rename_summed", "UnionFind",
 ]
 
 #: New derivative indices are taken in this order (then k1, l1, ...), skipping names in use.
@@ -80,6 +80,52 @@ def children(node: Node) -> tuple[Node, ...]:
     return ()
 
 
+def rebuild(node: Node, parts: tuple[Node, ...]) -> Node:
+    """``node`` with its sub-nodes replaced by ``parts`` (in the order ``children`` gives them)."""
+    if isinstance(node, Mul):
+        return Mul(parts)
+    if isinstance(node, Add):
+        return Add(parts)
+    if isinstance(node, Func):
+        return Func(node.name, parts[0])
+    if isinstance(node, Pow):
+        return Pow(parts[0], node.exponent)
+    if isinstance(node, Sum):
+        return Sum(node.indices, parts[0])
+    return node
+
+
+def rename_summed(node: Sum, avoid: set[str] | frozenset[str]) -> Sum:
+    """``node`` with those of its summed indices that are in ``avoid`` renamed to fresh names."""
+    clash = [j for j in node.indices if j in avoid]
+    if not clash:
+        return node
+    new = fresh(set(avoid) | all_indices(node), len(clash), SUMMED_ORDER)
+    mapping = dict(zip(clash, new))
+    return Sum(tuple(sorted(mapping.get(j, j) for j in node.indices)), rename(node.body, mapping))
+
+
+class UnionFind:
+    """Index names joined into classes (by deltas, or by sharing a tensor axis)."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, i: str) -> str:
+        self.parent.setdefault(i, i)
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: str, b: str) -> tuple[str, str]:
+        """Join a's and b's classes; returns (kept root, absorbed root)."""
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+        return ra, rb
+
+
 def rename(node: Node, mapping: dict[str, str]) -> Node:
     """``node`` with its free indices renamed by ``mapping``; summed indices are renamed out of the way."""
     mapping = {a: b for a, b in mapping.items() if a != b and a in node.free}
@@ -90,25 +136,10 @@ def rename(node: Node, mapping: dict[str, str]) -> Node:
     if isinstance(node, Delta):
         idx = tuple(mapping.get(i, i) for i in node.indices)
         return Delta((idx[0],)) if len(idx) == 2 and idx[0] == idx[1] else Delta(idx)
-    if isinstance(node, Func):
-        return Func(node.name, rename(node.arg, mapping))
-    if isinstance(node, Pow):
-        return Pow(rename(node.base, mapping), node.exponent)
-    if isinstance(node, Mul):
-        return Mul(tuple(rename(f, mapping) for f in node.factors))
-    if isinstance(node, Add):
-        return Add(tuple(rename(t, mapping) for t in node.terms))
     if isinstance(node, Sum):
-        targets = set(mapping.values())
-        clash = [j for j in node.indices if j in targets]
-        body, indices = node.body, node.indices
-        if clash:
-            new = fresh(all_indices(node) | targets | set(mapping), len(clash), SUMMED_ORDER)
-            away = dict(zip(clash, new))
-            body = rename(body, away)
-            indices = tuple(sorted(away.get(j, j) for j in indices))
-        return Sum(indices, rename(body, mapping))
-    return node
+        node = rename_summed(node, set(mapping.values()))
+        return Sum(node.indices, rename(node.body, mapping))
+    return rebuild(node, tuple(rename(c, mapping) for c in children(node)))
 
 
 def origin(node: Node, index: str, _seen: frozenset[str] = frozenset()) -> tuple[str, int] | None:
@@ -163,19 +194,6 @@ def tensors(node: Node) -> Iterator[Tensor]:
 def separate(node: Node, scope: frozenset[str]) -> Node:
     """``node`` with every summed index renamed where it repeats a name visible around it (``scope``)."""
     if isinstance(node, Sum):
-        clash = [j for j in node.indices if j in scope]
-        body, indices = node.body, node.indices
-        if clash:
-            new = fresh(scope | all_indices(body), len(clash), SUMMED_ORDER)
-            body = rename(body, dict(zip(clash, new)))
-            indices = tuple(sorted((set(indices) - set(clash)) | set(new)))
-        return Sum(indices, separate(body, scope | frozenset(indices)))
-    if isinstance(node, Func):
-        return Func(node.name, separate(node.arg, scope))
-    if isinstance(node, Pow):
-        return Pow(separate(node.base, scope), node.exponent)
-    if isinstance(node, Mul):
-        return Mul(tuple(separate(f, scope) for f in node.factors))
-    if isinstance(node, Add):
-        return Add(tuple(separate(t, scope) for t in node.terms))
-    return node
+        node = rename_summed(node, scope)
+        return Sum(node.indices, separate(node.body, scope | frozenset(node.indices)))
+    return rebuild(node, tuple(separate(c, scope) for c in children(node)))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .errors import IndexDiffError
-from .expr import Add, Expr, Func, Mul, Node, Pow, Program, Sum, Tensor
-from .names import SUMMED_ORDER, all_indices, children, fresh, rename
+from .expr import Expr, Node, Program, Tensor
+from .names import children, rebuild, rename
 
 __all__ = ["inline"]
 
@@ -15,44 +15,13 @@ def _substitute(node: Node, definitions: dict[str, Expr]) -> Node:
         d = definitions.get(node.name)
         if d is None:
             return node
-        body = d.node
-        # Summed indices of the definition must not collide with the use's indices.
-        summed = all_indices(body) - set(d.free)
-        clash = summed & set(node.indices)
-        if clash:
-            new = fresh(all_indices(body) | set(node.indices), len(clash), SUMMED_ORDER)
-            body = _rename_bound(body, dict(zip(sorted(clash), new)))
-        temp = fresh(all_indices(body) | set(node.indices), len(d.free), "αβγεζηθικλμνξοπρστυφχψω")
-        body = rename(body, dict(zip(d.free, temp)))
-        return rename(body, dict(zip(temp, node.indices)))
+        # Simultaneous and capture-avoiding: the definition's summed indices move out of the use's way.
+        return rename(d.node, dict(zip(d.free, node.indices)))
     parts = children(node)
     if not parts:
         return node
     new_parts = tuple(_substitute(p, definitions) for p in parts)
-    return _rebuild(node, new_parts)
-
-
-def _rename_bound(node: Node, mapping: dict[str, str]) -> Node:
-    if isinstance(node, Sum):
-        indices = tuple(sorted(mapping.get(j, j) for j in node.indices))
-        inner = {j: mapping[j] for j in node.indices if j in mapping}
-        return Sum(indices, _rename_bound(rename(node.body, inner), mapping))
-    parts = children(node)
-    return _rebuild(node, tuple(_rename_bound(p, mapping) for p in parts)) if parts else node
-
-
-def _rebuild(node: Node, parts: tuple[Node, ...]) -> Node:
-    if isinstance(node, Mul):
-        return Mul(parts)
-    if isinstance(node, Add):
-        return Add(parts)
-    if isinstance(node, Func):
-        return Func(node.name, parts[0])
-    if isinstance(node, Pow):
-        return Pow(parts[0], node.exponent)
-    if isinstance(node, Sum):
-        return Sum(node.indices, parts[0])
-    raise AssertionError(node)
+    return rebuild(node, new_parts)
 
 
 def inline(program: Program, output: str | None = None) -> Expr:

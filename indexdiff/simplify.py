@@ -12,7 +12,7 @@ from fractions import Fraction
 
 from .canonical import canonical, sort_key
 from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor
-from .names import SUMMED_ORDER, all_indices, fresh, rename, witness
+from .names import all_indices, rename, rename_summed, witness
 
 __all__ = ["simplify", "ones"]
 
@@ -48,14 +48,8 @@ def _pull_sum(factors: list[Node], coef: Fraction) -> Node | None:
     for k, f in enumerate(factors):
         if isinstance(f, Sum):
             rest = factors[:k] + factors[k + 1 :]
-            taken = set().union(*(all_indices(r) for r in rest)) if rest else set()
-            clash = [j for j in f.indices if j in taken]
-            body, indices = f.body, f.indices
-            if clash:
-                new = fresh(taken | all_indices(f), len(clash), SUMMED_ORDER)
-                body = rename(body, dict(zip(clash, new)))
-                indices = tuple(sorted((set(indices) - set(clash)) | set(new)))
-            return _sum(indices, _product([Number(coef), *rest, body]))
+            f = rename_summed(f, set().union(*(all_indices(r) for r in rest)))
+            return _sum(f.indices, _product([Number(coef), *rest, f.body]))
     return None
 
 
@@ -283,11 +277,7 @@ def _sum(indices: tuple[str, ...] | frozenset[str], body: Node) -> Node:
     if body == ZERO:
         return ZERO
     if isinstance(body, Sum):
-        inner = frozenset(body.indices)
-        if inner & summed:
-            new = fresh(all_indices(body) | summed, len(inner & summed), SUMMED_ORDER)
-            away = dict(zip(sorted(inner & summed), new))
-            body = Sum(tuple(sorted(away.get(j, j) for j in inner)), rename(body.body, away))
+        body = rename_summed(body, summed)
         return _sum(summed | frozenset(body.indices), body.body)
     missing = summed - body.free
     if missing:

@@ -1,0 +1,31 @@
+"""Shared by the examples: print comparisons and check reports, remember what failed."""
+
+import numpy as np
+
+import indexdiff as ix
+
+
+def compare(what: str, got: np.ndarray, expected: np.ndarray, failures: list[str], width: int = 34) -> None:
+    """Print the largest difference between indexdiff's value and numpy's; remember a mismatch."""
+    ok = got.shape == expected.shape and np.allclose(got, expected, rtol=1e-10, atol=1e-12)
+    err = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
+    print(f"  {what:<{width}} max |difference| {err:.1e}  {'ok' if ok else 'FAILED'}")
+    if not ok:
+        failures.append(what)
+
+
+def report_check(what: str, report: ix.CheckReport, failures: list[str]) -> None:
+    """Print an ix.check report (one line per derivative); remember a failure."""
+    print(f"  ix.check on {what}:")
+    for result in report.results:
+        print(f"    {result}")
+    if not report.ok:
+        failures.append(f"ix.check on {what}")
+
+
+def show(rows: list[tuple[str, ix.Expr]]) -> None:
+    """Print ``name = expression`` lines with the equals signs aligned."""
+    width = max(len(name) for name, _ in rows)
+    for name, expr in rows:
+        print(f"{name:<{width}} = {expr}")
+    print()
