@@ -16,7 +16,10 @@ __all__ = [
     "separate",
     "origin",
     "tensors",
-    "witness", "rebuild", "rename_summed", "UnionFind",
+    "witness",
+    "rebuild",
+    "rename_summed",
+    "UnionFind",
 ]
 
 #: New derivative indices are taken in this order (then k1, l1, ...), skipping names in use.
