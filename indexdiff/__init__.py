@@ -6,11 +6,23 @@ A_ik x_i + A_kj x_j
 """
 
 from .check import CheckReport, check
+from .compile import Compiled, compile
 from .diff import diff
 from .errors import IndexDiffError
 from .evaluate import evaluate
 from .expr import Expr, Program
 from .parser import parse
 
-__all__ = ["parse", "diff", "evaluate", "check", "Expr", "Program", "CheckReport", "IndexDiffError"]
+__all__ = [
+    "parse",
+    "diff",
+    "evaluate",
+    "compile",
+    "check",
+    "Expr",
+    "Program",
+    "Compiled",
+    "CheckReport",
+    "IndexDiffError",
+]
 __version__ = "0.1.0"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -130,6 +131,7 @@ class _Evaluator:
         return n
 
     def eval(self, node: Node) -> tuple[np.ndarray, Labels]:
+        """The value of ``node`` and its axis labels: always its free indices in sorted order."""
         if isinstance(node, Number):
             return np.asarray(float(node.value), dtype=self.dtype), ()
         if isinstance(node, (Tensor, Delta, Mul)):
@@ -160,49 +162,82 @@ class _Evaluator:
 
     def product(self, node: Node, summed: frozenset[str]) -> tuple[np.ndarray, Labels]:
         """One contraction: Σ_summed of the factors, deltas merged into the indices they join."""
-        factors = node.factors if isinstance(node, Mul) else (node,)
-        joined = UnionFind()
-        find = joined.find
-        operands: list[tuple[np.ndarray, Labels]] = []
-        for f in factors:
-            if isinstance(f, Delta):
-                if len(f.indices) == 2:
-                    a, b = f.indices
-                    # Prefer an output index as the class representative.
-                    joined.union(*((b, a) if find(a) in summed else (a, b)))
-                continue
+        plan = plan_product(node, summed, self.size)
+        operands = []
+        for f in plan.operands:
             if isinstance(f, Number):
-                operands.append((np.asarray(float(f.value), dtype=self.dtype), ()))
+                operands.append(np.asarray(float(f.value), dtype=self.dtype))
             elif isinstance(f, Tensor):
-                operands.append((self.arrays[f.name], f.indices))
+                operands.append(self.arrays[f.name])
             else:
-                operands.append(self.eval(f))
-        out = tuple(sorted(node.free - summed))
-        every = set(out) | set(summed) | {i for f in factors if isinstance(f, Delta) for i in f.indices}
-        for i in every:
-            find(i)
-        present = {find(i) for _, labels in operands for i in labels}
-        for rep in sorted({find(i) for i in every} - present):
-            operands.append((np.ones(self.size(rep), dtype=self.dtype), (rep,)))
-        reps = tuple(dict.fromkeys(find(i) for i in out))
-        symbols: dict[str, str] = {}
-
-        def sym(i: str) -> str:
-            r = find(i)
-            if r not in symbols:
-                symbols[r] = opt_einsum.get_symbol(len(symbols))
-            return symbols[r]
-
-        spec = ",".join("".join(sym(i) for i in labels) for _, labels in operands)
-        spec += "->" + "".join(sym(r) for r in reps)
-        value = opt_einsum.contract(spec, *(a for a, _ in operands))
+                operands.append(self.eval(f)[0])
+        operands += [np.ones(n, dtype=self.dtype) for n in plan.ones]
+        value = opt_einsum.contract(plan.spec, *operands)
         value = np.asarray(value, dtype=np.result_type(value, self.dtype))
-        if len(reps) == len(out):
-            return value, tuple(_rep_owner(r, out, find) for r in reps)
-        full = np.zeros(tuple(self.size(i) for i in out), dtype=value.dtype)
-        view = np.einsum("".join(sym(i) for i in out) + "->" + "".join(sym(r) for r in reps), full)
-        view[...] = value
-        return full, out
+        if plan.diagonal is None:
+            return value, plan.out
+        full = np.zeros(plan.shape, dtype=value.dtype)
+        np.einsum(plan.diagonal, full)[...] = value
+        return full, plan.out
+
+
+@dataclass(frozen=True)
+class ProductPlan:
+    """How one product becomes one einsum: the operands (each with its labels in ``spec``), ones vectors for
+    indices no operand carries, and, when a delta joins two output indices, the einsum that views the output's
+    diagonal (``diagonal``) to write the result onto."""
+
+    operands: tuple[Node, ...]
+    ones: tuple[int, ...]
+    spec: str
+    out: Labels
+    diagonal: str | None
+    shape: tuple[int, ...]
+
+
+def plan_product(node: Node, summed: frozenset[str], size: Any) -> ProductPlan:
+    """The einsum for Σ_summed of ``node``'s factors (``size(index)`` gives lengths where an operand cannot)."""
+    factors = node.factors if isinstance(node, Mul) else (node,)
+    joined = UnionFind()
+    find = joined.find
+    operands: list[Node] = []
+    labels: list[Labels] = []
+    for f in factors:
+        if isinstance(f, Delta):
+            if len(f.indices) == 2:
+                a, b = f.indices
+                # Prefer an output index as the class representative.
+                joined.union(*((b, a) if find(a) in summed else (a, b)))
+            continue
+        operands.append(f)
+        labels.append(f.indices if isinstance(f, Tensor) else () if isinstance(f, Number) else _labels(f))
+    out = tuple(sorted(node.free - summed))
+    every = set(out) | set(summed) | {i for f in factors if isinstance(f, Delta) for i in f.indices}
+    for i in every:
+        find(i)
+    present = {find(i) for own in labels for i in own}
+    missing = sorted({find(i) for i in every} - present)
+    labels += [(rep,) for rep in missing]
+    reps = tuple(dict.fromkeys(find(i) for i in out))
+    symbols: dict[str, str] = {}
+
+    def sym(i: str) -> str:
+        r = find(i)
+        if r not in symbols:
+            symbols[r] = opt_einsum.get_symbol(len(symbols))
+        return symbols[r]
+
+    spec = ",".join("".join(sym(i) for i in own) for own in labels) + "->" + "".join(sym(r) for r in reps)
+    ones = tuple(size(rep) for rep in missing)
+    if len(reps) == len(out):
+        return ProductPlan(tuple(operands), ones, spec, tuple(_rep_owner(r, out, find) for r in reps), None, ())
+    diagonal = "".join(sym(i) for i in out) + "->" + "".join(sym(r) for r in reps)
+    return ProductPlan(tuple(operands), ones, spec, out, diagonal, tuple(size(i) for i in out))
+
+
+def _labels(node: Node) -> Labels:
+    """The axis labels a non-tensor operand is evaluated with (its free indices, sorted)."""
+    return tuple(sorted(node.free))
 
 
 def _rep_owner(rep: str, out: Labels, find: Any) -> str:

@@ -1,0 +1,298 @@
+"""ix.compile: expressions as one callable; contraction plans built once per input shapes, shared subexpressions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import opt_einsum
+
+from .canonical import canonical
+from .errors import IndexDiffError, ShapeError
+from .evaluate import plan_product
+from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
+from .functions import FUNCTIONS
+from .program import inline
+from .simplify import simplify
+
+__all__ = ["compile", "Compiled"]
+
+Labels = tuple[str, ...]
+Step = Callable[[list[Any]], Any]
+
+
+class _Plan:
+    """Steps that fill value slots in order; the first slots hold the inputs."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.steps: list[Step] = []
+        self.outputs: list[Step] = []
+
+    def add(self, step: Step) -> int:
+        self.steps.append(step)
+        return len(self.names) + len(self.steps) - 1
+
+    def run(self, arrays: dict[str, Any]) -> list[Any]:
+        values = [arrays[n] for n in self.names]
+        for step in self.steps:
+            values.append(step(values))
+        return [out(values) for out in self.outputs]
+
+
+class _Builder:
+    """Turns nodes into plan steps for one set of input shapes; equal subexpressions are computed once."""
+
+    def __init__(self, plan: _Plan, shapes: dict[str, tuple[int, ...]], dtype: np.dtype) -> None:
+        self.plan = plan
+        self.shapes = shapes
+        self.dtype = dtype
+        self.slot = {name: k for k, name in enumerate(plan.names)}
+        self.memo: dict[Any, tuple[int, Labels, tuple[int, ...]]] = {}
+        self.sizes: dict[str, int] = {}
+
+    def emit(self, node: Node) -> tuple[int, Labels, tuple[int, ...]]:
+        """A slot holding ``node``'s value, with axes = its free indices sorted, and its shape."""
+        key = canonical(node)
+        if key not in self.memo:
+            self.memo[key] = self._emit(node)
+        return self.memo[key]
+
+    def size(self, index: str) -> int:
+        if index not in self.sizes:
+            raise ShapeError(f"the size of index '{index}' is unknown: no input has it", hint="check the inputs")
+        return self.sizes[index]
+
+    def _emit(self, node: Node) -> tuple[int, Labels, tuple[int, ...]]:
+        if isinstance(node, Number):
+            value = np.asarray(float(node.value), dtype=self.dtype)
+            return self.plan.add(lambda v, c=value: c), (), ()
+        if isinstance(node, (Tensor, Delta, Mul)):
+            return self.product(node, frozenset())
+        if isinstance(node, Sum):
+            if isinstance(node.body, (Tensor, Delta, Mul)):
+                return self.product(node.body, frozenset(node.indices))
+            slot, labels, shape = self.emit(node.body)
+            axes = tuple(k for k, i in enumerate(labels) if i in node.indices)
+            keep = tuple(k for k, i in enumerate(labels) if i not in node.indices)
+            return (
+                self.plan.add(lambda v, s=slot, a=axes: v[s].sum(axis=a)),
+                tuple(labels[k] for k in keep),
+                tuple(shape[k] for k in keep),
+            )
+        if isinstance(node, Func):
+            slot, labels, shape = self.emit(node.arg)
+            f = FUNCTIONS[node.name].numpy
+            return self.plan.add(lambda v, s=slot, f=f: f(v[s])), labels, shape
+        if isinstance(node, Pow):
+            slot, labels, shape = self.emit(node.base)
+            e = node.exponent
+            p = int(e) if e.denominator == 1 else float(e)
+            if p == 2:
+                return self.plan.add(lambda v, s=slot: v[s] * v[s]), labels, shape
+            return self.plan.add(lambda v, s=slot, p=p: np.power(v[s], p)), labels, shape
+        if isinstance(node, Add):
+            labels = tuple(sorted(node.free))
+            parts = []
+            for t in node.terms:
+                slot, own, shape = self.emit(t)
+                self.sizes.update(zip(own, shape))
+                parts.append((slot, _broadcast_shape(own, labels, shape)))
+            shape = tuple(self.size(i) for i in labels)
+            return self.plan.add(lambda v, p=tuple(parts): _sum_terms(v, p)), labels, shape
+        raise AssertionError(node)
+
+    def product(self, node: Node, summed: frozenset[str]) -> tuple[int, Labels, tuple[int, ...]]:
+        factors = node.factors if isinstance(node, Mul) else (node,)
+        slots: dict[int, tuple[int, tuple[int, ...]]] = {}
+        for f in factors:
+            if isinstance(f, Tensor):
+                shape = self.shapes[f.name]
+                self.sizes.update(zip(f.indices, shape))
+                slots[id(f)] = (self.slot[f.name], shape)
+            elif not isinstance(f, (Delta, Number)):
+                slot, labels, shape = self.emit(f)
+                self.sizes.update(zip(labels, shape))
+                slots[id(f)] = (slot, shape)
+        plan = plan_product(node, summed, self.size)
+        coef = 1.0
+        sources, shapes = [], []
+        for f in plan.operands:
+            if isinstance(f, Number):
+                coef *= float(f.value)
+            else:
+                slot, shape = slots[id(f)]
+                sources.append(slot)
+                shapes.append(shape)
+        ones = [np.ones(n, dtype=self.dtype) for n in plan.ones]
+        spec = _drop_scalars(plan.spec, plan.operands)
+        contraction = opt_einsum.contract_expression(spec, *shapes, *[o.shape for o in ones])
+        out_shape = tuple(self.size(i) for i in plan.out)
+        self.sizes.update(zip(plan.out, out_shape))
+        step = _product_step(contraction, tuple(sources), tuple(ones), coef, plan.diagonal, out_shape, self.dtype)
+        return self.plan.add(step), plan.out, out_shape
+
+
+def _drop_scalars(spec: str, operands: tuple[Node, ...]) -> str:
+    inputs, out = spec.split("->")
+    kept = [term for term, f in zip(inputs.split(","), operands) if not isinstance(f, Number)]
+    kept += inputs.split(",")[len(operands) :]
+    return ",".join(kept) + "->" + out
+
+
+def _product_step(
+    contraction: Any,
+    sources: tuple[int, ...],
+    ones: tuple[np.ndarray, ...],
+    coef: float,
+    diagonal: str | None,
+    out_shape: tuple[int, ...],
+    dtype: np.dtype,
+) -> Step:
+    def run(v: list[Any]) -> Any:
+        value = contraction(*(v[s] for s in sources), *ones)
+        if coef != 1.0:
+            value = value * coef
+        if diagonal is None:
+            return value
+        full = np.zeros(out_shape, dtype=np.result_type(value, dtype))
+        np.einsum(diagonal, full)[...] = value
+        return full
+
+    return run
+
+
+def _broadcast_shape(own: Labels, target: Labels, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape that lines ``own`` axes up with ``target`` (1 where a term lacks an index); None if already so."""
+    if own == target:
+        return None
+    sizes = dict(zip(own, shape))
+    return tuple(sizes.get(i, 1) for i in target)
+
+
+def _sum_terms(v: list[Any], parts: tuple[tuple[int, tuple[int, ...] | None], ...]) -> Any:
+    total = None
+    for slot, shape in parts:
+        value = v[slot] if shape is None else v[slot].reshape(shape)
+        total = value if total is None else total + value
+    return total
+
+
+class Compiled:
+    """Expressions compiled together: ``f(**arrays)`` returns one array, or a tuple for several expressions.
+
+    Each product term is one opt_einsum contraction whose plan is built once per input shapes; a subexpression
+    used by several terms or expressions (``sigmoid(X_ij w_j)``, an inner contraction) is computed once per call.
+    """
+
+    def __init__(self, exprs: tuple[Expr, ...]) -> None:
+        self.exprs = tuple(
+            Expr(simplify(e.node, frozenset(e.free)), e.free, e.name, e.variables, e.origins) for e in exprs
+        )
+        ranks: dict[str, int] = {}
+        for e in exprs:
+            for name, rank in e.variables.items():
+                if ranks.setdefault(name, rank) != rank:
+                    raise IndexDiffError(
+                        f"'{name}' has {ranks[name]} indices in one expression and {rank} in another",
+                        hint="compile expressions that agree on their tensors",
+                    )
+        self.inputs = dict(sorted(ranks.items()))
+        self._plans: dict[tuple[Any, ...], _Plan] = {}
+
+    def __call__(self, **arrays: Any) -> Any:
+        given = self._validate(arrays)
+        signature = tuple((n, a.shape, a.dtype.str) for n, a in given.items())
+        plan = self._plans.get(signature)
+        if plan is None:
+            plan = self._plans[signature] = self._build(given)
+        out = plan.run(given)
+        return out[0] if len(out) == 1 else tuple(out)
+
+    def _validate(self, arrays: dict[str, Any]) -> dict[str, np.ndarray]:
+        unexpected = sorted(set(arrays) - set(self.inputs))
+        if unexpected:
+            raise ShapeError(
+                f"unexpected array '{unexpected[0]}'",
+                " ".join(self.inputs),
+                hint=f"the inputs are: {', '.join(self.inputs)}",
+            )
+        given = {}
+        for name, rank in self.inputs.items():
+            if name not in arrays:
+                raise ShapeError(
+                    f"no array given for '{name}'", hint=f"pass {name}=... (the inputs are: {', '.join(self.inputs)})"
+                )
+            a = np.asarray(arrays[name])
+            if a.ndim != rank:
+                raise ShapeError(
+                    f"'{name}' has {rank} ind{'ex' if rank == 1 else 'ices'} but the array has {a.ndim} "
+                    f"ax{'is' if a.ndim == 1 else 'es'} (shape {a.shape})",
+                    hint=f"pass an array with {rank} axes",
+                )
+            given[name] = a
+        return given
+
+    def _build(self, given: dict[str, np.ndarray]) -> _Plan:
+        from .evaluate import index_sizes, unique_sums
+
+        floats = [a.dtype for a in given.values() if np.issubdtype(a.dtype, np.inexact)]
+        dtype = np.result_type(*floats) if floats else np.dtype(np.float64)
+        plan = _Plan(tuple(given))
+        builder = _Builder(plan, {n: a.shape for n, a in given.items()}, dtype)
+        for e in self.exprs:
+            # Check sizes (and learn the output indices' lengths) the way the evaluator does.
+            sizes = index_sizes(unique_sums(e.node), given, e.origins, {}, str(e))
+            out_shape = []
+            for i in e.free:
+                n = sizes.get(i)
+                if n is None:
+                    raise ShapeError(
+                        f"the size of index '{i}' is unknown", str(e), hint="pass the arrays it comes from"
+                    )
+                out_shape.append(n)
+                builder.sizes[i] = n
+            slot, labels, _ = builder.emit(e.node)
+            plan.outputs.append(_output(slot, labels, tuple(e.free), tuple(out_shape), dtype))
+        return plan
+
+
+def _output(
+    slot: int, labels: Labels, free: Labels, shape: tuple[int, ...], dtype: np.dtype
+) -> Callable[[list[Any]], Any]:
+    present = tuple(i for i in free if i in labels)
+    order = tuple(labels.index(i) for i in present)
+    aligned = _broadcast_shape(present, free, tuple(shape[free.index(i)] for i in present))
+
+    def out(v: list[Any]) -> Any:
+        value = np.asarray(v[slot], dtype=np.result_type(v[slot], dtype))
+        if order != tuple(range(len(order))):
+            value = value.transpose(order)
+        if aligned is not None:
+            value = np.broadcast_to(value.reshape(aligned), shape).copy()
+        return value
+
+    return out
+
+
+def compile(*exprs: Expr | Program) -> Compiled:  # noqa: A001 - the public name of DESIGN.md's contract
+    """One callable computing all ``exprs``, sharing work between them.
+
+    >>> import numpy as np, indexdiff as ix
+    >>> e = ix.parse("x_i A_ij x_j")
+    >>> f = ix.compile(e, ix.diff(e, "x"), ix.diff(e, "x", "x"))
+    >>> value, grad, hess = f(A=np.eye(2), x=np.array([1.0, 2.0]))
+    >>> value, grad, hess.shape
+    (array(5.), array([2., 4.]), (2, 2))
+    """
+    if not exprs:
+        raise IndexDiffError("nothing to compile", hint="pass one or more expressions: ix.compile(e, ix.diff(e, 'x'))")
+    resolved = []
+    for e in exprs:
+        if isinstance(e, Program):
+            e = inline(e)
+        if not isinstance(e, Expr):
+            raise IndexDiffError(f"expected an expression from indexdiff.parse, got {type(e).__name__}")
+        resolved.append(e)
+    return Compiled(tuple(resolved))

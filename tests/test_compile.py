@@ -1,0 +1,111 @@
+"""ix.compile: agrees with the reference evaluator, shares work, keeps dtype, validates its inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from strategies import case
+
+import indexdiff as ix
+from indexdiff.check import random_arrays, sizes_for
+from indexdiff.errors import ShapeError
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(case(), st.data())
+def test_compiled_equals_evaluate_for_random_expressions_and_derivatives(text, data):
+    e = ix.parse(text)
+    names = sorted(e.variables)
+    assume(names)
+    wrt = data.draw(st.sampled_from(names))
+    exprs = (e, ix.diff(e, wrt), ix.diff(e, wrt, wrt))
+    arrays = random_arrays(e)
+    sizes = sizes_for(e)
+    expected = [ix.evaluate(x, arrays, sizes) for x in exprs]
+    assume(all(np.all(np.isfinite(v)) for v in expected))
+    assume(all(set(x.free) <= {i for t in _tensors(x) for i in t.indices} | set(x.origins) for x in exprs))
+    got = ix.compile(*exprs)(**arrays)
+    for g, want in zip(got, expected):
+        assert g.shape == want.shape
+        assert np.allclose(g, want, rtol=1e-9, atol=1e-12), text
+
+
+def _tensors(e):
+    from indexdiff.names import tensors
+
+    return list(tensors(e.node))
+
+
+def test_value_gradient_hessian_together(rng):
+    L = ix.parse("sum_i(log(1 + exp(-y_i X_ij w_j)))")
+    f = ix.compile(L, ix.diff(L, "w"), ix.diff(L, "w", "w"))
+    X, y, w = rng.normal(size=(40, 5)), np.sign(rng.normal(size=40)), rng.normal(size=5)
+    value, grad, hess = f(X=X, y=y, w=w)
+    z = y * (X @ w)
+    s = 1 / (1 + np.exp(-z))
+    assert np.isclose(value, np.logaddexp(0, -z).sum())
+    assert np.allclose(grad, -X.T @ (y * (1 - s)))
+    assert np.allclose(hess, (X.T * (s * (1 - s))) @ X)
+
+
+def test_shared_subexpressions_are_computed_once(rng):
+    L = ix.parse("sum_i(log(1 + exp(-y_i X_ij w_j)))")
+    exprs = (L, ix.diff(L, "w"), ix.diff(L, "w", "w"))
+    together = ix.compile(*exprs)
+    X, y, w = rng.normal(size=(10, 3)), np.sign(rng.normal(size=10)), rng.normal(size=3)
+    together(X=X, y=y, w=w)
+    separately = [ix.compile(e) for e in exprs]
+    for f in separately:
+        f(X=X, y=y, w=w)
+    steps = len(next(iter(together._plans.values())).steps)
+    assert steps < sum(len(next(iter(f._plans.values())).steps) for f in separately)
+
+
+def test_plans_are_built_once_per_shapes(rng):
+    e = ix.parse("A_ij x_j")
+    f = ix.compile(e)
+    for _ in range(3):
+        f(A=rng.normal(size=(3, 4)), x=rng.normal(size=4))
+    f(A=rng.normal(size=(2, 4)), x=rng.normal(size=4))
+    assert len(f._plans) == 2
+
+
+def test_float32_in_float32_out(rng):
+    e = ix.parse("x_i A_ij x_j")
+    f = ix.compile(e, ix.diff(e, "x"), ix.diff(e, "x", "x"))
+    out = f(A=rng.normal(size=(3, 3)).astype(np.float32), x=rng.normal(size=3).astype(np.float32))
+    assert all(o.dtype == np.float32 for o in out)
+
+
+def test_diagonal_and_broadcast_outputs(rng):
+    z = ix.parse("z_bi = W_ij x_bj + c_i")
+    W, x, c = rng.normal(size=(3, 4)), rng.normal(size=(5, 4)), rng.normal(size=3)
+    for d in (ix.diff(z, "c"), ix.diff(z, "W"), ix.diff(ix.parse("h_i = x_i^3"), "x", "x")):
+        arrays = {n: a for n, a in {"W": W, "x": x, "c": c}.items() if n in d.variables}
+        if "x" in d.variables and d.variables["x"] == 1:
+            arrays = {"x": rng.normal(size=4)}
+        assert np.allclose(ix.compile(d)(**arrays), ix.evaluate(d, arrays))
+
+
+@pytest.mark.parametrize("z", [1000.0, -1000.0])
+def test_stable_functions(z):
+    e = ix.parse("log(1 + exp(x)) + sigmoid(x) + softplus(-x)")
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        value = ix.compile(e)(x=np.float64(z))
+    assert np.isfinite(value)
+
+
+def test_input_validation():
+    f = ix.compile(ix.parse("A_ij x_j"))
+    with pytest.raises(ShapeError, match="no array given for 'x'"):
+        f(A=np.ones((2, 3)))
+    with pytest.raises(ShapeError, match="unexpected array 'y'"):
+        f(A=np.ones((2, 3)), x=np.ones(3), y=np.ones(3))
+    with pytest.raises(ShapeError, match="'x' has 1 index but the array has 2 axes"):
+        f(A=np.ones((2, 3)), x=np.ones((3, 1)))
+    with pytest.raises(ShapeError, match="index 'j' has size"):
+        f(A=np.ones((2, 3)), x=np.ones(4))
+    with pytest.raises(ix.IndexDiffError, match="nothing to compile"):
+        ix.compile()
