@@ -127,11 +127,29 @@ class _Builder:
                 shapes.append(shape)
         ones = [np.ones(n, dtype=self.dtype) for n in plan.ones]
         spec = _drop_scalars(plan.spec, plan.operands)
-        contraction = opt_einsum.contract_expression(spec, *shapes, *[o.shape for o in ones])
+        contraction = _contraction(spec, [*shapes, *(o.shape for o in ones)])
         out_shape = tuple(self.size(i) for i in plan.out)
         self.sizes.update(zip(plan.out, out_shape))
         step = _product_step(contraction, tuple(sources), tuple(ones), coef, plan.diagonal, out_shape, self.dtype)
         return self.plan.add(step), plan.out, out_shape
+
+
+#: Below this many multiply-adds (the naive einsum's), one direct np.einsum call beats a planned contraction,
+#: whose per-call overhead (about 10 µs) would dominate.
+SMALL = 4096
+
+
+def _contraction(spec: str, shapes: list[tuple[int, ...]]) -> Callable[..., Any]:
+    """The contraction for ``spec``: opt_einsum's planned path, or plain np.einsum when it is tiny."""
+    sizes: dict[str, int] = {}
+    for term, shape in zip(spec.split("->")[0].split(","), shapes):
+        sizes.update(zip(term, shape))
+    naive = 1
+    for n in sizes.values():
+        naive *= n
+    if naive <= SMALL:
+        return lambda *ops: np.einsum(spec, *ops)
+    return opt_einsum.contract_expression(spec, *shapes)
 
 
 def _drop_scalars(spec: str, operands: tuple[Node, ...]) -> str:
@@ -224,7 +242,9 @@ class Compiled:
                 raise ShapeError(
                     f"no array given for '{name}'", hint=f"pass {name}=... (the inputs are: {', '.join(self.inputs)})"
                 )
-            a = np.asarray(arrays[name])
+            a = arrays[name]
+            if type(a) is not np.ndarray:
+                a = np.asarray(a)
             if a.ndim != rank:
                 raise ShapeError(
                     f"'{name}' has {rank} ind{'ex' if rank == 1 else 'ices'} but the array has {a.ndim} "
@@ -265,9 +285,13 @@ def _output(
     order = tuple(labels.index(i) for i in present)
     aligned = _broadcast_shape(present, free, tuple(shape[free.index(i)] for i in present))
 
+    transpose = order != tuple(range(len(order)))
+
     def out(v: list[Any]) -> Any:
-        value = np.asarray(v[slot], dtype=np.result_type(v[slot], dtype))
-        if order != tuple(range(len(order))):
+        value = v[slot]
+        if type(value) is not np.ndarray or value.dtype != dtype:
+            value = np.asarray(value, dtype=np.result_type(value, dtype))
+        if transpose:
             value = value.transpose(order)
         if aligned is not None:
             value = np.broadcast_to(value.reshape(aligned), shape).copy()
