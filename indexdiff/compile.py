@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import opt_einsum
 
+from .backends import Backend, backend_of
 from .canonical import canonical
 from .errors import IndexDiffError, ShapeError
 from .evaluate import plan_product
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
-from .functions import FUNCTIONS
 from .program import inline
 from .simplify import simplify
 
@@ -44,10 +44,14 @@ class _Plan:
 class _Builder:
     """Turns nodes into plan steps for one set of input shapes; equal subexpressions are computed once."""
 
-    def __init__(self, plan: _Plan, shapes: dict[str, tuple[int, ...]], dtype: np.dtype) -> None:
+    def __init__(
+        self, plan: _Plan, shapes: dict[str, tuple[int, ...]], dtype: Any, backend: Backend, like: Any
+    ) -> None:
         self.plan = plan
         self.shapes = shapes
         self.dtype = dtype
+        self.backend = backend
+        self.like = like  # an input array: dtype and device for the arrays the plan makes
         self.slot = {name: k for k, name in enumerate(plan.names)}
         self.memo: dict[Any, tuple[int, Labels, tuple[int, ...]]] = {}
         self.sizes: dict[str, int] = {}
@@ -66,8 +70,7 @@ class _Builder:
 
     def _emit(self, node: Node) -> tuple[int, Labels, tuple[int, ...]]:
         if isinstance(node, Number):
-            value = np.asarray(float(node.value), dtype=self.dtype)
-            return self.plan.add(lambda v, c=value: c), (), ()
+            return self.plan.add(lambda v, c=float(node.value): c), (), ()
         if isinstance(node, (Tensor, Delta, Mul)):
             return self.product(node, frozenset())
         if isinstance(node, Sum):
@@ -76,14 +79,15 @@ class _Builder:
             slot, labels, shape = self.emit(node.body)
             axes = tuple(k for k, i in enumerate(labels) if i in node.indices)
             keep = tuple(k for k, i in enumerate(labels) if i not in node.indices)
+            total = self.backend.sum
             return (
-                self.plan.add(lambda v, s=slot, a=axes: v[s].sum(axis=a)),
+                self.plan.add(lambda v, s=slot, a=axes: total(v[s], a)),
                 tuple(labels[k] for k in keep),
                 tuple(shape[k] for k in keep),
             )
         if isinstance(node, Func):
             slot, labels, shape = self.emit(node.arg)
-            f = FUNCTIONS[node.name].numpy
+            f = self.backend.functions[node.name]
             return self.plan.add(lambda v, s=slot, f=f: f(v[s])), labels, shape
         if isinstance(node, Pow):
             slot, labels, shape = self.emit(node.base)
@@ -91,7 +95,7 @@ class _Builder:
             p = int(e) if e.denominator == 1 else float(e)
             if p == 2:
                 return self.plan.add(lambda v, s=slot: v[s] * v[s]), labels, shape
-            return self.plan.add(lambda v, s=slot, p=p: np.power(v[s], p)), labels, shape
+            return self.plan.add(lambda v, s=slot, p=p: v[s] ** p), labels, shape
         if isinstance(node, Add):
             labels = tuple(sorted(node.free))
             parts = []
@@ -125,12 +129,15 @@ class _Builder:
                 slot, shape = slots[id(f)]
                 sources.append(slot)
                 shapes.append(shape)
-        ones = [np.ones(n, dtype=self.dtype) for n in plan.ones]
+        ones = [self.backend.ones(n, self.like) for n in plan.ones]
         spec = _drop_scalars(plan.spec, plan.operands)
-        contraction = _contraction(spec, [*shapes, *(o.shape for o in ones)])
+        contraction = _contraction(spec, [*shapes, *((n,) for n in plan.ones)], self.backend.name == "numpy")
         out_shape = tuple(self.size(i) for i in plan.out)
         self.sizes.update(zip(plan.out, out_shape))
-        step = _product_step(contraction, tuple(sources), tuple(ones), coef, plan.diagonal, out_shape, self.dtype)
+        diagonal = None
+        if plan.diagonal is not None:
+            diagonal = _diagonal(plan.diagonal, out_shape, self.dtype, self.backend, self.like)
+        step = _product_step(contraction, tuple(sources), tuple(ones), coef, diagonal)
         return self.plan.add(step), plan.out, out_shape
 
 
@@ -139,7 +146,7 @@ class _Builder:
 SMALL = 4096
 
 
-def _contraction(spec: str, shapes: list[tuple[int, ...]]) -> Callable[..., Any]:
+def _contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Callable[..., Any]:
     """The contraction for ``spec``: opt_einsum's planned path, or plain np.einsum when it is tiny."""
     sizes: dict[str, int] = {}
     for term, shape in zip(spec.split("->")[0].split(","), shapes):
@@ -147,7 +154,7 @@ def _contraction(spec: str, shapes: list[tuple[int, ...]]) -> Callable[..., Any]
     naive = 1
     for n in sizes.values():
         naive *= n
-    if naive <= SMALL:
+    if numpy and naive <= SMALL:
         return lambda *ops: np.einsum(spec, *ops)
     return opt_einsum.contract_expression(spec, *shapes)
 
@@ -159,24 +166,41 @@ def _drop_scalars(spec: str, operands: tuple[Node, ...]) -> str:
     return ",".join(kept) + "->" + out
 
 
+def _diagonal(spec: str, shape: tuple[int, ...], dtype: Any, backend: Backend, like: Any) -> Callable[[Any], Any]:
+    """Writes a contraction's result onto the diagonal its output indices share (δ between two of them)."""
+    if backend.name == "numpy":
+
+        def embed(value: Any) -> Any:
+            full = np.zeros(shape, dtype=np.result_type(value, dtype))
+            np.einsum(spec, full)[...] = value
+            return full
+
+        return embed
+    # Other libraries have no writable diagonal views: multiply by identities instead.
+    full, reduced = spec.split("->")
+    letters, terms, eyes = list(full), [reduced], []
+    for k, c in enumerate(full):
+        if c in full[:k]:
+            letters[k] = opt_einsum.get_symbol(200 + k)
+            terms.append(c + letters[k])
+            eyes.append(backend.eye(shape[k], like))
+    shapes = [tuple(shape[full.index(c)] for c in reduced), *(e.shape for e in eyes)]
+    contract = opt_einsum.contract_expression(",".join(terms) + "->" + "".join(letters), *shapes)
+    return lambda value: contract(value, *eyes)
+
+
 def _product_step(
     contraction: Any,
     sources: tuple[int, ...],
-    ones: tuple[np.ndarray, ...],
+    ones: tuple[Any, ...],
     coef: float,
-    diagonal: str | None,
-    out_shape: tuple[int, ...],
-    dtype: np.dtype,
+    diagonal: Callable[[Any], Any] | None,
 ) -> Step:
     def run(v: list[Any]) -> Any:
         value = contraction(*(v[s] for s in sources), *ones)
         if coef != 1.0:
             value = value * coef
-        if diagonal is None:
-            return value
-        full = np.zeros(out_shape, dtype=np.result_type(value, dtype))
-        np.einsum(diagonal, full)[...] = value
-        return full
+        return value if diagonal is None else diagonal(value)
 
     return run
 
@@ -192,7 +216,7 @@ def _broadcast_shape(own: Labels, target: Labels, shape: tuple[int, ...]) -> tup
 def _sum_terms(v: list[Any], parts: tuple[tuple[int, tuple[int, ...] | None], ...]) -> Any:
     total = None
     for slot, shape in parts:
-        value = v[slot] if shape is None else v[slot].reshape(shape)
+        value = v[slot] if shape is None or isinstance(v[slot], float) else v[slot].reshape(shape)
         total = value if total is None else total + value
     return total
 
@@ -221,7 +245,7 @@ class Compiled:
 
     def __call__(self, **arrays: Any) -> Any:
         given = self._validate(arrays)
-        signature = tuple((n, a.shape, a.dtype.str) for n, a in given.items())
+        signature = tuple((n, tuple(a.shape), str(a.dtype), type(a)) for n, a in given.items())
         plan = self._plans.get(signature)
         if plan is None:
             plan = self._plans[signature] = self._build(given)
@@ -243,7 +267,7 @@ class Compiled:
                     f"no array given for '{name}'", hint=f"pass {name}=... (the inputs are: {', '.join(self.inputs)})"
                 )
             a = arrays[name]
-            if type(a) is not np.ndarray:
+            if type(a) is not np.ndarray and backend_of(a) == "numpy":
                 a = np.asarray(a)
             if a.ndim != rank:
                 raise ShapeError(
@@ -257,10 +281,22 @@ class Compiled:
     def _build(self, given: dict[str, np.ndarray]) -> _Plan:
         from .evaluate import index_sizes, unique_sums
 
-        floats = [a.dtype for a in given.values() if np.issubdtype(a.dtype, np.inexact)]
-        dtype = np.result_type(*floats) if floats else np.dtype(np.float64)
+        libraries = {backend_of(a) for a in given.values()}
+        if len(libraries) > 1:
+            raise ShapeError(
+                f"the arrays come from different libraries ({', '.join(sorted(libraries))})",
+                hint="pass arrays of one library (numpy, torch, jax or cupy)",
+            )
+        backend = Backend(libraries.pop() if libraries else "numpy")
+        like = next(iter(given.values()), np.zeros(0))
+        if backend.name == "numpy":
+            floats = [a.dtype for a in given.values() if np.issubdtype(a.dtype, np.inexact)]
+            dtype = np.result_type(*floats) if floats else np.dtype(np.float64)
+            like = np.zeros(0, dtype=dtype)
+        else:
+            dtype = like.dtype
         plan = _Plan(tuple(given))
-        builder = _Builder(plan, {n: a.shape for n, a in given.items()}, dtype)
+        builder = _Builder(plan, {n: tuple(a.shape) for n, a in given.items()}, dtype, backend, like)
         for e in self.exprs:
             # Check sizes (and learn the output indices' lengths) the way the evaluator does.
             sizes = index_sizes(unique_sums(e.node), given, e.origins, {}, str(e))
@@ -274,18 +310,30 @@ class Compiled:
                 out_shape.append(n)
                 builder.sizes[i] = n
             slot, labels, _ = builder.emit(e.node)
-            plan.outputs.append(_output(slot, labels, tuple(e.free), tuple(out_shape), dtype))
+            plan.outputs.append(_output(slot, labels, tuple(e.free), tuple(out_shape), dtype, backend))
         return plan
 
 
 def _output(
-    slot: int, labels: Labels, free: Labels, shape: tuple[int, ...], dtype: np.dtype
+    slot: int, labels: Labels, free: Labels, shape: tuple[int, ...], dtype: Any, backend: Backend
 ) -> Callable[[list[Any]], Any]:
     present = tuple(i for i in free if i in labels)
     order = tuple(labels.index(i) for i in present)
     aligned = _broadcast_shape(present, free, tuple(shape[free.index(i)] for i in present))
 
     transpose = order != tuple(range(len(order)))
+
+    if backend.name != "numpy":
+
+        def foreign(v: list[Any]) -> Any:
+            value = v[slot]
+            if transpose:
+                value = value.permute(*order) if backend.name == "torch" else value.transpose(order)
+            if aligned is not None:
+                value = value.reshape(aligned) * backend.xp.ones(shape, dtype=dtype)
+            return value
+
+        return foreign
 
     def out(v: list[Any]) -> Any:
         value = v[slot]

@@ -1,0 +1,87 @@
+"""Array libraries: numpy by default; torch, jax and cupy arrays keep their own library for element-wise work."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .functions import FUNCTIONS
+
+__all__ = ["Backend", "backend_of"]
+
+_STANDARD = ("exp", "log", "sin", "cos", "tan", "tanh", "sqrt", "abs", "sign")
+
+
+class Backend:
+    """What compiled code needs from an array library: its element-wise functions, ones, zeros and sums."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.xp: Any = np if name == "numpy" else importlib.import_module(_MODULES[name])
+        self.functions: dict[str, Callable[[Any], Any]] = {}
+        if name == "numpy":
+            self.functions = {f: spec.numpy for f, spec in FUNCTIONS.items()}
+        else:
+            self.functions = {f: getattr(self.xp, f) for f in _STANDARD}
+            self.functions.update(_SPECIAL[name](self.xp))
+
+    def ones(self, n: int, like: Any) -> Any:
+        if self.name == "torch":
+            return self.xp.ones(n, dtype=like.dtype, device=like.device)
+        return self.xp.ones(n, dtype=like.dtype)
+
+    def sum(self, value: Any, axes: tuple[int, ...]) -> Any:
+        if self.name == "torch":
+            return value.sum(dim=axes) if axes else value
+        return value.sum(axis=axes)
+
+    def eye(self, n: int, like: Any) -> Any:
+        if self.name == "torch":
+            return self.xp.eye(n, dtype=like.dtype, device=like.device)
+        return self.xp.eye(n, dtype=like.dtype)
+
+
+_MODULES = {"torch": "torch", "jax": "jax.numpy", "cupy": "cupy"}
+
+
+def _torch(xp: Any) -> dict[str, Callable[[Any], Any]]:
+    return {
+        "sigmoid": xp.sigmoid,
+        "relu": xp.relu,
+        "softplus": xp.nn.functional.softplus,
+        "step": lambda a: (a > 0).to(a.dtype),
+    }
+
+
+def _jax(xp: Any) -> dict[str, Callable[[Any], Any]]:
+    import jax
+
+    return {
+        "sigmoid": jax.nn.sigmoid,
+        "relu": jax.nn.relu,
+        "softplus": jax.nn.softplus,
+        "step": lambda a: (a > 0).astype(a.dtype),
+    }
+
+
+def _cupy(xp: Any) -> dict[str, Callable[[Any], Any]]:
+    return {
+        "sigmoid": lambda a: xp.exp(-xp.logaddexp(0, -a)),
+        "relu": lambda a: xp.maximum(a, 0),
+        "softplus": lambda a: xp.logaddexp(0, a),
+        "step": lambda a: (a > 0).astype(a.dtype),
+    }
+
+
+_SPECIAL = {"torch": _torch, "jax": _jax, "cupy": _cupy}
+
+
+def backend_of(array: Any) -> str:
+    """The library an array belongs to: numpy, torch, jax or cupy (anything else is converted with numpy)."""
+    root = type(array).__module__.split(".")[0]
+    if root in ("jax", "jaxlib"):
+        return "jax"
+    return root if root in _MODULES else "numpy"
