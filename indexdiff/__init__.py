@@ -7,6 +7,7 @@ A_ik x_i + A_kj x_j
 
 from .check import CheckReport, check
 from .compile import Compiled, compile
+from .cost import Cost, cost
 from .diff import diff
 from .errors import IndexDiffError
 from .evaluate import evaluate
@@ -18,10 +19,12 @@ __all__ = [
     "diff",
     "evaluate",
     "compile",
+    "cost",
     "check",
     "Expr",
     "Program",
     "Compiled",
+    "Cost",
     "CheckReport",
     "IndexDiffError",
 ]

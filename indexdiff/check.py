@@ -48,7 +48,9 @@ class CheckReport:
         return "\n".join(f"check {r}" for r in self.results) + (f"\n(random data, sizes {sizes})" if sizes else "")
 
 
-def _shapes(expr: Expr, dims: Mapping[str, int]) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
+def _shapes(
+    expr: Expr, dims: Mapping[str, int], defaults: bool = True
+) -> tuple[dict[str, tuple[int, ...]], dict[str, int]]:
     """A shape for each tensor: index letters that share a tensor axis get one size (from dims or a default)."""
     classes = UnionFind()
     find, join = classes.find, classes.union
@@ -78,6 +80,17 @@ def _shapes(expr: Expr, dims: Mapping[str, int]) -> tuple[dict[str, tuple[int, .
     for i in [*(i for letters in axes.values() for i in letters), *sorted(letters_everywhere)]:
         r = find(i)
         if r not in size:
+            if not defaults:
+                text = str(expr)
+                owner = next((t.name for t in tensors(expr.node) if i in t.indices), "")
+                at = text.find(f"{owner}_") if owner else -1
+                raise ShapeError(
+                    f"no size given for index '{i}'",
+                    text,
+                    at if at >= 0 else None,
+                    at + len(owner) if at >= 0 else None,
+                    hint=f"give every index a size, e.g. dims={{'{i}': 100}} (--dims {i}=100)",
+                )
             size[r] = default
             default += 1
     shapes = {name: tuple(size[find(i)] for i in letters) for name, letters in axes.items()}

@@ -7,8 +7,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .check import check
+from .check import _shapes, check
 from .codegen import einsum_text
+from .cost import Cost, cost
 from .diff import diff
 from .errors import IndexDiffError
 from .expr import Expr, Program
@@ -25,6 +26,7 @@ examples:
   indexdiff "x_i A_ij x_j" --wrt x --wrt A    two derivatives, one per line
   indexdiff "W_ij x_j + b_i" --wrt W_kl       name the new indices yourself
   indexdiff "sum_i(log(1 + exp(-y_i X_ij w_j)))" --wrt w --check --dims i=50,j=4
+  indexdiff "sum_i(log(1 + exp(-y_i X_ij w_j)))" --wrt w,w --cost --dims i=2000,j=500
   indexdiff -f model.idx --wrt W1 --format json    a program file (- for stdin)
 
 notation: juxtaposition sums an index that occurs twice in a product (x_i A_ij x_j);
@@ -67,7 +69,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="verify each derivative against central differences on random data; exit 1 on failure",
     )
-    p.add_argument("--dims", default="", metavar="i=3,j=4", help="index sizes for --check")
+    p.add_argument(
+        "--cost",
+        action="store_true",
+        help="print the FLOPs and largest intermediate of the value and each derivative (needs --dims)",
+    )
+    p.add_argument("--dims", default="", metavar="i=3,j=4", help="index sizes for --check and --cost")
     p.add_argument("--seed", type=int, default=0, help="random seed for --check (default 0)")
     p.add_argument("--version", action="version", version="indexdiff 0.1.0")
     return p
@@ -112,6 +119,29 @@ def parse_dims(text: str) -> dict[str, int]:
     return dims
 
 
+def _with_origins(e: Expr, original: Expr, dims: dict[str, int]) -> dict[str, int]:
+    """``dims`` plus the sizes of a derivative's new indices, read off the variables' axes in ``original``."""
+    shapes, _ = _shapes(original, dims, defaults=False)
+    extra = {i: shapes[t][axis] for i, (t, axis) in e.origins.items() if t in shapes and i not in dims}
+    return {**dims, **extra}
+
+
+def cost_table(labels: list[str], costs: list[Cost], dims: dict[str, int]) -> str:
+    """The --cost table."""
+    sizes = ", ".join(f"{i}={n}" for i, n in dims.items())
+    width = max(len(label) for label in labels)
+    lines = [
+        f"{'cost (' + sizes + ')':<{width}}  {'FLOPs':>10}  {'naive FLOPs':>11}  {'largest intermediate':>20}  "
+        "contractions"
+    ]
+    for label, c in zip(labels, costs):
+        lines.append(
+            f"{label:<{width}}  {c.flops:>10.3g}  {c.naive_flops:>11.3g}  {c.largest_intermediate:>20,}  "
+            f"{c.contractions:>12}"
+        )
+    return "\n".join(lines)
+
+
 def _read(args: argparse.Namespace) -> tuple[str, Expr | Program]:
     if args.file is not None and args.expression is not None:
         raise IndexDiffError("give an expression or -f FILE, not both", hint="drop one of them")
@@ -143,6 +173,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     chains = [split_specs(w) for w in args.wrt]
     derivatives = [diff(expr, *chain) for chain in chains]
     reports = [check(expr, *chain, dims=dims, seed=args.seed) for chain in chains] if args.check else []
+    labels = ["value", *(f"d/d{'/d'.join(chain)}" for chain in chains)]
+    costs = [cost(e, _with_origins(e, expr, dims)) for e in (expr, *derivatives)] if args.cost else []
     if args.format == "json":
         out = {
             "input": text,
@@ -153,6 +185,17 @@ def run(argv: Sequence[str] | None = None) -> int:
                 for chain, d in zip(chains, derivatives)
             ],
         }
+        if args.cost:
+            out["cost"] = [
+                {
+                    "of": label,
+                    "flops": c.flops,
+                    "naive_flops": c.naive_flops,
+                    "largest_intermediate": c.largest_intermediate,
+                    "contractions": c.contractions,
+                }
+                for label, c in zip(labels, costs)
+            ]
         if args.check:
             out["check"] = [
                 {"wrt": ",".join(r.wrt), "ok": r.ok, "max_abs_error": r.max_abs_error}
@@ -165,6 +208,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     else:
         for d in derivatives:
             print(_render(d, args.format))
+    if args.cost and args.format != "json":
+        print(cost_table(labels, costs, dims))
     if args.check and args.format != "json":
         for rep in reports:
             print(rep, file=sys.stderr)

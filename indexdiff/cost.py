@@ -1,0 +1,94 @@
+"""What an expression costs to evaluate: FLOPs of its contractions in opt_einsum's order and naively."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import opt_einsum
+
+from .check import _shapes
+from .evaluate import plan_product, unique_sums
+from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
+from .names import all_indices
+from .program import inline
+
+__all__ = ["cost", "Cost"]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """FLOPs (multiply-adds counted as opt_einsum counts them) with opt_einsum's contraction order and with the
+    naive one, the largest intermediate (elements), and how many contractions the expression takes."""
+
+    flops: int
+    naive_flops: int
+    largest_intermediate: int
+    contractions: int
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(
+            self.flops + other.flops,
+            self.naive_flops + other.naive_flops,
+            max(self.largest_intermediate, other.largest_intermediate),
+            self.contractions + other.contractions,
+        )
+
+
+_NONE = Cost(0, 0, 0, 0)
+
+
+def _elements(indices: frozenset[str], size: Mapping[str, int]) -> int:
+    n = 1
+    for i in indices:
+        n *= size[i]
+    return n
+
+
+def _cost(node: Node, size: Mapping[str, int]) -> Cost:
+    if isinstance(node, (Number, Delta)):
+        return _NONE
+    if isinstance(node, (Tensor, Mul)) or (isinstance(node, Sum) and isinstance(node.body, (Tensor, Delta, Mul))):
+        summed = frozenset(node.indices) if isinstance(node, Sum) else frozenset()
+        body = node.body if isinstance(node, Sum) else node
+        plan = plan_product(body, summed, size.__getitem__)
+        inner, shapes = _NONE, []
+        for f in plan.operands:
+            if isinstance(f, Number):
+                shapes.append(())
+                continue
+            if not isinstance(f, Tensor):
+                inner = inner + _cost(f, size)
+            labels = f.indices if isinstance(f, Tensor) else tuple(sorted(f.free))
+            shapes.append(tuple(size[i] for i in labels))
+        shapes += [(n,) for n in plan.ones]
+        _, info = opt_einsum.contract_path(plan.spec, *shapes, shapes=True)
+        here = Cost(int(info.opt_cost), int(info.naive_cost), int(info.largest_intermediate), 1)
+        return inner + here
+    if isinstance(node, Sum):
+        return _cost(node.body, size) + Cost(*(2 * [_elements(node.body.free, size)]), 0, 0)
+    if isinstance(node, (Func, Pow)):
+        child = node.arg if isinstance(node, Func) else node.base
+        return _cost(child, size) + Cost(*(2 * [_elements(node.free, size)]), 0, 0)
+    if isinstance(node, Add):
+        total = _NONE
+        for t in node.terms:
+            total = total + _cost(t, size)
+        n = _elements(node.free, size) * (len(node.terms) - 1)
+        return total + Cost(n, n, 0, 0)
+    return _NONE
+
+
+def cost(expr: Expr | Program, dims: Mapping[str, int]) -> Cost:
+    """The cost of evaluating ``expr`` when its indices have the sizes ``dims`` (every index needs one).
+
+    >>> import indexdiff as ix
+    >>> ix.cost(ix.parse("A_ij B_jk C_kl"), {"i": 10, "j": 1000, "k": 10, "l": 1000}).contractions
+    1
+    """
+    if isinstance(expr, Program):
+        expr = inline(expr)
+    _, sizes = _shapes(expr, dims, defaults=False)
+    node = unique_sums(expr.node)
+    size = {i: sizes[i.split("#")[0]] for i in all_indices(node)} | {i: sizes[i] for i in expr.free if i in sizes}
+    return _cost(node, size)
