@@ -6,6 +6,7 @@ A_ik x_i + A_kj x_j
 """
 
 from .check import CheckReport, check
+from .codegen import codegen
 from .compile import Compiled, compile
 from .cost import Cost, cost
 from .diff import diff
@@ -20,6 +21,7 @@ __all__ = [
     "evaluate",
     "compile",
     "cost",
+    "codegen",
     "check",
     "Expr",
     "Program",

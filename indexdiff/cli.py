@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from .check import _shapes, check
-from .codegen import einsum_text
+from .codegen import codegen, einsum_text
 from .cost import Cost, cost
 from .diff import diff
 from .errors import IndexDiffError
@@ -28,6 +28,7 @@ examples:
   indexdiff "sum_i(log(1 + exp(-y_i X_ij w_j)))" --wrt w --check --dims i=50,j=4
   indexdiff "sum_i(log(1 + exp(-y_i X_ij w_j)))" --wrt w,w --cost --dims i=2000,j=500
   indexdiff -f model.idx --wrt W1 --format json    a program file (- for stdin)
+  indexdiff "x_i A_ij x_j" --wrt x,x --format python > quad.py && python quad.py   code that checks itself
 
 notation: juxtaposition sums an index that occurs twice in a product (x_i A_ij x_j);
 z_i = ... binds i (element-wise); sum_i(...) sums explicitly; functions and ^ are element-wise.
@@ -60,9 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--format",
-        choices=("index", "einsum", "json"),
+        choices=("index", "einsum", "python", "latex", "json"),
         default="index",
-        help="index notation (default), numpy einsum code, or JSON",
+        help="index notation (default), numpy einsum code, a standalone Python module that checks itself when run, "
+        "LaTeX, or JSON",
     )
     p.add_argument(
         "--check",
@@ -175,7 +177,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     reports = [check(expr, *chain, dims=dims, seed=args.seed) for chain in chains] if args.check else []
     labels = ["value", *(f"d/d{'/d'.join(chain)}" for chain in chains)]
     costs = [cost(e, _with_origins(e, expr, dims)) for e in (expr, *derivatives)] if args.cost else []
-    if args.format == "json":
+    if args.format in ("python", "latex"):
+        print(codegen(expr, *(",".join(c) for c in chains), format=args.format))
+    elif args.format == "json":
         out = {
             "input": text,
             "free": list(expr.free),
@@ -209,7 +213,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         for d in derivatives:
             print(_render(d, args.format))
     if args.cost and args.format != "json":
-        print(cost_table(labels, costs, dims))
+        # Generated code stays clean on stdout; the table goes beside it.
+        print(cost_table(labels, costs, dims), file=sys.stderr if args.format in ("python", "latex") else sys.stdout)
     if args.check and args.format != "json":
         for rep in reports:
             print(rep, file=sys.stderr)

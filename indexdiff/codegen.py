@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
+import keyword
+
 import opt_einsum
 
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Sum, Tensor
 from .names import children
 from .printer import number_text
 
-__all__ = ["einsum_text"]
+__all__ = ["codegen", "einsum_text", "latex_text", "python_text", "python_names"]
 
 # Element-wise functions as numpy expressions of their argument's code.
 NUMPY_CODE = {
@@ -31,8 +34,9 @@ NUMPY_CODE = {
 class _Einsum:
     """Builds the numpy code for a node; index names map to einsum letters, sizes come from origins."""
 
-    def __init__(self, expr: Expr) -> None:
+    def __init__(self, expr: Expr, names: dict[str, str] | None = None) -> None:
         self.expr = expr
+        self.names = names or {}
         self.letters: dict[str, str] = {}
         taken = set()
         stack = [expr.node]
@@ -57,13 +61,10 @@ class _Einsum:
     def size_code(self, index: str, node: Node) -> str:
         for t in _tensors(node):
             if index in t.indices:
-                return f"{t.name}.shape[{t.indices.index(index)}]"
+                return f"{self.names.get(t.name, t.name)}.shape[{t.indices.index(index)}]"
         name, axis = self.expr.origins.get(index, (None, 0))
         if name is not None:
-            return f"{name}.shape[{axis}]"
-        for t in _tensors(self.expr.node):
-            if index in t.indices:
-                return f"{t.name}.shape[{t.indices.index(index)}]"
+            return f"{self.names.get(name, name)}.shape[{axis}]"
         return f"n_{index}"
 
     def code(self, node: Node) -> tuple[str, tuple[str, ...]]:
@@ -116,7 +117,7 @@ class _Einsum:
                 coef = number_text(f.value).replace("/", " / ") + " * "
             elif isinstance(f, Tensor):
                 specs.append(self.word(f.indices))
-                args.append(f.name)
+                args.append(self.names.get(f.name, f.name))
             elif isinstance(f, Delta):
                 n = self.size_code(f.indices[0], self.expr.node)
                 specs.append(self.word(f.indices))
@@ -143,14 +144,16 @@ def _tensors(node: Node) -> list[Tensor]:
     return out
 
 
-def einsum_text(expr: Expr) -> str:
+def einsum_text(expr: Expr, names: dict[str, str] | None = None) -> str:
     """``expr`` as one numpy expression built from ``np.einsum`` calls, axes in ``expr.free`` order.
+
+    ``names`` maps tensor names to the Python names the arrays have (default: the same).
 
     >>> import indexdiff as ix
     >>> print(einsum_text(ix.diff(ix.parse("x_i A_ij x_j"), "x")))
     (np.einsum('ik,i->k', A, x) + np.einsum('kj,j->k', A, x))
     """
-    builder = _Einsum(expr)
+    builder = _Einsum(expr, names)
     code, labels = builder.code(expr.node)
     missing = [i for i in expr.free if i not in labels]
     aligned = builder.aligned(code, labels, tuple(expr.free))
@@ -158,3 +161,235 @@ def einsum_text(expr: Expr) -> str:
         shape = ", ".join(builder.size_code(i, expr.node) for i in expr.free)
         return f"np.broadcast_to({aligned}, ({shape},))"
     return aligned
+
+
+#: Names the generated module uses itself (and Python's builtins): a tensor with such a name gets a trailing _.
+_PY_TAKEN = frozenset({"np", "sys", "evaluate", "main", "check_shapes", "arrays", "AXES", "DERIVATIVES"}) | frozenset(
+    dir(builtins)
+)
+
+
+def python_names(variables: dict[str, int]) -> dict[str, str]:
+    """A Python identifier for each tensor name: the name itself unless it is a keyword or taken."""
+    out = {}
+    for name in variables:
+        ident = name if name.isidentifier() and not keyword.iskeyword(name) and name not in _PY_TAKEN else name + "_"
+        while not ident.isidentifier() or keyword.iskeyword(ident) or ident in _PY_TAKEN:
+            ident += "_"
+        out[name] = ident
+    return out
+
+
+def _chains(expr: Expr, wrt: tuple[str, ...]) -> list[list[str]]:
+    from .cli import split_specs
+
+    return [split_specs(w) for w in wrt]
+
+
+def _derivative_label(expr: Expr, d: Expr, chain: list[str], latex: bool) -> str:
+    """``∂²f/∂x_k∂x_l`` (text) or its LaTeX: the new indices are the last ones of ``d.free``."""
+    f = expr.name or "f"
+    base = len(expr.free)
+    parts, k = [], base
+    for spec in chain:
+        name = spec.split("_")[0]
+        rank = expr.variables[name]
+        idx = d.free[k : k + rank]
+        k += rank
+        parts.append((name, idx))
+    n = len(chain)
+    if latex:
+        from .printer import latex_name
+
+        head = latex_name(f) + ("_{" + "".join(latex_name(i) for i in expr.free) + "}" if expr.free else "")
+        power = f"^{{{n}}}" if n > 1 else ""
+        den = " ".join(
+            rf"\partial {latex_name(v)}" + ("_{" + "".join(latex_name(i) for i in idx) + "}" if idx else "")
+            for v, idx in parts
+        )
+        return rf"\frac{{\partial{power} {head}}}{{{den}}}"
+    head = f + ("_" + "".join(expr.free) if expr.free else "")
+    den = "".join(f"∂{v}" + ("_" + "".join(idx) if idx else "") for v, idx in parts)
+    return f"∂{'^' + str(n) if n > 1 else ''}{head}/{den}"
+
+
+def latex_text(expr: Expr, *wrt: str) -> str:
+    """The expression and its derivatives in LaTeX, one equation a line."""
+    from .diff import diff
+    from .printer import latex_name, to_latex
+
+    f = expr.name or "f"
+    head = latex_name(f) + ("_{" + "".join(latex_name(i) for i in expr.free) + "}" if expr.free else "")
+    lines = [to_latex(expr, lhs=head)]
+    for chain in _chains(expr, wrt):
+        d = diff(expr, *chain)
+        lines.append(to_latex(d, lhs=_derivative_label(expr, d, chain, latex=True)))
+    return "\n".join(lines)
+
+
+def python_text(expr: Expr, *wrt: str) -> str:
+    """A standalone numpy module computing ``expr`` and its derivatives; run as a script it checks them."""
+    from .check import _shapes
+    from .diff import diff
+    from .simplify import simplify
+
+    names = python_names(expr.variables)
+    chains = _chains(expr, wrt)
+    # Every expression the checks need: each requested derivative and the one it differentiates.
+    exprs: dict[tuple[str, ...], Expr] = {(): expr}
+    for chain in chains:
+        for k in range(1, len(chain) + 1):
+            key = tuple(chain[:k])
+            if key not in exprs:
+                exprs[key] = diff(exprs[key[:-1]], key[-1])
+    slot = {key: k for k, key in enumerate(exprs)}
+    stable = {
+        key: Expr(simplify(e.node, frozenset(e.free)), e.free, e.name, e.variables, e.origins)
+        for key, e in exprs.items()
+    }
+    _, sizes = _shapes(expr, {})
+    axes = _axes(expr)
+    params = ", ".join(names[n] for n in expr.variables)
+    f = expr.name or "f"
+    doc = [f"    {f}{'_' + ''.join(expr.free) if expr.free else ''} = {expr}" if expr.name is None else f"    {expr}"]
+    for chain in chains:
+        d = exprs[tuple(chain)]
+        doc.append(f"    {_derivative_label(expr, d, chain, latex=False)} = {d}")
+    out: list[str] = [
+        '"""Generated by indexdiff from index notation:',
+        "",
+        *doc,
+        "",
+        "evaluate(...) returns the value and the derivatives, axes in the order of their indices.",
+        "Run this file as a script to check every derivative against central differences on random data.",
+        '"""',
+        "",
+        "import sys",
+        "",
+        "import numpy as np",
+        "",
+        "# The axes each tensor's indices name, for the shape checks.",
+        f"AXES = {{{', '.join(repr(names[n]) + ': ' + repr(axes[n]) for n in expr.variables)}}}",
+        f"DERIVATIVES = {[(tuple(c), tuple(c[:-1]), c[-1].split('_')[0]) for c in chains]!r}",
+        "",
+        "",
+        "def check_shapes(arrays):",
+        '    """Raise ValueError when an array has the wrong number of axes or an index two different lengths."""',
+        "    seen = {}",
+        "    for name, letters in AXES.items():",
+        "        a = arrays[name]",
+        "        if a.ndim != len(letters):",
+        '            raise ValueError(f"{name} needs {len(letters)} axes, got shape {a.shape}")',
+        "        for axis, (index, n) in enumerate(zip(letters, a.shape)):",
+        "            where = seen.setdefault(index, (name, axis, n))",
+        "            if where[2] != n:",
+        '                raise ValueError(f"index {index}: {where[0]} axis {where[1]} has length {where[2]}, "',
+        '                                 f"{name} axis {axis} has {n}")',
+        "",
+        "",
+    ]
+    for key, e in exprs.items():
+        out += [
+            f"def _e{slot[key]}({params}):",
+            f'    """{f if not key else _derivative_label(expr, e, list(key), latex=False)}"""',
+            f"    return {einsum_text(stable[key], names)}",
+            "",
+            "",
+        ]
+    returns = ", ".join(f"_e{slot[(tuple(c))]}({params})" for c in chains)
+    out += [
+        f"def evaluate({params}):",
+        f'    """The value{" and the derivatives" if chains else ""} (see the module docstring)."""',
+        "    arrays = {"
+        + ", ".join(f"{names[n]!r}: np.asarray({names[n]}, dtype=float)" for n in expr.variables)
+        + "}",
+        "    check_shapes(arrays)",
+        f"    {params}{',' if len(expr.variables) == 1 else ''} = arrays.values()" if expr.variables else "    pass",
+        f"    return (_e0({params}){', ' + returns if returns else ''})" if chains else f"    return _e0({params})",
+        "",
+        "",
+        "_FUNCTIONS = {" + ", ".join(f"{key!r}: _e{k}" for key, k in slot.items()) + "}",
+        "",
+        "",
+        "def _central(f, arrays, name, h=1e-5):",
+        "    x = arrays[name]",
+        "    base = np.asarray(f(**arrays))",
+        "    out = np.empty(base.shape + x.shape)",
+        "    for idx in np.ndindex(*x.shape):",
+        "        step = h * max(1.0, abs(float(x[idx])))",
+        "        plus, minus = x.copy(), x.copy()",
+        "        plus[idx] += step",
+        "        minus[idx] -= step",
+        "        out[(Ellipsis, *idx)] = (f(**{**arrays, name: plus}) - f(**{**arrays, name: minus})) / (2 * step)",
+        "    return out",
+        "",
+        "",
+        "def main():",
+        '    """Random data (uniform in [0.5, 1.5]); each derivative against central differences of its parent."""',
+        "    rng = np.random.default_rng(0)",
+        f"    sizes = { ({axes_root: sizes[axes_root] for n in expr.variables for axes_root in axes[n]})!r}",
+        "    arrays = {n: rng.uniform(0.5, 1.5, size=tuple(sizes[i] for i in axes)) for n, axes in AXES.items()}",
+        "    evaluate(**arrays)",
+        "    failed = 0",
+        "    for chain, parent, name in DERIVATIVES:",
+        "        symbolic = _FUNCTIONS[chain](**arrays)",
+        "        numeric = _central(_FUNCTIONS[parent], arrays, name)",
+        "        f_scale = float(np.max(np.abs(_FUNCTIONS[parent](**arrays)), initial=0.0))",
+        "        scale = max(1.0, float(np.max(np.abs(numeric), initial=0.0)))",
+        "        err = np.abs(symbolic - numeric)",
+        "        tol = 1e-7 * scale + 1e-5 * np.abs(numeric) + 100 * np.finfo(float).eps * f_scale / 1e-5",
+        "        ok = bool(np.all(np.isfinite(symbolic)) and np.all(err <= tol))",
+        "        failed += not ok",
+        "        status = 'ok' if ok else 'FAILED'",
+        "        print(f\"d/d{'/d'.join(chain)}: {status} (max abs error {np.max(err, initial=0):.2e})\")",
+        "    return 1 if failed else 0",
+        "",
+        "",
+        'if __name__ == "__main__":',
+        "    sys.exit(main())",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _axes(expr: Expr) -> dict[str, tuple[str, ...]]:
+    """Each tensor's axes, named by index class: letters that share a tensor axis (or a δ) are one class."""
+    from .names import UnionFind
+
+    classes = UnionFind()
+    first: dict[str, tuple[str, ...]] = {}
+    stack = [expr.node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Tensor):
+            for a, b in zip(first.setdefault(n.name, n.indices), n.indices):
+                classes.union(a, b)
+        elif isinstance(n, Delta) and len(n.indices) == 2:
+            classes.union(*n.indices)
+        stack.extend(children(n))
+    out = {name: tuple(classes.find(i) for i in letters) for name, letters in first.items()}
+    for name, rank in expr.variables.items():
+        out.setdefault(name, tuple(f"{name}{k}" for k in range(rank)))
+    return out
+
+
+def codegen(expr: Expr, *wrt: str, format: str = "python") -> str:  # noqa: A002 - the CLI's option name
+    """``expr`` and its derivatives by each of ``wrt`` (``"x"``, ``"x,x"``, ``"A_kl"``) as code.
+
+    ``format`` is ``"python"`` (a standalone numpy module that checks itself when run), ``"latex"`` or
+    ``"einsum"`` (one numpy expression per line).
+    """
+    from .diff import diff
+    from .errors import IndexDiffError
+    from .expr import Program
+    from .program import inline
+
+    if isinstance(expr, Program):
+        expr = inline(expr)
+    if format == "python":
+        return python_text(expr, *wrt)
+    if format == "latex":
+        return latex_text(expr, *wrt)
+    if format == "einsum":
+        return "\n".join(einsum_text(e) for e in (expr, *(diff(expr, *c) for c in _chains(expr, wrt))))
+    raise IndexDiffError(f"unknown format {format!r}", hint="use python, latex or einsum")

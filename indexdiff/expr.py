@@ -221,6 +221,11 @@ class Expr:
     def __repr__(self) -> str:
         return f"Expr({str(self)!r})"
 
+    def _repr_latex_(self) -> str:
+        from .printer import to_latex
+
+        return f"$${to_latex(self)}$$"
+
 
 class Program:
     """Several statements; later statements may use the tensors earlier ones define."""

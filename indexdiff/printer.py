@@ -14,7 +14,7 @@ from fractions import Fraction
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Sum, Tensor, negate
 from .names import separate, tensors
 
-__all__ = ["to_text", "node_text", "number_text", "indices_text"]
+__all__ = ["to_text", "to_latex", "latex_name", "node_text", "number_text", "indices_text"]
 
 # Precedence of the context a sub-expression is printed in (loosest first).
 _ADD, _TERM, _FACTOR, _POWER, _ATOM = 0, 1, 2, 3, 4
@@ -125,47 +125,79 @@ class _Layout:
 
 
 class _Printer:
+    """Index notation. The layout (which sums print implicitly, where '/' may stand) is decided by _Layout; the
+    token methods (``number``, ``tensor``, ``call``, ``power``, ``explicit``, ``quotient``, ``paren``) say how
+    each piece is written, so another notation (LaTeX) overrides only those."""
+
     def __init__(self) -> None:
         self.layout = _Layout()
 
+    # -- tokens -------------------------------------------------------------------------------------------
+    def paren(self, text: str) -> str:
+        return f"({text})"
+
+    def number(self, value: Fraction) -> str:
+        return number_text(value)
+
+    def tensor(self, name: str, indices: tuple[str, ...]) -> str:
+        return name + indices_text(indices)
+
+    def delta(self, indices: tuple[str, ...]) -> str:
+        return "δ" + indices_text(indices)
+
+    def call(self, name: str, arg: str) -> str:
+        return f"{name}({arg})"
+
+    def power(self, base: str, exponent: Fraction) -> str:
+        return base + "^" + _exponent(exponent)
+
+    def explicit(self, indices: tuple[str, ...], body: str) -> str:
+        return f"sum{indices_text(indices)}({body})"
+
+    def quotient(self, sign: str, coef: str, num: list[Node], den: list[Node], bound: frozenset[str]) -> str:
+        numerator = coef + self._numerator(num, den, bound) if num else coef.strip() or "1"
+        denominator = self.fmt(den[0], _POWER, bound) if len(den) == 1 else self.paren(self._juxtapose(den, bound))
+        return f"{sign}{numerator} / {denominator}"
+
+    # -- layout -------------------------------------------------------------------------------------------
     def fmt(self, node: Node, level: int, bound: frozenset[str] = frozenset()) -> str:
         if isinstance(node, Number):
-            text = number_text(node.value)
+            text = self.number(node.value)
             if (node.value < 0 and level >= _FACTOR) or (level >= _POWER and node.value.denominator != 1):
-                return f"({text})"
+                return self.paren(text)
             return text
         if isinstance(node, Tensor):
-            return node.name + indices_text(node.indices)
+            return self.tensor(node.name, node.indices)
         if isinstance(node, Delta):
-            return "δ" + indices_text(node.indices)
+            return self.delta(node.indices)
         if isinstance(node, Func):
-            return f"{node.name}({self.fmt(node.arg, _ADD, bound)})"
+            return self.call(node.name, self.fmt(node.arg, _ADD, bound))
         if isinstance(node, Pow):
-            text = self.fmt(node.base, _ATOM, bound) + "^" + _exponent(node.exponent)
-            return f"({text})" if level >= _ATOM else text
+            text = self.power(self.fmt(node.base, _ATOM, bound), node.exponent)
+            return self.paren(text) if level >= _ATOM else text
         if isinstance(node, Add):
             text = self.add(node, bound)
-            return f"({text})" if level > _ADD else text
+            return self.paren(text) if level > _ADD else text
         if isinstance(node, Mul):
             text = self.product(node.factors, frozenset(), bound)
-            return f"({text})" if level >= _FACTOR else text
+            return self.paren(text) if level >= _FACTOR else text
         if isinstance(node, Sum):
             return self.sum(node, level, bound)
         raise AssertionError(node)
 
     def sum(self, node: Sum, level: int, bound: frozenset[str]) -> str:
         implicit = self.layout.implicit(node)
-        explicit = [j for j in node.indices if j not in implicit]
+        explicit = tuple(j for j in node.indices if j not in implicit)
         body = node.body
         inside = bound | frozenset(explicit)
         if implicit:
             factors = body.factors if isinstance(body, Mul) else (body,)
             text = self.product(factors, implicit, inside)
             if explicit:
-                return f"sum{indices_text(tuple(explicit))}({text})"
-            return f"({text})" if level >= _FACTOR else text
+                return self.explicit(explicit, text)
+            return self.paren(text) if level >= _FACTOR else text
         if explicit:
-            return f"sum{indices_text(tuple(explicit))}({self.fmt(body, _ADD, inside)})"
+            return self.explicit(explicit, self.fmt(body, _ADD, inside))
         return self.fmt(body, level, bound)
 
     def add(self, node: Add, bound: frozenset[str]) -> str:
@@ -185,21 +217,15 @@ class _Printer:
         if isinstance(factors[0], Number) and len(factors) > 1:
             value, factors = factors[0].value, factors[1:]
         sign = "-" if value < 0 else ""
+        coef = "" if abs(value) == 1 else self.number(abs(value)) + " "
         num, den = _split(factors)
         if den and not summed:
-            if num:
-                coef = "" if abs(value) == 1 else number_text(abs(value)) + " "
-                numerator = coef + self._numerator(num, den, bound)
-            else:
-                numerator = number_text(abs(value))
-            denominator = self.fmt(den[0], _POWER, bound) if len(den) == 1 else f"({self._juxtapose(den, bound)})"
-            return f"{sign}{numerator} / {denominator}"
-        coef = "" if abs(value) == 1 else number_text(abs(value)) + " "
+            if not num and not coef:
+                coef = self.number(Fraction(1)) + " "
+            return self.quotient(sign, coef, num, den, bound)
         return sign + coef + self._juxtapose(factors, bound)
 
     def _numerator(self, num: list[Node], den: list[Node], bound: frozenset[str]) -> str:
-        if not num:
-            return "1"
         if len(num) == 1:
             return self.fmt(num[0], _POWER, bound)
         # "a b / c" reads as a (b / c): fine unless the leading factors share an unbound index with c.
@@ -207,7 +233,7 @@ class _Printer:
         leading = frozenset().union(*(f.free for f in num[:-1]))
         text = self._juxtapose(num, bound)
         if (leading & den_free) - bound or isinstance(num[-1], Number):
-            return f"({text})"
+            return self.paren(text)
         return text
 
     def _juxtapose(self, factors: list[Node] | tuple[Node, ...], bound: frozenset[str]) -> str:
@@ -262,3 +288,72 @@ def to_text(expr: Expr) -> str:
         return printer.fmt(node, _ADD)
     lhs = _result_name(node, expr.name) + indices_text(expr.free)
     return f"{lhs} = {printer.fmt(node, _ADD, free)}"
+
+
+_GREEK_NAMES = (
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu",
+    "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega",
+    "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Phi", "Psi", "Omega",
+)  # fmt: skip
+_GREEK = {c: "o" if n == "omicron" else "\\" + n for c, n in zip("αβγδεζηθικλμνξοπρστυφχψωΓΔΘΛΞΠΣΦΨΩ", _GREEK_NAMES)}
+
+
+def latex_name(name: str) -> str:
+    """A tensor or index name in LaTeX: Greek letters as commands, longer names upright-italic as one symbol."""
+    text = "".join(_GREEK[c] + " " if c in _GREEK else c for c in name).strip()
+    return text if len(name) == 1 else rf"\mathit{{{text}}}"
+
+
+class _LatexPrinter(_Printer):
+    """The same layout as index notation, written in LaTeX."""
+
+    def paren(self, text: str) -> str:
+        return rf"\left({text}\right)"
+
+    def number(self, value: Fraction) -> str:
+        if value.denominator == 1 or "/" not in number_text(value):
+            return number_text(value)
+        sign = "-" if value < 0 else ""
+        return rf"{sign}\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
+
+    def _indices(self, indices: tuple[str, ...]) -> str:
+        if not indices:
+            return ""
+        sep = "" if all(len(i) == 1 for i in indices) else ","
+        return "_{" + sep.join(latex_name(i) for i in indices) + "}"
+
+    def tensor(self, name: str, indices: tuple[str, ...]) -> str:
+        return latex_name(name) + self._indices(indices)
+
+    def delta(self, indices: tuple[str, ...]) -> str:
+        return r"\delta" + self._indices(indices)
+
+    def call(self, name: str, arg: str) -> str:
+        from .functions import FUNCTIONS
+
+        if name == "sqrt":
+            return rf"\sqrt{{{arg}}}"
+        return rf"{FUNCTIONS[name].latex}\left({arg}\right)"
+
+    def power(self, base: str, exponent: Fraction) -> str:
+        return f"{{{base}}}^{{{self.number(exponent)}}}"
+
+    def explicit(self, indices: tuple[str, ...], body: str) -> str:
+        return rf"\sum_{{{''.join(latex_name(i) for i in indices)}}} \left({body}\right)"
+
+    def quotient(self, sign: str, coef: str, num: list[Node], den: list[Node], bound: frozenset[str]) -> str:
+        numerator = (coef + self._juxtapose(num, bound)).strip() if num else coef.strip()
+        return rf"{sign}\frac{{{numerator}}}{{{self._juxtapose(den, bound)}}}"
+
+
+def to_latex(expr: Expr, lhs: str | None = None) -> str:
+    """``expr`` in LaTeX, with the same summation layout as ``str(expr)``; ``lhs`` replaces the left-hand side."""
+    free = frozenset(expr.free)
+    node = separate(expr.node, free)
+    printer = _LatexPrinter()
+    body = printer.fmt(node, _ADD, free)
+    if lhs is not None:
+        return f"{lhs} = {body}"
+    if expr.name is not None or list(expr.free) != sorted(expr.free) or printer.layout.needs(node) & free:
+        return f"{printer.tensor(_result_name(node, expr.name), expr.free)} = {body}"
+    return body
