@@ -120,18 +120,11 @@ class _Builder:
                 self.sizes.update(zip(labels, shape))
                 slots[id(f)] = (slot, shape)
         plan = plan_product(node, summed, self.size)
-        coef = 1.0
-        sources, shapes = [], []
-        for f in plan.operands:
-            if isinstance(f, Number):
-                coef *= float(f.value)
-            else:
-                slot, shape = slots[id(f)]
-                sources.append(slot)
-                shapes.append(shape)
+        coef = float(plan.coef)
+        sources = [slots[id(f)][0] for f in plan.operands]
+        shapes = [slots[id(f)][1] for f in plan.operands]
         ones = [self.backend.ones(n, self.like) for n in plan.ones]
-        spec = _drop_scalars(plan.spec, plan.operands)
-        contraction = _contraction(spec, [*shapes, *((n,) for n in plan.ones)], self.backend.name == "numpy")
+        contraction = _contraction(plan.spec, [*shapes, *((n,) for n in plan.ones)], self.backend.name == "numpy")
         out_shape = tuple(self.size(i) for i in plan.out)
         self.sizes.update(zip(plan.out, out_shape))
         diagonal = None
@@ -148,6 +141,8 @@ SMALL = 4096
 
 def _contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Callable[..., Any]:
     """The contraction for ``spec``: opt_einsum's planned path, or plain np.einsum when it is tiny."""
+    if spec.startswith("->"):  # numbers and deltas only: nothing to contract
+        return lambda: 1.0
     sizes: dict[str, int] = {}
     for term, shape in zip(spec.split("->")[0].split(","), shapes):
         sizes.update(zip(term, shape))
@@ -157,13 +152,6 @@ def _contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Calla
     if numpy and naive <= SMALL:
         return lambda *ops: np.einsum(spec, *ops)
     return opt_einsum.contract_expression(spec, *shapes)
-
-
-def _drop_scalars(spec: str, operands: tuple[Node, ...]) -> str:
-    inputs, out = spec.split("->")
-    kept = [term for term, f in zip(inputs.split(","), operands) if not isinstance(f, Number)]
-    kept += inputs.split(",")[len(operands) :]
-    return ",".join(kept) + "->" + out
 
 
 def _diagonal(spec: str, shape: tuple[int, ...], dtype: Any, backend: Backend, like: Any) -> Callable[[Any], Any]:

@@ -54,14 +54,13 @@ def _cost(node: Node, size: Mapping[str, int]) -> Cost:
         plan = plan_product(body, summed, size.__getitem__)
         inner, shapes = _NONE, []
         for f in plan.operands:
-            if isinstance(f, Number):
-                shapes.append(())
-                continue
             if not isinstance(f, Tensor):
                 inner = inner + _cost(f, size)
             labels = f.indices if isinstance(f, Tensor) else tuple(sorted(f.free))
             shapes.append(tuple(size[i] for i in labels))
         shapes += [(n,) for n in plan.ones]
+        if not shapes:
+            return inner
         _, info = opt_einsum.contract_path(plan.spec, *shapes, shapes=True)
         here = Cost(int(info.opt_cost), int(info.naive_cost), int(info.largest_intermediate), 1)
         return inner + here

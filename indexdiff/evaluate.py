@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -163,17 +164,11 @@ class _Evaluator:
     def product(self, node: Node, summed: frozenset[str]) -> tuple[np.ndarray, Labels]:
         """One contraction: Σ_summed of the factors, deltas merged into the indices they join."""
         plan = plan_product(node, summed, self.size)
-        operands = []
-        for f in plan.operands:
-            if isinstance(f, Number):
-                operands.append(np.asarray(float(f.value), dtype=self.dtype))
-            elif isinstance(f, Tensor):
-                operands.append(self.arrays[f.name])
-            else:
-                operands.append(self.eval(f)[0])
+        operands = [self.arrays[f.name] if isinstance(f, Tensor) else self.eval(f)[0] for f in plan.operands]
         operands += [np.ones(n, dtype=self.dtype) for n in plan.ones]
-        value = opt_einsum.contract(plan.spec, *operands)
-        value = np.asarray(value, dtype=np.result_type(value, self.dtype))
+        # With no operands the product is its numbers alone.
+        value = opt_einsum.contract(plan.spec, *operands) if operands else np.ones(())
+        value = np.asarray(value * float(plan.coef), dtype=np.result_type(value, self.dtype))
         if plan.diagonal is None:
             return value, plan.out
         full = np.zeros(plan.shape, dtype=value.dtype)
@@ -183,11 +178,13 @@ class _Evaluator:
 
 @dataclass(frozen=True)
 class ProductPlan:
-    """How one product becomes one einsum: the operands (each with its labels in ``spec``), ones vectors for
+    """How one product becomes one einsum: the operands (each with its labels in ``spec``), the product of its
+    numbers (``coef``, applied after the contraction so it never widens an intermediate), ones vectors for
     indices no operand carries, and, when a delta joins two output indices, the einsum that views the output's
     diagonal (``diagonal``) to write the result onto."""
 
     operands: tuple[Node, ...]
+    coef: Fraction
     ones: tuple[int, ...]
     spec: str
     out: Labels
@@ -202,7 +199,11 @@ def plan_product(node: Node, summed: frozenset[str], size: Any) -> ProductPlan:
     find = joined.find
     operands: list[Node] = []
     labels: list[Labels] = []
+    coef = Fraction(1)
     for f in factors:
+        if isinstance(f, Number):
+            coef *= f.value
+            continue
         if isinstance(f, Delta):
             if len(f.indices) == 2:
                 a, b = f.indices
@@ -210,7 +211,7 @@ def plan_product(node: Node, summed: frozenset[str], size: Any) -> ProductPlan:
                 joined.union(*((b, a) if find(a) in summed else (a, b)))
             continue
         operands.append(f)
-        labels.append(f.indices if isinstance(f, Tensor) else () if isinstance(f, Number) else _labels(f))
+        labels.append(f.indices if isinstance(f, Tensor) else _labels(f))
     out = tuple(sorted(node.free - summed))
     every = set(out) | set(summed) | {i for f in factors if isinstance(f, Delta) for i in f.indices}
     for i in every:
@@ -230,9 +231,10 @@ def plan_product(node: Node, summed: frozenset[str], size: Any) -> ProductPlan:
     spec = ",".join("".join(sym(i) for i in own) for own in labels) + "->" + "".join(sym(r) for r in reps)
     ones = tuple(size(rep) for rep in missing)
     if len(reps) == len(out):
-        return ProductPlan(tuple(operands), ones, spec, tuple(_rep_owner(r, out, find) for r in reps), None, ())
+        owners = tuple(_rep_owner(r, out, find) for r in reps)
+        return ProductPlan(tuple(operands), coef, ones, spec, owners, None, ())
     diagonal = "".join(sym(i) for i in out) + "->" + "".join(sym(r) for r in reps)
-    return ProductPlan(tuple(operands), ones, spec, out, diagonal, tuple(size(i) for i in out))
+    return ProductPlan(tuple(operands), coef, ones, spec, out, diagonal, tuple(size(i) for i in out))
 
 
 def _labels(node: Node) -> Labels:
