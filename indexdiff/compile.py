@@ -141,7 +141,7 @@ SMALL = 4096
 
 def _contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Callable[..., Any]:
     """The contraction for ``spec``: opt_einsum's planned path, or plain np.einsum when it is tiny."""
-    if spec.startswith("->"):  # numbers and deltas only: nothing to contract
+    if not shapes:  # numbers and deltas only: nothing to contract
         return lambda: 1.0
     sizes: dict[str, int] = {}
     for term, shape in zip(spec.split("->")[0].split(","), shapes):
