@@ -9,7 +9,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, product
+from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, exact_power, product
 from .names import SUMMED_ORDER, all_indices, fresh, rename
 
 __all__ = ["canonical", "flatten", "sort_key"]
@@ -60,8 +60,9 @@ def flatten(node: Node) -> Node:
     if isinstance(node, Pow):
         base = flatten(node.base)
         if node.exponent.denominator == 1:
-            if isinstance(base, Number) and (base.value != 0 or node.exponent > 0):
-                return Number(base.value**node.exponent.numerator)
+            folded = exact_power(base.value, node.exponent) if isinstance(base, Number) else None
+            if folded is not None:
+                return Number(folded)
             if isinstance(base, Pow):
                 return flatten(Pow(base.base, base.exponent * node.exponent))
             if isinstance(base, Mul):

@@ -20,7 +20,7 @@ __all__ = ["main"]
 
 EXAMPLES = """\
 examples:
-  indexdiff "x_i A_ij x_j" --wrt x            gradient: A_ik x_i + A_ki x_i
+  indexdiff "x_i A_ij x_j" --wrt x            gradient: A_ik x_i + A_kj x_j
   indexdiff "x_i A_ij x_j" --wrt A            x_k x_l
   indexdiff "x_i A_ij x_j" --wrt x,x          Hessian: A_kl + A_lk
   indexdiff "x_i A_ij x_j" --wrt x --wrt A    two derivatives, one per line
@@ -106,17 +106,25 @@ def parse_dims(text: str) -> dict[str, int]:
     dims: dict[str, int] = {}
     pos = 0
     for part in text.split(","):
+        name, eq, value = (p.strip() for p in part.partition("="))
         if part.strip():
-            name, eq, value = part.partition("=")
-            if not eq or not name.strip() or not value.strip().isdigit() or int(value) < 1:
+            if not eq or not name or not value.isdigit() or not 1 <= int(value) <= 10**7:
                 raise IndexDiffError(
                     f"bad size {part.strip()!r} in --dims",
                     text,
                     pos,
                     pos + len(part),
-                    hint="write --dims i=3,j=4 (each index a positive size)",
+                    hint="write --dims i=3,j=4 (each index a size from 1 to 10000000)",
                 )
-            dims[name.strip()] = int(value)
+            if name in dims:
+                raise IndexDiffError(
+                    f"index '{name}' is given twice in --dims",
+                    text,
+                    pos,
+                    pos + len(part),
+                    hint="give each index one size",
+                )
+            dims[name] = int(value)
         pos += len(part) + 1
     return dims
 

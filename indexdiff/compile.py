@@ -11,7 +11,7 @@ import opt_einsum
 from .backends import Backend, backend_of
 from .canonical import canonical
 from .errors import IndexDiffError, ShapeError
-from .evaluate import plan_product
+from .evaluate import as_float, plan_product
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
 from .program import inline
 from .simplify import simplify
@@ -70,7 +70,8 @@ class _Builder:
 
     def _emit(self, node: Node) -> tuple[int, Labels, tuple[int, ...]]:
         if isinstance(node, Number):
-            return self.plan.add(lambda v, c=float(node.value): c), (), ()
+            constant = as_float(node.value)
+            return self.plan.add(lambda v: constant), (), ()
         if isinstance(node, (Tensor, Delta, Mul)):
             return self.product(node, frozenset())
         if isinstance(node, Sum):
@@ -120,7 +121,7 @@ class _Builder:
                 self.sizes.update(zip(labels, shape))
                 slots[id(f)] = (slot, shape)
         plan = plan_product(node, summed, self.size)
-        coef = float(plan.coef)
+        coef = as_float(plan.coef)
         sources = [slots[id(f)][0] for f in plan.operands]
         shapes = [slots[id(f)][1] for f in plan.operands]
         ones = [self.backend.ones(n, self.like) for n in plan.ones]
@@ -265,7 +266,13 @@ class Compiled:
                 )
             a = arrays[name]
             if type(a) is not np.ndarray and backend_of(a) == "numpy":
-                a = np.asarray(a)
+                try:
+                    a = np.asarray(a)
+                except (ValueError, TypeError) as err:
+                    raise ShapeError(
+                        f"the array for '{name}' is not a rectangular numeric array ({err})",
+                        hint="pass a numpy array (all rows the same length)",
+                    ) from None
             if a.ndim != rank:
                 raise ShapeError(
                     f"'{name}' has {rank} ind{'ex' if rank == 1 else 'ices'} but the array has {a.ndim} "

@@ -20,7 +20,7 @@ from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, 
 from .functions import FUNCTIONS
 from .names import UnionFind, all_indices, children, rebuild, rename, tensors
 
-__all__ = ["evaluate", "index_sizes", "unique_sums"]
+__all__ = ["evaluate", "index_sizes", "unique_sums", "plan_product", "as_float"]
 
 Labels = tuple[str, ...]
 
@@ -41,6 +41,14 @@ def unique_sums(node: Node, taken: set[str] | None = None) -> Node:
         body = rename(node.body, mapping)
         return Sum(tuple(sorted(mapping.values())), unique_sums(body, taken))
     return rebuild(node, tuple(unique_sums(c, taken) for c in children(node)))
+
+
+def as_float(value: Fraction) -> float:
+    """An exact number as a float (±inf beyond the float range)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
 
 
 def _user_name(index: str) -> str:
@@ -109,7 +117,12 @@ def index_sizes(
         if name in arrays and sizes.get(i) is None:
             sizes.set(i, np.shape(arrays[name])[axis], f"{name} (axis {axis})", index=i)
     for i, n in dims.items():
-        if sizes.get(i) is None:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ShapeError(
+                f"dims gives index '{i}' the size {n!r}", text, hint="sizes are positive integers, e.g. dims={'i': 3}"
+            )
+        known = sizes.size.get(sizes.find(i))
+        if known is None or known[1] == "dims":  # dims fill what no array determines (and must agree)
             sizes.set(i, int(n), "dims", index=i)
     return sizes
 
@@ -134,7 +147,7 @@ class _Evaluator:
     def eval(self, node: Node) -> tuple[np.ndarray, Labels]:
         """The value of ``node`` and its axis labels: always its free indices in sorted order."""
         if isinstance(node, Number):
-            return np.asarray(float(node.value), dtype=self.dtype), ()
+            return np.asarray(as_float(node.value), dtype=self.dtype), ()
         if isinstance(node, (Tensor, Delta, Mul)):
             return self.product(node, frozenset())
         if isinstance(node, Sum):
@@ -168,7 +181,7 @@ class _Evaluator:
         operands += [np.ones(n, dtype=self.dtype) for n in plan.ones]
         # With no operands the product is its numbers alone.
         value = opt_einsum.contract(plan.spec, *operands) if operands else np.ones(())
-        value = np.asarray(value * float(plan.coef), dtype=np.result_type(value, self.dtype))
+        value = np.asarray(value * as_float(plan.coef), dtype=np.result_type(value, self.dtype))
         if plan.diagonal is None:
             return value, plan.out
         full = np.zeros(plan.shape, dtype=value.dtype)
@@ -274,7 +287,15 @@ def _arrays_for(expr: Expr, node: Node, arrays: Mapping[str, Any], text: str) ->
                 *_locate(text, name),
                 hint=f"pass {name}=... (the expression needs: {', '.join(sorted({t.name for t in tensors(node)}))})",
             )
-        a = np.asarray(arrays[name])
+        try:
+            a = np.asarray(arrays[name])
+        except (ValueError, TypeError) as err:
+            raise ShapeError(
+                f"the array for '{name}' is not a rectangular numeric array ({err})",
+                text,
+                *_locate(text, name),
+                hint="pass a numpy array (all rows the same length)",
+            ) from None
         if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
             raise ShapeError(
                 f"the array for '{name}' is not numeric (dtype {a.dtype})",

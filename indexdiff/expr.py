@@ -135,6 +135,29 @@ ZERO = Number(Fraction(0))
 ONE = Number(Fraction(1))
 
 
+def exact_power(base: Fraction, exponent: Fraction) -> Fraction | None:
+    """``base^exponent`` when it is rational and of moderate size (|x| in 1e-300..1e300), else None.
+
+    Negative bases take no fractional powers (numpy gives nan there, so folding would disagree).
+    """
+    if base == 0:
+        return Fraction(0) if exponent > 0 else None
+    if exponent.denominator != 1 and base < 0:
+        return None
+    if abs(exponent.numerator) > 64 or abs(base.numerator) > 10**300 or base.denominator > 10**300:
+        return None
+    root = []
+    for n in (abs(base.numerator), base.denominator):
+        q = exponent.denominator
+        r = round(n ** (1 / q)) if n < 2**1000 else None
+        found = next((c for c in (r - 1, r, r + 1) if c >= 0 and c**q == n), None) if r is not None else None
+        if found is None:
+            return None
+        root.append(found)
+    value = (Fraction(root[0], root[1]) * (1 if base > 0 else -1)) ** exponent.numerator
+    return value if Fraction(1, 10**300) < abs(value) < 10**300 else None
+
+
 def product(nodes: list[Node] | tuple[Node, ...]) -> Node:
     """The product of ``nodes``: nested products spliced in, numbers multiplied into one leading coefficient."""
     flat: list[Node] = []

@@ -30,6 +30,7 @@ from .syntax import (
     SSum,
     STensor,
     Syn,
+    constant,
 )
 
 __all__ = ["build", "make_sum", "output_order"]
@@ -146,9 +147,9 @@ class _Resolver:
         return make_sum(summed, product(nodes))
 
     def quotient(self, s: SDiv, bound: frozenset[str]) -> Node:
-        num, den = self.resolve(s.num, bound), self.resolve(s.den, bound)
-        if isinstance(den, Number) and den.value == 0:
+        if constant(s.den) == 0:
             raise self.error("division by zero", s.den, hint="divide by a nonzero number")
+        num, den = self.resolve(s.num, bound), self.resolve(s.den, bound)
         if isinstance(num, Number) and isinstance(den, Number):
             return Number(num.value / den.value)
         inverse = [

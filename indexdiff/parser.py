@@ -59,6 +59,8 @@ def split_tensor(text: str, start: int = 0) -> tuple[str, tuple[str, ...], tuple
     if not sep:
         return name, (), ()
     base = start + len(name) + 1
+    if not rest:
+        raise ParseError("'_' must be followed by indices", pos=base - 1, hint=f"write {name}_i, {name}_ij or {name}")
     if rest.startswith("{"):
         if not rest.endswith("}") or len(rest) < 2:
             raise ParseError(
@@ -157,7 +159,15 @@ class _Build(Transformer):
 
     def number(self, children: list[Token]) -> SNumber:
         (tok,) = children
-        return SNumber(*_span(tok), value=Fraction(str(tok)))
+        value = Fraction(str(tok))
+        if value > Fraction(10) ** 300:
+            raise ParseError(
+                "number too large",
+                pos=tok.start_pos,
+                end=tok.end_pos,
+                hint="numbers up to 1e300 are supported; rescale the expression",
+            )
+        return SNumber(*_span(tok), value=value)
 
     def tensor(self, children: list[Token]) -> STensor:
         (tok,) = children
@@ -206,6 +216,14 @@ class _Build(Transformer):
 
     def mul(self, children: list[Syn]) -> SMul:
         left, right = children
+        last = left.factors[-1] if isinstance(left, SMul) else left
+        if isinstance(last, SNumber) and isinstance(right, SNumber) and last.end == right.start:
+            raise ParseError(
+                "two numbers written together",
+                pos=last.start,
+                end=right.end,
+                hint="a number has one decimal point; put a space or * between two numbers",
+            )
         if isinstance(left, SMul):
             start, end, depth = _span(left, right)
             return SMul(start, end, max(left.depth, right.depth + 1), factors=(*left.factors, right))

@@ -23,7 +23,13 @@ _ADD, _TERM, _FACTOR, _POWER, _ATOM = 0, 1, 2, 3, 4
 def number_text(value: Fraction) -> str:
     """An exact number as the notation writes it: 2, -0.5, 1/3."""
     if value.denominator == 1:
-        return str(value.numerator)
+        n = value.numerator
+        if abs(n) >= 10**16:  # 1e300, not three hundred digits
+            k = len(str(abs(n))) - len(str(abs(n)).rstrip("0"))
+            mantissa = n // 10**k
+            if abs(mantissa) < 10**15:
+                return f"{mantissa}e{k}"
+        return str(n)
     d = value.denominator
     while d % 2 == 0:
         d //= 2
@@ -57,7 +63,8 @@ def _split(factors: tuple[Node, ...]) -> tuple[list[Node], list[Node]]:
     """Numerator and denominator factors (negative powers, by their positive power)."""
     num, den = [], []
     for f in factors:
-        if isinstance(f, Pow) and f.exponent < 0:
+        # 0^-1 stays a power: "x / 0" would not parse back.
+        if isinstance(f, Pow) and f.exponent < 0 and not (isinstance(f.base, Number) and f.base.value == 0):
             den.append(f.base if f.exponent == -1 else Pow(f.base, -f.exponent))
         else:
             num.append(f)

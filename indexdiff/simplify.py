@@ -11,7 +11,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from .canonical import canonical, sort_key
-from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor
+from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, exact_power
 from .names import all_indices, rename, rename_summed, witness
 
 __all__ = ["simplify", "ones"]
@@ -140,34 +140,14 @@ def _product(factors: list[Node]) -> Node:
 # -- powers and functions -------------------------------------------------------------------------------------
 
 
-def _root(value: Fraction, q: int) -> Fraction | None:
-    if value < 0 and q % 2 == 0:
-        return None
-    sign = -1 if value < 0 else 1
-    parts = []
-    for n in (abs(value.numerator), value.denominator):
-        r = round(n ** (1 / q))
-        for c in (r - 1, r, r + 1):
-            if c >= 0 and c**q == n:
-                parts.append(c)
-                break
-        else:
-            return None
-    return sign * Fraction(parts[0], parts[1])
-
-
 def _pow(base: Node, e: Fraction) -> Node:
     if e == 1:
         return base
     if e == 0:
         return ONE if not base.free else Pow(base, e)
     if isinstance(base, Number):
-        if base.value == 0:
-            return ZERO if e > 0 else Pow(base, e)
-        root = _root(base.value, e.denominator)
-        if root is not None and abs(e.numerator) <= 64:
-            return Number(root**e.numerator)
-        return Pow(base, e)
+        value = exact_power(base.value, e)
+        return Number(value) if value is not None else Pow(base, e)
     if isinstance(base, Delta) and e > 0:
         return base
     if e.denominator == 1:
@@ -190,7 +170,7 @@ _EXACT: dict[str, Callable[[Fraction], Fraction | None]] = {
     "step": lambda v: Fraction(1 if v > 0 else 0),
     "abs": lambda v: abs(v),
     "sign": lambda v: Fraction((v > 0) - (v < 0)),
-    "sqrt": lambda v: _root(v, 2) if v >= 0 else None,
+    "sqrt": lambda v: exact_power(v, Fraction(1, 2)),
     "softplus": lambda v: None,
 }
 

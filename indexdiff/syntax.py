@@ -120,7 +120,13 @@ def constant(node: Syn) -> Fraction | None:
         return None if v is None else -v
     if isinstance(node, SDiv):
         a, b = constant(node.num), constant(node.den)
-        return None if a is None or not b else a / b
+        if b == 0:
+            from .errors import ParseError
+
+            raise ParseError(
+                "division by zero", pos=node.den.start, end=node.den.end, hint="divide by a nonzero number"
+            )
+        return None if a is None or b is None else a / b
     if isinstance(node, SMul):
         out = Fraction(1)
         for f in node.factors:
