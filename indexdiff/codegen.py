@@ -7,6 +7,7 @@ import keyword
 
 import opt_einsum
 
+from .errors import IndexDiffError
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Sum, Tensor
 from .names import children
 from .printer import number_text
@@ -59,13 +60,18 @@ class _Einsum:
                 taken.add(self.letters[i])
 
     def size_code(self, index: str, node: Node) -> str:
+        """Code for the length of ``index`` in the product ``node``: a tensor of that product, else its origin."""
         for t in _tensors(node):
             if index in t.indices:
                 return f"{self.names.get(t.name, t.name)}.shape[{t.indices.index(index)}]"
         name, axis = self.expr.origins.get(index, (None, 0))
         if name is not None:
             return f"{self.names.get(name, name)}.shape[{axis}]"
-        return f"n_{index}"
+        raise IndexDiffError(
+            f"no tensor gives the length of index '{index}'",
+            str(self.expr),
+            hint="the expression's code needs an array that carries every index",
+        )
 
     def code(self, node: Node) -> tuple[str, tuple[str, ...]]:
         if isinstance(node, Number):
@@ -119,7 +125,7 @@ class _Einsum:
                 specs.append(self.word(f.indices))
                 args.append(self.names.get(f.name, f.name))
             elif isinstance(f, Delta):
-                n = self.size_code(f.indices[0], self.expr.node)
+                n = self.size_code(f.indices[0], node)
                 specs.append(self.word(f.indices))
                 args.append(f"np.eye({n})" if len(f.indices) == 2 else f"np.ones({n})")
             else:
@@ -380,7 +386,6 @@ def codegen(expr: Expr, *wrt: str, format: str = "python") -> str:  # noqa: A002
     ``"einsum"`` (one numpy expression per line).
     """
     from .diff import diff
-    from .errors import IndexDiffError
     from .expr import Program
     from .program import inline
 

@@ -17,6 +17,7 @@ from fractions import Fraction
 from .errors import IndexRuleError, ParseError
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, negate, product
 from .names import origin
+from .printer import indices_text
 from .syntax import (
     SAdd,
     SCall,
@@ -139,8 +140,9 @@ class _Resolver:
                 raise self.error(
                     f"index '{index}' occurs {n} times in one product",
                     s,
-                    hint=f"an index is summed when it occurs twice; for an element-wise product over {index}, bind it "
-                    f"with a left-hand side (f_{index} = ...) or write sum_{index}(...) around the product",
+                    hint=f"an index is summed when it occurs twice; for an element-wise product over {index}, bind "
+                    f"it with a left-hand side (f{indices_text((index,))} = ...) or write "
+                    f"sum{indices_text((index,))}(...) around the product",
                 )
             if n == 2:
                 summed.add(index)
@@ -188,19 +190,19 @@ class _Resolver:
         for i in s.indices:
             if i in bound:
                 raise self.error(
-                    f"sum_{i}(...) sums an index that is already bound",
+                    f"sum{indices_text((i,))}(...) sums an index that is already bound",
                     s,
                     hint=f"'{i}' is bound by a left-hand side or an enclosing sum; use another letter",
-                    end=s.start + 4 + len(i),
+                    end=self.ctx.text.index("(", s.start),
                 )
         body = self.resolve(s.body, bound | frozenset(s.indices))
         for i in s.indices:
             if i not in body.free:
                 raise self.error(
-                    f"sum_{i}(...): '{i}' is not a free index of the body",
+                    f"sum{indices_text((i,))}(...): '{i}' is not a free index of the body",
                     s,
                     hint=f"the body's free indices are {_fmt(body.free)}; sum over one of those",
-                    end=s.start + 4 + len(i),
+                    end=self.ctx.text.index("(", s.start),
                 )
         return make_sum(set(s.indices), body)
 
