@@ -10,7 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, exact_power, product
-from .names import SUMMED_ORDER, all_indices, fresh, rename
+from .names import SUMMED_ORDER, all_indices, children, fresh, rename
 
 __all__ = ["canonical", "flatten", "sort_key"]
 
@@ -19,26 +19,55 @@ _MASK = "?"
 _TAG = {Number: 0, Tensor: 1, Delta: 2, Pow: 3, Func: 4, Add: 5, Mul: 6, Sum: 7}
 
 
-def sort_key(node: Node, masked: frozenset[str] = frozenset()) -> tuple[Any, ...]:
-    """An ordering key that ignores the names of summed indices (and of ``masked`` ones)."""
+def sort_key(node: Node, masked: frozenset[str] | dict[str, str] = frozenset()) -> tuple[Any, ...]:
+    """An ordering key that ignores the names of summed indices.
+
+    ``masked`` indices read as ``?``, or as the colour a dict gives them (see ``_colors``).
+    """
+    colors = masked if isinstance(masked, dict) else dict.fromkeys(masked, _MASK)
+    return _key(node, colors)
+
+
+def _key(node: Node, colors: dict[str, str]) -> tuple[Any, ...]:
     tag = _TAG[type(node)]
     if isinstance(node, Number):
         return (tag, node.value)
     if isinstance(node, Tensor):
-        return (tag, node.name, len(node.indices), tuple(_MASK if i in masked else i for i in node.indices))
+        return (tag, node.name, len(node.indices), tuple(colors.get(i, i) for i in node.indices))
     if isinstance(node, Delta):
-        return (tag, len(node.indices), tuple(sorted(_MASK if i in masked else i for i in node.indices)))
+        return (tag, len(node.indices), tuple(sorted(colors.get(i, i) for i in node.indices)))
     if isinstance(node, Func):
-        return (tag, node.name, sort_key(node.arg, masked))
+        return (tag, node.name, _key(node.arg, colors))
     if isinstance(node, Pow):
-        return (tag, sort_key(node.base, masked), node.exponent)
+        return (tag, _key(node.base, colors), node.exponent)
     if isinstance(node, Mul):
-        return (tag, tuple(sorted(sort_key(f, masked) for f in node.factors)))
+        return (tag, tuple(sorted(_key(f, colors) for f in node.factors)))
     if isinstance(node, Add):
-        return (tag, tuple(sorted(sort_key(t, masked) for t in node.terms)))
+        return (tag, tuple(sorted(_key(t, colors) for t in node.terms)))
     if isinstance(node, Sum):
-        return (tag, len(node.indices), sort_key(node.body, masked | frozenset(node.indices)))
+        return (tag, len(node.indices), _key(node.body, {**colors, **dict.fromkeys(node.indices, _MASK)}))
     raise AssertionError(node)
+
+
+def _colors(body: Node, summed: frozenset[str], rounds: int = 2) -> dict[str, str]:
+    """A name-free description of each summed index: the tensors and positions it occurs at, refined by the
+    descriptions of the indices it shares those tensors with. Factors that tie on masked keys (two ``A_??``) are
+    then ordered by where their indices lead, not by how the input happened to be written."""
+    colors = dict.fromkeys(summed, _MASK)
+    for _ in range(rounds):
+        seen: dict[str, list[tuple[str, int]]] = {j: [] for j in summed}
+        stack = [body]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, (Tensor, Delta)):
+                described = repr(_key(n, colors))
+                for position, i in enumerate(n.indices):
+                    if i in seen:
+                        seen[i].append((described, position if isinstance(n, Tensor) else 0))
+            else:
+                stack.extend(children(n))
+        colors = {j: repr(sorted(occurrences)) for j, occurrences in seen.items()}
+    return colors
 
 
 def _term_key(node: Node) -> tuple[Any, ...]:
@@ -83,8 +112,8 @@ def flatten(node: Node) -> Node:
     return node
 
 
-def _first_appearance(node: Node, wanted: frozenset[str], masked: frozenset[str], out: list[str]) -> None:
-    """Append the ``wanted`` indices in the order a canonical traversal meets them."""
+def _first_appearance(node: Node, wanted: frozenset[str], masked: dict[str, str], out: list[str]) -> None:
+    """Append the ``wanted`` indices in the order a canonical traversal meets them (``masked``: colours)."""
     if isinstance(node, (Tensor, Delta)):
         indices = node.indices if isinstance(node, Tensor) else sorted(node.indices, key=lambda i: i in wanted)
         out.extend(i for i in indices if i in wanted and i not in out)
@@ -97,7 +126,7 @@ def _first_appearance(node: Node, wanted: frozenset[str], masked: frozenset[str]
         for p in sorted(parts, key=lambda p: sort_key(p, masked)):
             _first_appearance(p, wanted, masked, out)
     elif isinstance(node, Sum):
-        _first_appearance(node.body, wanted - set(node.indices), masked | frozenset(node.indices), out)
+        _first_appearance(node.body, wanted - set(node.indices), {**masked, **dict.fromkeys(node.indices, _MASK)}, out)
 
 
 def _canon(node: Node, scope: frozenset[str], rename_sums: bool = True) -> Node:
@@ -116,7 +145,7 @@ def _canon(node: Node, scope: frozenset[str], rename_sums: bool = True) -> Node:
     if isinstance(node, Sum):
         summed = frozenset(node.indices)
         order: list[str] = []
-        _first_appearance(node.body, summed, summed, order)
+        _first_appearance(node.body, summed, _colors(node.body, summed), order)
         order += sorted(summed - set(order))
         avoid = scope | (node.body.free - summed)
         # Move the summed indices out of the way first, so the canonical names cannot collide with them.

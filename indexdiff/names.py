@@ -84,7 +84,10 @@ def children(node: Node) -> tuple[Node, ...]:
 
 
 def rebuild(node: Node, parts: tuple[Node, ...]) -> Node:
-    """``node`` with its sub-nodes replaced by ``parts`` (in the order ``children`` gives them)."""
+    """``node`` with its sub-nodes replaced by ``parts`` (in the order ``children`` gives them); ``node`` itself
+    when every part is the one it had."""
+    if all(a is b for a, b in zip(parts, children(node))):
+        return node
     if isinstance(node, Mul):
         return Mul(parts)
     if isinstance(node, Add):
@@ -198,5 +201,6 @@ def separate(node: Node, scope: frozenset[str]) -> Node:
     """``node`` with every summed index renamed where it repeats a name visible around it (``scope``)."""
     if isinstance(node, Sum):
         node = rename_summed(node, scope)
-        return Sum(node.indices, separate(node.body, scope | frozenset(node.indices)))
+        body = separate(node.body, scope | frozenset(node.indices))
+        return node if body is node.body else Sum(node.indices, body)
     return rebuild(node, tuple(separate(c, scope) for c in children(node)))

@@ -222,6 +222,8 @@ def _terms(terms: list[Node]) -> Node:
     flat = [t for t in flat if t != ZERO]
     if not flat:
         return ZERO
+    if len(flat) == 1:
+        return flat[0]
     scope = frozenset().union(*(t.free for t in flat))
     split = [_split_coef(t) for t in flat]
     # Terms equal up to renaming have equal rename-blind sort keys: only those need canonical forms.

@@ -81,3 +81,24 @@ def test_equality_ignores_summed_names_and_order_but_not_axis_order():
     assert ix.parse("a + b") == ix.parse("b + a")
     assert ix.parse("A_ij") != ix.parse("C_ji = A_ij")
     assert hash(ix.parse("x_i y_i")) == hash(ix.parse("y_j x_j"))
+
+
+def test_equality_is_invariant_under_reordering_and_renaming():
+    import random
+
+    rnd = random.Random(3)
+    for text in [
+        "A_ij B_jk A_ki",
+        "A_ij A_kl B_jl B_ki",
+        "x_i A_ij A_jk x_k",
+        "T_ijk T_kli A_lj",
+        "x_i A_ij y_j A_kl x_k y_l",
+    ]:
+        base = ix.parse(text)
+        for _ in range(20):
+            factors = text.split()
+            rnd.shuffle(factors)
+            letters = sorted({c for f in factors for c in f.split("_")[1]})
+            renamed = dict(zip(letters, rnd.sample(letters, len(letters))))
+            shuffled = " ".join(f.split("_")[0] + "_" + "".join(renamed[c] for c in f.split("_")[1]) for f in factors)
+            assert ix.parse(shuffled) == base, shuffled
