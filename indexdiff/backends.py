@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .functions import FUNCTIONS
+from .functions import FUNCTIONS, logsumexp
 
 __all__ = ["Backend", "backend_of"]
 
@@ -27,6 +27,21 @@ class Backend:
         else:
             self.functions = {f: getattr(self.xp, f) for f in _STANDARD}
             self.functions.update(_SPECIAL[name](self.xp))
+
+    def logsumexp(self, value: Any, axes: tuple[int, ...]) -> Any:
+        """log(Σ exp) over ``axes``, the largest term factored out (no overflow)."""
+        if not axes:
+            return value
+        if self.name == "numpy":
+            return logsumexp(value, axes)
+        if self.name == "torch":
+            return self.xp.logsumexp(value, dim=axes)
+        if self.name == "jax":
+            import jax.scipy.special
+
+            return jax.scipy.special.logsumexp(value, axis=axes)
+        m = self.xp.max(value, axis=axes, keepdims=True)
+        return self.xp.log(self.xp.sum(self.xp.exp(value - m), axis=axes)) + self.xp.squeeze(m, axis=axes)
 
     def ones(self, n: int, like: Any) -> Any:
         if self.name == "torch":

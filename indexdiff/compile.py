@@ -13,6 +13,7 @@ from .canonical import canonical
 from .errors import IndexDiffError, ShapeError
 from .evaluate import as_float, plan_product
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
+from .functions import logsumexp_parts
 from .program import inline
 from .simplify import simplify
 
@@ -83,6 +84,17 @@ class _Builder:
             total = self.backend.sum
             return (
                 self.plan.add(lambda v, s=slot, a=axes: total(v[s], a)),
+                tuple(labels[k] for k in keep),
+                tuple(shape[k] for k in keep),
+            )
+        lse = logsumexp_parts(node)
+        if lse is not None:
+            slot, labels, shape = self.emit(lse[0])
+            axes = tuple(k for k, i in enumerate(labels) if i in lse[1])
+            keep = tuple(k for k, i in enumerate(labels) if i not in lse[1])
+            f = self.backend.logsumexp
+            return (
+                self.plan.add(lambda v, s=slot, a=axes: f(v[s], a)),
                 tuple(labels[k] for k in keep),
                 tuple(shape[k] for k in keep),
             )

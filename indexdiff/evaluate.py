@@ -17,7 +17,7 @@ import opt_einsum
 
 from .errors import IndexDiffError, ShapeError
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
-from .functions import FUNCTIONS
+from .functions import FUNCTIONS, logsumexp, logsumexp_parts
 from .names import UnionFind, all_indices, children, rebuild, rename, tensors
 
 __all__ = ["evaluate", "index_sizes", "unique_sums", "plan_product", "as_float"]
@@ -157,6 +157,11 @@ class _Evaluator:
             axes = tuple(k for k, i in enumerate(labels) if i in node.indices)
             return value.sum(axis=axes), tuple(i for i in labels if i not in node.indices)
         if isinstance(node, Func):
+            lse = logsumexp_parts(node)
+            if lse is not None:
+                value, labels = self.eval(lse[0])
+                axes = tuple(k for k, i in enumerate(labels) if i in lse[1])
+                return logsumexp(value, axes), tuple(i for i in labels if i not in lse[1])
             value, labels = self.eval(node.arg)
             return FUNCTIONS[node.name].numpy(value), labels
         if isinstance(node, Pow):

@@ -10,7 +10,7 @@ import numpy as np
 
 from .expr import ONE, Add, Func, Mul, Node, Number, Pow
 
-__all__ = ["Function", "FUNCTIONS", "RESERVED"]
+__all__ = ["Function", "FUNCTIONS", "RESERVED", "logsumexp", "logsumexp_parts"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,25 @@ FUNCTIONS: dict[str, Function] = {
     "abs": Function(np.abs, lambda u: Func("sign", u), r"\operatorname{abs}"),
     "sign": Function(np.sign, lambda u: Number(Fraction(0)), r"\operatorname{sign}"),
 }
+
+
+def logsumexp(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """log(Σ exp(a)) over ``axes`` without overflow: the largest term is factored out first."""
+    m = np.max(a, axis=axes, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    return np.log(np.sum(np.exp(a - m), axis=axes)) + np.squeeze(m, axis=axes)
+
+
+def logsumexp_parts(node: Node) -> tuple[Node, tuple[str, ...]] | None:
+    """``(u, j)`` when ``node`` is ``log(sum_j(exp(u)))``, which is computed as a stable log-sum-exp."""
+    from .expr import Sum
+
+    if isinstance(node, Func) and node.name == "log" and isinstance(node.arg, Sum):
+        body = node.arg.body
+        if isinstance(body, Func) and body.name == "exp":
+            return body.arg, node.arg.indices
+    return None
+
 
 #: Names that cannot be tensors: the functions, the explicit sum and the Kronecker delta.
 RESERVED = frozenset(FUNCTIONS) | {"sum", "delta", "δ"}

@@ -109,3 +109,14 @@ def test_input_validation():
         f(A=np.ones((2, 3)), x=np.ones(4))
     with pytest.raises(ix.IndexDiffError, match="nothing to compile"):
         ix.compile()
+
+
+@pytest.mark.parametrize("z", [1000.0, -1000.0])
+def test_log_sum_exp_is_stable(z):
+    e = ix.parse("L = sum_b(log(sum_j(exp(z_bj))) - z_bj t_bj)")
+    logits, targets = np.array([[z, 0.0, 1.0]]), np.array([[0.0, 1.0, 0.0]])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        compiled = ix.compile(e)(z=logits, t=targets)
+        reference = ix.evaluate(e, {"z": logits, "t": targets})
+    expected = max(z, 1.0) + np.log1p(np.exp(-abs(z - 1.0)) + np.exp(-max(z, 1.0)))
+    assert np.isclose(compiled, expected) and np.isclose(reference, expected)
