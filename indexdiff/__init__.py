@@ -14,10 +14,12 @@ from .errors import IndexDiffError
 from .evaluate import evaluate
 from .expr import Expr, Program
 from .parser import parse
+from .reverse import grad
 
 __all__ = [
     "parse",
     "diff",
+    "grad",
     "evaluate",
     "compile",
     "cost",

@@ -229,19 +229,28 @@ class Compiled:
     used by several terms or expressions (``sigmoid(X_ij w_j)``, an inner contraction) is computed once per call.
     """
 
-    def __init__(self, exprs: tuple[Expr, ...]) -> None:
+    def __init__(self, exprs: tuple[Expr, ...], outputs: tuple[str, ...] | None = None) -> None:
         self.exprs = tuple(
             Expr(simplify(e.node, frozenset(e.free)), e.free, e.name, e.variables, e.origins) for e in exprs
         )
+        # A program: its statements run in order, each once; ``outputs`` name what the call returns.
+        self.outputs = outputs
+        if outputs is not None:
+            needed = set(outputs)
+            for e in reversed(self.exprs):
+                if e.name in needed:
+                    needed.update(e.variables)
+            self.exprs = tuple(e for e in self.exprs if e.name in needed)
+        defined = {e.name for e in self.exprs} if outputs is not None else set()
         ranks: dict[str, int] = {}
-        for e in exprs:
+        for e in self.exprs:
             for name, rank in e.variables.items():
                 if ranks.setdefault(name, rank) != rank:
                     raise IndexDiffError(
                         f"'{name}' has {ranks[name]} indices in one expression and {rank} in another",
                         hint="compile expressions that agree on their tensors",
                     )
-        self.inputs = dict(sorted(ranks.items()))
+        self.inputs = dict(sorted((n, r) for n, r in ranks.items() if n not in defined))
         self._plans: dict[tuple[Any, ...], _Plan] = {}
 
     def __call__(self, **arrays: Any) -> Any:
@@ -313,9 +322,10 @@ class Compiled:
             dtype = like.dtype
         plan = _Plan(tuple(given))
         builder = _Builder(plan, {n: tuple(a.shape) for n, a in given.items()}, dtype, backend, like)
+        known: dict[str, Any] = dict(given)  # what index_sizes reads shapes from: inputs, then statements
         for e in self.exprs:
             # Check sizes (and learn the output indices' lengths) the way the evaluator does.
-            sizes = index_sizes(unique_sums(e.node), given, e.origins, {}, str(e))
+            sizes = index_sizes(unique_sums(e.node), known, e.origins, {}, str(e))
             out_shape = []
             for i in e.free:
                 n = sizes.get(i)
@@ -326,8 +336,24 @@ class Compiled:
                 out_shape.append(n)
                 builder.sizes[i] = n
             slot, labels, _ = builder.emit(e.node)
-            plan.outputs.append(_output(slot, labels, tuple(e.free), tuple(out_shape), dtype, backend))
+            result = _output(slot, labels, tuple(e.free), tuple(out_shape), dtype, backend)
+            if self.outputs is None:
+                plan.outputs.append(result)
+                continue
+            # A statement's value, in its left-hand side's axis order, is what later statements read.
+            builder.slot[e.name] = plan.add(result)
+            builder.shapes[e.name] = tuple(out_shape)
+            known[e.name] = _Shape(tuple(out_shape))
+        if self.outputs is not None:
+            plan.outputs = [lambda v, s=builder.slot[name]: v[s] for name in self.outputs]
         return plan
+
+
+class _Shape:
+    """Stands for a statement's value where only its shape is read."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
 
 
 def _output(
@@ -376,6 +402,8 @@ def compile(*exprs: Expr | Program) -> Compiled:  # noqa: A001 - the public name
     """
     if not exprs:
         raise IndexDiffError("nothing to compile", hint="pass one or more expressions: ix.compile(e, ix.diff(e, 'x'))")
+    if len(exprs) == 1 and isinstance(exprs[0], Program):
+        return Compiled(exprs[0].statements, exprs[0].outputs)
     resolved = []
     for e in exprs:
         if isinstance(e, Program):

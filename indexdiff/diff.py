@@ -11,7 +11,7 @@ from .names import all_indices, fresh, separate, tensors, witness
 from .parser import split_tensor
 from .simplify import ones, simplify
 
-__all__ = ["diff", "derivative"]
+__all__ = ["diff", "derivative", "with_indices"]
 
 Rule = Callable[[Node, str, tuple[str, ...]], Node]
 
@@ -127,6 +127,16 @@ def _wrt(expr: Expr, spec: str) -> tuple[str, tuple[str, ...]]:
     return name, given
 
 
+def with_indices(node: Node, free: frozenset[str]) -> Node:
+    """``node`` simplified, carrying every index of ``free``: a result constant along an output index
+    (∂x_i/∂c = 1 for every i) keeps that index as δ_i, the ones vector."""
+    node = simplify(node, free)
+    missing = free - node.free
+    if missing and node != ZERO:
+        node = simplify(Mul((node, ones(missing))), free)
+    return node
+
+
 def diff(expr: Expr | Program, *wrt: str) -> Expr:
     """∂expr/∂wrt[0]/∂wrt[1]...: the new indices are appended to ``expr.free`` in order.
 
@@ -149,11 +159,7 @@ def diff(expr: Expr | Program, *wrt: str) -> Expr:
         name, new = _wrt(expr, spec)
         free = (*expr.free, *new)
         node = separate(expr.node, frozenset(free))
-        node = simplify(derivative(node, name, new), frozenset(free))
-        missing = frozenset(free) - node.free
-        if missing and node != ZERO:
-            # Constant along an output index (∂x_i/∂c = 1 for every i): keep the index as δ_i, the ones vector.
-            node = simplify(Mul((node, ones(missing))), frozenset(free))
+        node = with_indices(derivative(node, name, new), frozenset(free))
         origins = dict(expr.origins)
         origins.update({k: (name, axis) for axis, k in enumerate(new)})
         expr = Expr(node, free, None, expr.variables, origins)

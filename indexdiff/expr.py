@@ -251,12 +251,16 @@ class Expr:
 
 
 class Program:
-    """Several statements; later statements may use the tensors earlier ones define."""
+    """Several statements; later statements may use the tensors earlier ones define.
 
-    __slots__ = ("statements",)
+    ``outputs`` names what evaluating or compiling the program returns (default: its last statement).
+    """
 
-    def __init__(self, statements: tuple[Expr, ...]) -> None:
+    __slots__ = ("statements", "outputs")
+
+    def __init__(self, statements: tuple[Expr, ...], outputs: tuple[str, ...] | None = None) -> None:
         self.statements = tuple(statements)
+        self.outputs = tuple(outputs) if outputs else (self.statements[-1].name,) if self.statements else ()
 
     @property
     def names(self) -> tuple[str, ...]:
