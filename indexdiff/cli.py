@@ -15,6 +15,7 @@ from .errors import IndexDiffError
 from .expr import Expr, Program
 from .parser import parse
 from .program import inline
+from .reverse import grad
 
 __all__ = ["main"]
 
@@ -27,7 +28,7 @@ examples:
   indexdiff "W_ij x_j + b_i" --wrt W_kl       name the new indices yourself
   indexdiff "sum_i(log(1 + exp(-y_i X_ij w_j)))" --wrt w --check --dims i=50,j=4
   indexdiff "sum_i(log(1 + exp(-y_i X_ij w_j)))" --wrt w,w --cost --dims i=2000,j=500
-  indexdiff -f model.idx --wrt W1 --format json    a program file (- for stdin)
+  indexdiff -f net.idx --wrt W1 --wrt b1      a program: prints its backward pass (reverse mode)
   indexdiff "x_i A_ij x_j" --wrt x,x --format python > quad.py && python quad.py   code that checks itself
 
 notation: juxtaposition sums an index that occurs twice in a product (x_i A_ij x_j);
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         help="differentiate by VARS: x, x_k, or a comma list x,x for repeated differentiation; "
         "repeat --wrt for several derivatives",
     )
+    p.add_argument("--loss", metavar="NAME", help="the loss statement of a program (default: the last)")
     p.add_argument(
         "--format",
         choices=("index", "einsum", "python", "latex", "json"),
@@ -179,13 +181,25 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     text, parsed = _read(args)
     dims = parse_dims(args.dims)
-    expr = inline(parsed) if isinstance(parsed, Program) else parsed
+    if args.loss is not None and not isinstance(parsed, Program):
+        raise IndexDiffError("--loss names a statement of a program", hint="use it with -f FILE holding statements")
+    expr = inline(parsed, args.loss) if isinstance(parsed, Program) else parsed
     chains = [split_specs(w) for w in args.wrt]
     derivatives = [diff(expr, *chain) for chain in chains]
     reports = [check(expr, *chain, dims=dims, seed=args.seed) for chain in chains] if args.check else []
     labels = ["value", *(f"d/d{'/d'.join(chain)}" for chain in chains)]
     costs = [cost(e, _with_origins(e, expr, dims)) for e in (expr, *derivatives)] if args.cost else []
-    if args.format in ("python", "latex"):
+    if isinstance(parsed, Program) and chains and args.format == "index":
+        # A program's gradients: the backward pass as statements (reverse mode).
+        for chain in chains:
+            if len(chain) > 1:
+                raise IndexDiffError(
+                    f"a program's gradient takes one variable per --wrt, not {','.join(chain)}",
+                    ",".join(chain),
+                    hint="repeat --wrt for several gradients: --wrt W1 --wrt b1",
+                )
+        print(grad(parsed, args.loss, [c[0].split("_")[0] for c in chains]))
+    elif args.format in ("python", "latex"):
         print(codegen(expr, *(",".join(c) for c in chains), format=args.format))
     elif args.format == "json":
         out = {

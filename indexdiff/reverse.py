@@ -92,6 +92,8 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
         raise IndexDiffError(
             f"the loss '{loss}' is not a scalar (it has indices {', '.join(statements[-1].free)})",
             str(statements[-1]),
+            0,
+            len(loss),
             hint="sum it to a scalar: L = sum_i(...)",
         )
     if isinstance(wrt, str):

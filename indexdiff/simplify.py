@@ -2,7 +2,8 @@
 
 Delta contraction (``Σ_j A_ij δ_jk -> A_ik``), zero and one removal, exact constant folding, like powers
 combined, sums distributed over their terms, like terms merged up to the names of summed indices, and two
-stability rewrites (``exp(u) / (1 + exp(u)) -> sigmoid(u)``, ``log(1 + exp(u)) -> softplus(u)``).
+stability rewrites (``exp(u) / (1 + exp(u)) -> sigmoid(u)``, ``log(1 + exp(u)) -> softplus(u)``,
+``exp(u) / Σ_j exp(v) -> exp(u - log Σ_j exp(v))``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from .canonical import canonical, sort_key
-from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, exact_power
+from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, exact_power, negate
+from .functions import logsumexp_parts
 from .names import all_indices, rename, rename_summed, witness
 
 __all__ = ["simplify", "ones"]
@@ -112,6 +114,18 @@ def _sigmoid(factors: list[Node]) -> list[Node]:
     return factors
 
 
+def _softmax(factors: list[Node]) -> list[Node]:
+    """``exp(u) / Σ_j exp(v) -> exp(u - log(Σ_j exp(v)))``: the softmax, computed without overflow because
+    log(Σ exp) is evaluated as a log-sum-exp."""
+    for k, f in enumerate(factors):
+        if isinstance(f, Pow) and f.exponent == -1 and logsumexp_parts(Func("log", f.base)) is not None:
+            for m, g in enumerate(factors):
+                if isinstance(g, Func) and g.name == "exp":
+                    shifted = Func("exp", Add((g.arg, negate(Func("log", f.base)))))
+                    return [h for n, h in enumerate(factors) if n not in (k, m)] + [shifted]
+    return factors
+
+
 def _product(factors: list[Node]) -> Node:
     factors = _flatten_mul(factors)
     coef = Fraction(1)
@@ -126,7 +140,7 @@ def _product(factors: list[Node]) -> Node:
     pulled = _pull_sum(others, coef)
     if pulled is not None:
         return pulled
-    others = _sigmoid(_powers(others))
+    others = _softmax(_sigmoid(_powers(others)))
     others = [f for f in others if f != ONE]
     if any(isinstance(f, Number) for f in others):
         return _product([Number(coef), *others])
