@@ -156,6 +156,16 @@ def _contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Calla
     """The contraction for ``spec``: opt_einsum's planned path, or plain np.einsum when it is tiny."""
     if not shapes:  # numbers and deltas only: nothing to contract
         return lambda: 1.0
+    inputs, output = spec.split("->")
+    if len(shapes) > 1 and all(term == output for term in inputs.split(",")):
+        # An element-wise product (nothing summed, the same axes everywhere): multiply, as numpy would by hand.
+        def multiply(*ops: Any) -> Any:
+            value = ops[0] * ops[1]
+            for op in ops[2:]:
+                value = value * op
+            return value
+
+        return multiply
     sizes: dict[str, int] = {}
     for term, shape in zip(spec.split("->")[0].split(","), shapes):
         sizes.update(zip(term, shape))
