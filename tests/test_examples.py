@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
+ROOT = Path(__file__).parent.parent / "examples"
+EXAMPLES = sorted(p for p in [*ROOT.glob("*.py"), *ROOT.glob("mlp/*.py")] if not p.name.startswith("_"))
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda p: p.name)
@@ -18,4 +19,5 @@ def test_example_runs(script):
 
 
 def test_there_are_examples():
-    assert {p.name for p in EXAMPLES} >= {"quadratic_form.py", "least_squares.py", "logistic_regression.py"}
+    names = {p.name for p in EXAMPLES}
+    assert names >= {"quadratic_form.py", "least_squares.py", "logistic_regression.py", "train.py", "seed_paper.py"}
