@@ -199,6 +199,8 @@ def run(argv: Sequence[str] | None = None) -> int:
                     hint="repeat --wrt for several gradients: --wrt W1 --wrt b1",
                 )
         print(grad(parsed, args.loss, [c[0].split("_")[0] for c in chains]))
+    elif isinstance(parsed, Program) and chains and args.format == "python":
+        print(codegen(parsed, *(c[0] for c in chains), format="python", loss=args.loss))
     elif args.format in ("python", "latex"):
         print(codegen(expr, *(",".join(c) for c in chains), format=args.format))
     elif args.format == "json":

@@ -99,3 +99,19 @@ def test_cli_python_and_latex_formats(capsys, tmp_path):
 def test_unknown_format():
     with pytest.raises(ix.IndexDiffError, match="unknown format"):
         ix.codegen(ix.parse("x"), format="fortran")
+
+
+def test_program_module_has_forward_and_gradients_that_check_themselves(tmp_path, rng):
+    text = "z1_bi = W1_ij x_bj + b1_i\nh1_bi = tanh(z1_bi)\nz2_b = w2_j h1_bj + b2\nL = sum_b(softplus(-y_b z2_b))"
+    program = ix.parse(text)
+    path = tmp_path / "net.py"
+    path.write_text(ix.codegen(program, "W1", "b1", "w2", "b2"), encoding="utf-8")
+    run = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, check=False)
+    assert run.returncode == 0 and run.stdout.count(": ok") == 4, run.stdout + run.stderr
+    module = _load(path)
+    a = {"W1": rng.normal(size=(3, 2)), "b1": rng.normal(size=3), "w2": rng.normal(size=3), "b2": np.float64(0.3),
+         "x": rng.normal(size=(5, 2)), "y": np.sign(rng.normal(size=5))}  # fmt: skip
+    want = ix.compile(ix.grad(program, wrt=["W1", "b1", "w2", "b2"]))(**a)
+    for g, w in zip(module.gradients(**a), want):
+        assert np.allclose(g, w, rtol=1e-10, atol=1e-12)
+    assert np.isclose(module.forward(**a), want[0])
