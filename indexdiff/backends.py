@@ -24,6 +24,8 @@ class Backend:
         self.functions: dict[str, Callable[[Any], Any]] = {}
         if name == "numpy":
             self.functions = {f: spec.numpy for f, spec in FUNCTIONS.items()}
+            # A mask, as `* (z > 0)` by hand: multiplying by it converts on the fly, saving a pass.
+            self.functions["step"] = _mask
         else:
             self.functions = {f: getattr(self.xp, f) for f in _STANDARD}
             self.functions.update(_SPECIAL[name](self.xp))
@@ -53,10 +55,17 @@ class Backend:
             return value.sum(dim=axes) if axes else value
         return value.sum(axis=axes)
 
+    def transpose(self, value: Any, order: tuple[int, ...]) -> Any:
+        return value.permute(*order) if self.name == "torch" else value.transpose(order)
+
     def eye(self, n: int, like: Any) -> Any:
         if self.name == "torch":
             return self.xp.eye(n, dtype=like.dtype, device=like.device)
         return self.xp.eye(n, dtype=like.dtype)
+
+
+def _mask(a: Any) -> Any:
+    return a > 0
 
 
 _MODULES = {"torch": "torch", "jax": "jax.numpy", "cupy": "cupy"}

@@ -73,6 +73,17 @@ class _Builder:
         if isinstance(node, Number):
             constant = as_float(node.value)
             return self.plan.add(lambda v: constant), (), ()
+        if isinstance(node, Tensor) and len(set(node.indices)) == len(node.indices):
+            # A tensor alone: its array as it is, or a transposed view to sorted axes; never a copy.
+            shape = self.shapes[node.name]
+            labels = tuple(sorted(node.indices))
+            order = tuple(node.indices.index(i) for i in labels)
+            sorted_shape = tuple(shape[k] for k in order)
+            slot = self.slot[node.name]
+            if order == tuple(range(len(order))):
+                return slot, labels, sorted_shape
+            transpose = self.backend.transpose
+            return self.plan.add(lambda v, s=slot, o=order: transpose(v[s], o)), labels, sorted_shape
         if isinstance(node, (Tensor, Delta, Mul)):
             return self.product(node, frozenset())
         if isinstance(node, Sum):
@@ -157,6 +168,9 @@ def _contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Calla
     if not shapes:  # numbers and deltas only: nothing to contract
         return lambda: 1.0
     inputs, output = spec.split("->")
+    product = _matrix_product(inputs.split(","), output) if numpy and len(shapes) == 2 else None
+    if product is not None:
+        return product
     if len(shapes) > 1 and all(term == output for term in inputs.split(",")):
         # An element-wise product (nothing summed, the same axes everywhere): multiply, as numpy would by hand.
         def multiply(*ops: Any) -> Any:
@@ -175,6 +189,30 @@ def _contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Calla
     if numpy and naive <= SMALL:
         return lambda *ops: np.einsum(spec, *ops)
     return opt_einsum.contract_expression(spec, *shapes)
+
+
+def _matrix_product(terms: list[str], output: str) -> Callable[..., Any] | None:
+    """``a @ b`` for a two-operand contraction that is one matrix (or matrix-vector) product, with the operands
+    transposed (as views) so the result comes out in ``output``'s axis order, contiguous; None otherwise."""
+    t1, t2 = terms
+    shared = set(t1) & set(t2)
+    if len(shared) != 1 or len(t1) > 2 or len(t2) > 2 or len(set(t1)) < len(t1) or len(set(t2)) < len(t2):
+        return None
+    (s,) = shared
+    if s in output or set(output) != (set(t1) | set(t2)) - {s}:
+        return None
+    rest1, rest2 = t1.replace(s, ""), t2.replace(s, "")
+    # The operand whose free axis comes first in the output goes on the left.
+    left = 0 if (rest1 and output.startswith(rest1)) or not rest2 else 1
+    lt, rt = (t1, t2) if left == 0 else (t2, t1)
+    transpose_left = len(lt) == 2 and lt[1] != s  # the left operand as (rows, s)
+    transpose_right = len(rt) == 2 and rt[0] != s  # the right one as (s, columns)
+
+    def matmul(*ops: Any) -> Any:
+        a, b = (ops[0], ops[1]) if left == 0 else (ops[1], ops[0])
+        return (a.T if transpose_left else a) @ (b.T if transpose_right else b)
+
+    return matmul
 
 
 def _diagonal(spec: str, shape: tuple[int, ...], dtype: Any, backend: Backend, like: Any) -> Callable[[Any], Any]:
