@@ -114,3 +114,29 @@ def test_python_dash_m_and_stdin():
 def test_help_has_examples():
     proc = subprocess.run([sys.executable, "-m", "indexdiff", "--help"], capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and "--wrt x,x" in proc.stdout and "exit status" in proc.stdout
+
+
+def test_program_prints_its_backward_pass(capsys, tmp_path):
+    f = tmp_path / "net.idx"
+    f.write_text("z_bi = W_ij x_bj + c_i\nh_bi = sigmoid(z_bi)\nL = sum_bi((h_bi - y_bi)^2)\n")
+    assert main(["-f", str(f), "--wrt", "W", "--wrt", "c"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "dz_bi = dh_bi h_bi (1 - h_bi)" in out and "dW_ij = dz_bi x_bj" in out and "dc_i = sum_b(dz_bi)" in out
+    assert ix.parse("\n".join(out)) == ix.grad(ix.parse(f.read_text()), wrt=["W", "c"])
+
+
+@pytest.mark.parametrize(
+    ("program", "argv", "message"),
+    [
+        ("h_i = g_i\ng_i = x_i\nL = h_i h_i\n", ["--wrt", "x"], "used before its definition"),
+        ("h_i = x_i\nh_i = 2 x_i\nL = h_i h_i\n", ["--wrt", "x"], "defined twice"),
+        ("h_i = x_i\nL = h_ij\n", ["--wrt", "x"], "used with 2 indices"),
+        ("h_i = x_i\nL = h_i h_i\n", ["--wrt", "x", "--loss", "h"], "not a scalar"),
+        ("h_i = x_i\nL = h_i h_i\n", ["--wrt", "q"], "does not contain it"),
+    ],
+)
+def test_bad_programs_exit_2(capsys, tmp_path, program, argv, message):
+    f = tmp_path / "bad.idx"
+    f.write_text(program)
+    code, out, err = run(capsys, "-f", str(f), *argv)
+    assert code == 2 and message in err and "Traceback" not in err
