@@ -170,7 +170,12 @@ def check(
         sizes.update(dims or {})
     for name in expr.variables:
         if name not in data:
-            raise ShapeError(f"no array given for '{name}'", str(expr), hint=f"pass {name}=... or leave arrays out")
+            from .evaluate import _locate
+
+            text = str(expr)
+            raise ShapeError(
+                f"no array given for '{name}'", text, *_locate(text, name), hint=f"pass {name}=... or leave arrays out"
+            )
     current, results, path = expr, [], []
     for spec in wrt:
         nxt = diff(current, spec)
