@@ -308,7 +308,7 @@ def _arrays_for(expr: Expr, node: Node, arrays: Mapping[str, Any], text: str) ->
                 *_locate(text, name),
                 hint="pass a numeric array",
             )
-        if a.ndim != ranks[name]:
+        if name in ranks and a.ndim != ranks[name]:  # names only in origins just give sizes
             raise ShapeError(
                 f"'{name}' has {ranks[name]} ind{'ex' if ranks[name] == 1 else 'ices'} but the array has "
                 f"{a.ndim} ax{'is' if a.ndim == 1 else 'es'} (shape {a.shape})",

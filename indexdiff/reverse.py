@@ -8,6 +8,7 @@ layer gives ``dz_bi = dh_bi sigmoid(z_bi) (1 - sigmoid(z_bi))`` and an affine on
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 from itertools import permutations
 
 from .canonical import canonical
@@ -108,11 +109,17 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
                 len(w),
                 hint=f"choose among: {', '.join(n for n in ranks if n != loss)}",
             )
-    # Which names carry a dependence on the variables (forward), so that only their adjoints are derived.
+    # Adjoints are derived only for statements that depend on a variable (forward) and that the loss uses
+    # (backward); a variable the loss does not use gets a zero gradient.
     depends = set(wrt)
     for s in statements:
         if any(name in depends for name in s.variables):
             depends.add(s.name)
+    used = {loss}
+    for s in reversed(statements):
+        if s.name in used:
+            used.update(s.variables)
+    depends &= used
     adjoint = _adjoint_names(program, [*(s.name for s in statements[:-1] if s.name in depends), *wrt])
     derived: list[Expr] = []
     known: dict[str, Expr] = {}
@@ -134,17 +141,21 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
                     else Mul((Tensor(adjoint[s.name], ()), node))
                 )
             parts.append(rename(node, dict(zip(new, target))))
+        # The adjoint has the shape of ``name``: its lengths come from name's own axes.
+        origins = {i: (name, axis) for axis, i in enumerate(target)}
+        if not parts:  # the loss does not use it
+            return Expr(Number(Fraction(0)), target, adjoint[name], {name: len(target)}, origins)
         body = with_indices(Add(tuple(parts)) if len(parts) > 1 else parts[0], frozenset(target))
         body = with_indices(_reuse(body, forward), frozenset(target))
         variables = {t.name: len(t.indices) for t in tensors(body)}
-        return Expr(body, target, adjoint[name], variables, {})
+        return Expr(body, target, adjoint[name], variables, origins)
 
     for s in reversed(statements[:-1]):
         if s.name in depends:
             known[s.name] = collect(s.name, s.free)
             derived.append(known[s.name])
     for w in wrt:
-        if w not in known:
+        if w not in known:  # an input, or an intermediate the loss does not use
             known[w] = collect(w, _input_indices(program, w, ranks[w]))
             derived.append(known[w])
     return Program((*statements, *derived), (loss, *(adjoint[w] for w in wrt)))

@@ -122,3 +122,15 @@ def test_bad_programs_are_clear_errors(rng):
         f(**{k: v for k, v in a.items() if k != "x"})
     with pytest.raises(ix.IndexDiffError, match="index 'j' has size"):
         f(**{**a, "x": a["x"][:, :-1]})
+
+
+def test_unused_statements_and_variables(rng):
+    p = ix.parse("h_bi = tanh(W_ij x_bj)\nunused_bi = V_ij x_bj\nL = sum_bi(h_bi^2)")
+    g = ix.grad(p, wrt=["W", "V"])
+    assert "dunused" not in str(g) and str(g.statements[-1]) == "dV_ij = 0"
+    a = {"W": rng.normal(size=(3, 4)), "V": rng.normal(size=(3, 4)), "x": rng.normal(size=(2, 4))}
+    loss, dW, dV = ix.compile(g)(**a)
+    assert dV.shape == (3, 4) and not dV.any()
+    h = np.tanh(a["x"] @ a["W"].T)
+    assert np.allclose(dW, (2 * h * (1 - h**2)).T @ a["x"])
+    assert ix.parse(str(g)) == g
