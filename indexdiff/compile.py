@@ -342,6 +342,8 @@ class Compiled:
                         f"the array for '{name}' is not a rectangular numeric array ({err})",
                         hint="pass a numpy array (all rows the same length)",
                     ) from None
+            if type(a) is np.ndarray and not np.issubdtype(a.dtype, np.inexact):
+                a = a.astype(np.float64)  # integers and booleans are computed in float64
             if a.ndim != rank:
                 raise ShapeError(
                     f"'{name}' has {rank} ind{'ex' if rank == 1 else 'ices'} but the array has {a.ndim} "

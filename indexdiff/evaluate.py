@@ -308,6 +308,8 @@ def _arrays_for(expr: Expr, node: Node, arrays: Mapping[str, Any], text: str) ->
                 *_locate(text, name),
                 hint="pass a numeric array",
             )
+        if not np.issubdtype(a.dtype, np.inexact):
+            a = a.astype(np.float64)  # integers and booleans are computed in float64
         if name in ranks and a.ndim != ranks[name]:  # names only in origins just give sizes
             raise ShapeError(
                 f"'{name}' has {ranks[name]} ind{'ex' if ranks[name] == 1 else 'ices'} but the array has "

@@ -120,3 +120,9 @@ def test_log_sum_exp_is_stable(z):
         reference = ix.evaluate(e, {"z": logits, "t": targets})
     expected = max(z, 1.0) + np.log1p(np.exp(-abs(z - 1.0)) + np.exp(-max(z, 1.0)))
     assert np.isclose(compiled, expected) and np.isclose(reference, expected)
+
+
+def test_integer_inputs_compute_in_float():
+    f = ix.compile(ix.parse("x_i^-1 + 1 / y_i"))
+    out = f(x=np.array([1, 2]), y=[4, 8])
+    assert out.dtype == np.float64 and np.allclose(out, [1.25, 0.625])
