@@ -45,6 +45,12 @@ class Backend:
         m = self.xp.max(value, axis=axes, keepdims=True)
         return self.xp.log(self.xp.sum(self.xp.exp(value - m), axis=axes)) + self.xp.squeeze(m, axis=axes)
 
+    def scalar(self, value: float, like: Any) -> Any:
+        """A 0-d array of ``like``'s library, dtype (and device)."""
+        if self.name == "torch":
+            return self.xp.tensor(value, dtype=like.dtype, device=like.device)
+        return self.xp.asarray(value, dtype=like.dtype)
+
     def ones(self, n: int, like: Any) -> Any:
         if self.name == "torch":
             return self.xp.ones(n, dtype=like.dtype, device=like.device)

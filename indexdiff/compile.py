@@ -59,7 +59,7 @@ class _Builder:
 
     def emit(self, node: Node) -> tuple[int, Labels, tuple[int, ...]]:
         """A slot holding ``node``'s value, with axes = its free indices sorted, and its shape."""
-        key = canonical(node)
+        key = (canonical(node), tuple((i, self.sizes.get(i)) for i in sorted(node.free)))
         if key not in self.memo:
             self.memo[key] = self._emit(node)
         return self.memo[key]
@@ -71,7 +71,7 @@ class _Builder:
 
     def _emit(self, node: Node) -> tuple[int, Labels, tuple[int, ...]]:
         if isinstance(node, Number):
-            constant = as_float(node.value)
+            constant = self.backend.scalar(as_float(node.value), self.like)
             return self.plan.add(lambda v: constant), (), ()
         if isinstance(node, Tensor) and len(set(node.indices)) == len(node.indices):
             # A tensor alone: its array as it is, or a transposed view to sorted axes; never a copy.
@@ -148,7 +148,11 @@ class _Builder:
         sources = [slots[id(f)][0] for f in plan.operands]
         shapes = [slots[id(f)][1] for f in plan.operands]
         ones = [self.backend.ones(n, self.like) for n in plan.ones]
-        contraction = _contraction(plan.spec, [*shapes, *((n,) for n in plan.ones)], self.backend.name == "numpy")
+        if shapes or plan.ones:
+            contraction = _contraction(plan.spec, [*shapes, *((n,) for n in plan.ones)], self.backend.name == "numpy")
+        else:  # numbers and deltas only
+            one = self.backend.scalar(1.0, self.like)
+            contraction = lambda: one  # noqa: E731
         out_shape = tuple(self.size(i) for i in plan.out)
         self.sizes.update(zip(plan.out, out_shape))
         diagonal = None
@@ -165,8 +169,6 @@ SMALL = 4096
 
 def _contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Callable[..., Any]:
     """The contraction for ``spec``: opt_einsum's planned path, or plain np.einsum when it is tiny."""
-    if not shapes:  # numbers and deltas only: nothing to contract
-        return lambda: 1.0
     inputs, output = spec.split("->")
     product = _matrix_product(inputs.split(","), output) if numpy and len(shapes) == 2 else None
     if product is not None:
@@ -265,7 +267,7 @@ def _broadcast_shape(own: Labels, target: Labels, shape: tuple[int, ...]) -> tup
 def _sum_terms(v: list[Any], parts: tuple[tuple[int, tuple[int, ...] | None], ...]) -> Any:
     total = None
     for slot, shape in parts:
-        value = v[slot] if shape is None or isinstance(v[slot], float) else v[slot].reshape(shape)
+        value = v[slot] if shape is None else v[slot].reshape(shape)
         total = value if total is None else total + value
     return total
 
@@ -281,6 +283,7 @@ class Compiled:
         self.exprs = tuple(
             Expr(simplify(e.node, frozenset(e.free)), e.free, e.name, e.variables, e.origins) for e in exprs
         )
+        self.sources = dict(zip((id(e) for e in self.exprs), exprs))  # each simplified statement -> as written
         # A program: its statements run in order, each once; ``outputs`` name what the call returns.
         self.outputs = outputs
         if outputs is not None:
@@ -343,6 +346,10 @@ class Compiled:
                         hint="pass a numpy array (all rows the same length)",
                     ) from None
             if type(a) is np.ndarray and not np.issubdtype(a.dtype, np.inexact):
+                if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+                    raise ShapeError(
+                        f"the array for '{name}' is not numeric (dtype {a.dtype})", hint="pass a numeric array"
+                    )
                 a = a.astype(np.float64)  # integers and booleans are computed in float64
             if a.ndim != rank:
                 raise ShapeError(
@@ -374,8 +381,10 @@ class Compiled:
         builder = _Builder(plan, {n: tuple(a.shape) for n, a in given.items()}, dtype, backend, like)
         known: dict[str, Any] = dict(given)  # what index_sizes reads shapes from: inputs, then statements
         for e in self.exprs:
-            # Check sizes (and learn the output indices' lengths) the way the evaluator does.
-            sizes = index_sizes(unique_sums(e.node), known, e.origins, {}, str(e))
+            # Check sizes and learn every index's length the way the evaluator does, on the statement as written.
+            written = self.sources[id(e)]
+            sizes = index_sizes(unique_sums(written.node), known, written.origins, {}, str(written))
+            builder.sizes = {i: n for i in sizes.parent if "#" not in i and (n := sizes.get(i)) is not None}
             out_shape = []
             for i in e.free:
                 n = sizes.get(i)
