@@ -10,7 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, exact_power, product
-from .names import SUMMED_ORDER, all_indices, children, fresh, rename
+from .names import SUMMED_ORDER, all_indices, children, fresh, rename, separate
 
 __all__ = ["canonical", "flatten", "sort_key"]
 
@@ -162,4 +162,5 @@ def canonical(node: Node, scope: frozenset[str] = frozenset(), rename: bool = Tr
 
     With ``rename=False`` summed indices keep their names: only the structure and operand order are canonical.
     """
-    return _canon(flatten(node), scope | node.free, rename)
+    scope = scope | node.free
+    return _canon(flatten(separate(node, scope)), scope, rename)

@@ -140,12 +140,9 @@ def _with_origins(e: Expr, original: Expr, dims: dict[str, int]) -> dict[str, in
 
 def cost_table(labels: list[str], costs: list[Cost], dims: dict[str, int]) -> str:
     """The --cost table."""
-    sizes = ", ".join(f"{i}={n}" for i, n in dims.items())
-    width = max(len(label) for label in labels)
-    lines = [
-        f"{'cost (' + sizes + ')':<{width}}  {'FLOPs':>10}  {'naive FLOPs':>11}  {'largest intermediate':>20}  "
-        "contractions"
-    ]
+    head = "cost (" + ", ".join(f"{i}={n}" for i, n in dims.items()) + ")"
+    width = max(len(head), *(len(label) for label in labels))
+    lines = [f"{head:<{width}}  {'FLOPs':>10}  {'naive FLOPs':>11}  {'largest intermediate':>20}  contractions"]
     for label, c in zip(labels, costs):
         lines.append(
             f"{label:<{width}}  {c.flops:>10.3g}  {c.naive_flops:>11.3g}  {c.largest_intermediate:>20,}  "
@@ -185,9 +182,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         raise IndexDiffError("--loss names a statement of a program", hint="use it with -f FILE holding statements")
     expr = inline(parsed, args.loss) if isinstance(parsed, Program) else parsed
     chains = [split_specs(w) for w in args.wrt]
-    derivatives = [diff(expr, *chain) for chain in chains]
+    program_gradient = isinstance(parsed, Program) and chains and args.format in ("index", "python")
+    derivatives = [] if program_gradient and not (args.check or args.cost) else [diff(expr, *c) for c in chains]
     reports = [check(expr, *chain, dims=dims, seed=args.seed) for chain in chains] if args.check else []
-    labels = ["value", *(f"d/d{'/d'.join(chain)}" for chain in chains)]
+    labels = ["value", *(f"d/d{'/d'.join(chain)}" for chain in chains[: len(derivatives)])]
     costs = [cost(e, _with_origins(e, expr, dims)) for e in (expr, *derivatives)] if args.cost else []
     if isinstance(parsed, Program) and chains and args.format == "index":
         # A program's gradients: the backward pass as statements (reverse mode).

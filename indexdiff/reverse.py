@@ -120,7 +120,9 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
         if s.name in used:
             used.update(s.variables)
     depends &= used
-    adjoint = _adjoint_names(program, [*(s.name for s in statements[:-1] if s.name in depends), *wrt])
+    adjoint = _adjoint_names(
+        program, list(dict.fromkeys([*(s.name for s in statements[:-1] if s.name in depends), *wrt]))
+    )
     derived: list[Expr] = []
     known: dict[str, Expr] = {}
     forward = _forward_keys(statements[:-1])

@@ -53,3 +53,12 @@ def test_mixed_libraries_are_an_error(rng):
     f = ix.compile(ix.parse("A_ij x_j"))
     with pytest.raises(ix.IndexDiffError, match="different libraries"):
         f(A=torch.ones(2, 3), x=np.ones(3))
+
+
+def test_torch_zero_and_constant_outputs_are_tensors():
+    torch = pytest.importorskip("torch")
+    zero = ix.compile(ix.diff(ix.parse("b_i x_i"), "x", "x"))(b=torch.ones(3), x=torch.ones(3))
+    assert isinstance(zero, torch.Tensor) and zero.shape == (3, 3) and not zero.any()
+    e = ix.parse("2 c + cos(2)")
+    value, grad = ix.compile(e, ix.diff(e, "c"))(c=torch.tensor(1.0))
+    assert isinstance(grad, torch.Tensor) and float(grad) == 2.0 and np.isclose(float(value), 2 + np.cos(2))

@@ -115,3 +115,16 @@ def test_program_module_has_forward_and_gradients_that_check_themselves(tmp_path
     for g, w in zip(module.gradients(**a), want):
         assert np.allclose(g, w, rtol=1e-10, atol=1e-12)
     assert np.isclose(module.forward(**a), want[0])
+
+
+def test_modules_with_keyword_names_and_unused_inputs_check_themselves(tmp_path):
+    for name, code in [
+        ("kw.py", ix.codegen(ix.parse("list_i x_i"), "list")),
+        ("unused.py", ix.codegen(ix.parse("k_i = v_i\nL = u_i u_i"), "v", "u")),
+    ]:
+        path = tmp_path / name
+        path.write_text(code, encoding="utf-8")
+        run = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, check=False)
+        assert run.returncode == 0, run.stdout + run.stderr
+    with pytest.raises(ix.IndexDiffError, match="takes gradients by inputs"):
+        ix.codegen(ix.parse("h_i = tanh(u_i)\nL = h_i h_i"), "h")

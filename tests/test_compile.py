@@ -126,3 +126,25 @@ def test_integer_inputs_compute_in_float():
     f = ix.compile(ix.parse("x_i^-1 + 1 / y_i"))
     out = f(x=np.array([1, 2]), y=[4, 8])
     assert out.dtype == np.float64 and np.allclose(out, [1.25, 0.625])
+
+
+def test_shared_subexpressions_respect_index_lengths():
+    q = ix.parse("P_ij = A_ij + δ_ij\nQ_ij = B_ij + δ_ij\nL = sum_ij(P_ij) + sum_ij(Q_ij)")
+    arrays = {"A": np.zeros((1, 1)), "B": np.zeros((3, 3))}
+    assert ix.compile(q)(**arrays) == ix.evaluate(q, arrays) == 4.0
+    _, second = ix.compile(ix.parse("A_ij + δ_ij"), ix.parse("B_ij + δ_ij"))(**arrays)
+    assert np.array_equal(second, np.eye(3))
+    p = ix.parse("g_i = tanh(u_i)\nk_i = tanh(v_i)\nL = sum_i(g_i) + sum_i(k_i)")
+    _, du, dv = ix.compile(ix.grad(p, wrt=["u", "v"]))(u=np.array([0.3]), v=np.array([0.1, 0.2, 0.3]))
+    assert du.shape == (1,) and dv.shape == (3,)
+
+
+def test_lengths_known_only_before_simplification():
+    assert ix.compile(ix.parse("sum_ij(A_ij + δ_ij)"))(A=np.ones((2, 2))) == 6.0
+    assert np.allclose(ix.compile(ix.parse("F_i = sum_p(δ_ip - u_p)"))(u=np.ones(3)), [-2, -2, -2])
+
+
+def test_constants_keep_dtype_and_library():
+    assert ix.compile(ix.parse("u_i exp(1)"))(u=np.ones(3, np.float32)).dtype == np.float32
+    with pytest.raises(ShapeError, match="not numeric"):
+        ix.compile(ix.parse("c x_i"))(c=None, x=np.ones(2))

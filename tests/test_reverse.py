@@ -134,3 +134,11 @@ def test_unused_statements_and_variables(rng):
     h = np.tanh(a["x"] @ a["W"].T)
     assert np.allclose(dW, (2 * h * (1 - h**2)).T @ a["x"])
     assert ix.parse(str(g)) == g
+
+
+def test_intermediate_as_variable_and_shadowed_sums():
+    p = ix.parse("h_i = tanh(u_i)\nL = h_i h_i")
+    assert str(ix.grad(p, wrt=["h"]).statements[-1]) == "dh_i = 2 h_i"
+    q = ix.parse("F = v_i v_p (T_miq v_j T_qsj B_sm)\nL = F^2")
+    g = ix.grad(q, wrt=["T"])
+    assert ix.parse(str(g)) == g
