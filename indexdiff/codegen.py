@@ -233,6 +233,10 @@ def latex_text(expr: Expr, *wrt: str) -> str:
     return "\n".join(lines)
 
 
+#: How every generated module ends: main() reports failures through the exit status.
+_SCRIPT_END = ("    return 1 if failed else 0", "", "", 'if __name__ == "__main__":', "    sys.exit(main())", "")
+
+
 def python_text(expr: Expr, *wrt: str) -> str:
     """A standalone numpy module computing ``expr`` and its derivatives; run as a script it checks them."""
     from .check import _shapes
@@ -348,12 +352,7 @@ def python_text(expr: Expr, *wrt: str) -> str:
         "        failed += not ok",
         "        status = 'ok' if ok else 'FAILED'",
         "        print(f\"d/d{'/d'.join(chain)}: {status} (max abs error {np.max(err, initial=0):.2e})\")",
-        "    return 1 if failed else 0",
-        "",
-        "",
-        'if __name__ == "__main__":',
-        "    sys.exit(main())",
-        "",
+        *_SCRIPT_END,
     ]
     return "\n".join(out)
 
@@ -484,11 +483,6 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
         "        ok = err <= 1e-6 * max(1.0, float(np.max(np.abs(numeric), initial=0.0)), abs(float(loss)))",
         "        failed += not ok",
         "        print(f\"d/d{name}: {'ok' if ok else 'FAILED'} (max abs error {err:.2e})\")",
-        "    return 1 if failed else 0",
-        "",
-        "",
-        'if __name__ == "__main__":',
-        "    sys.exit(main())",
-        "",
+        *_SCRIPT_END,
     ]
     return "\n".join(out)
