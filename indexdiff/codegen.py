@@ -233,6 +233,8 @@ def latex_text(expr: Expr, *wrt: str) -> str:
     return "\n".join(lines)
 
 
+#: How every generated module's code starts, after its docstring text.
+_SCRIPT_START = ('"""', "", "import sys", "", "import numpy as np", "")
 #: How every generated module ends: main() reports failures through the exit status.
 _SCRIPT_END = ("    return 1 if failed else 0", "", "", 'if __name__ == "__main__":', "    sys.exit(main())", "")
 
@@ -272,12 +274,7 @@ def python_text(expr: Expr, *wrt: str) -> str:
         "",
         "evaluate(...) returns the value and the derivatives, axes in the order of their indices.",
         "Run this file as a script to check every derivative against central differences on random data.",
-        '"""',
-        "",
-        "import sys",
-        "",
-        "import numpy as np",
-        "",
+        *_SCRIPT_START,
         "# The axes each tensor's indices name, for the shape checks.",
         f"AXES = {{{', '.join(repr(names[n]) + ': ' + repr(axes[n]) for n in expr.variables)}}}",
         f"DERIVATIVES = {[(tuple(c), tuple(c[:-1]), names[c[-1].split('_')[0]]) for c in chains]!r}",
@@ -442,12 +439,7 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
         "",
         "forward(...) returns the loss; gradients(...) returns the loss and d/d" + ", d/d".join(wrt) + ".",
         "Run this file as a script to check the gradients against central differences on random data.",
-        '"""',
-        "",
-        "import sys",
-        "",
-        "import numpy as np",
-        "",
+        *_SCRIPT_START,
         f"SHAPES = {{{', '.join(f'{names[n]!r}: {sizes[n]!r}' for n in inputs)}}}",
         f"WRT = {[names[w] for w in wrt]!r}",
         "",
