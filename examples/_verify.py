@@ -29,3 +29,11 @@ def show(rows: list[tuple[str, ix.Expr]]) -> None:
     for name, expr in rows:
         print(f"{name:<{width}} = {expr}")
     print()
+
+
+def finish(failures: list[str], success: str) -> None:
+    """Exit with status 1 naming what failed, or print ``success``."""
+    if failures:
+        print(f"FAILED: {', '.join(failures)}")
+        raise SystemExit(1)
+    print(success)

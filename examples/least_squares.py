@@ -1,7 +1,7 @@
 """Least squares L = sum_i((A_ij x_j - b_i)^2): gradient and Hessian by x, then gradient descent and Newton."""
 
 import numpy as np
-from _verify import compare, report_check, show
+from _verify import compare, finish, report_check, show
 
 import indexdiff as ix
 
@@ -60,10 +60,7 @@ def main() -> None:
         failures.append("Newton step did not land on the lstsq solution")
     print()
 
-    if failures:
-        print(f"FAILED: {', '.join(failures)}")
-        raise SystemExit(1)
-    print("all derivatives verified; both methods reach the np.linalg.lstsq solution")
+    finish(failures, "all derivatives verified; both methods reach the np.linalg.lstsq solution")
 
 
 if __name__ == "__main__":

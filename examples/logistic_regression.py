@@ -1,7 +1,7 @@
 """Logistic regression L = sum_i(log(1 + exp(-y_i X_ij w_j))): gradient and Hessian by w, then Newton's method."""
 
 import numpy as np
-from _verify import compare, report_check, show
+from _verify import compare, finish, report_check, show
 
 import indexdiff as ix
 
@@ -68,10 +68,7 @@ def main() -> None:
     print(f"training accuracy {np.mean(predict(X, w) == y):.3f} (fitted w {np.round(w, 4)}, true w {w_true})")
     print()
 
-    if failures:
-        print(f"FAILED: {', '.join(failures)}")
-        raise SystemExit(1)
-    print("all derivatives verified; Newton's method converged")
+    finish(failures, "all derivatives verified; Newton's method converged")
 
 
 if __name__ == "__main__":

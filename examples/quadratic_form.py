@@ -1,7 +1,7 @@
 """Quadratic form f = x_i A_ij x_j: gradient, derivative by A and Hessian, verified with numpy and ix.check."""
 
 import numpy as np
-from _verify import compare, report_check, show
+from _verify import compare, finish, report_check, show
 
 import indexdiff as ix
 
@@ -45,10 +45,7 @@ def main() -> None:
     report_check("the data above, by A", ix.check(f, "A", arrays=data), failures)
     print()
 
-    if failures:
-        print(f"FAILED: {', '.join(failures)}")
-        raise SystemExit(1)
-    print("all derivatives verified")
+    finish(failures, "all derivatives verified")
 
 
 if __name__ == "__main__":
