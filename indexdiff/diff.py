@@ -137,8 +137,10 @@ def with_indices(node: Node, free: frozenset[str]) -> Node:
     return node
 
 
-def diff(expr: Expr | Program, *wrt: str) -> Expr:
+def diff(expr: Expr | Program, *wrt: str) -> Expr | Program:
     """∂expr/∂wrt[0]/∂wrt[1]...: the new indices are appended to ``expr.free`` in order.
+
+    For a Program, a Program whose last statement is the derivative of its last (see ``forward.py``).
 
     >>> import indexdiff as ix
     >>> g = ix.diff(ix.parse("x_i A_ij x_j"), "x")
@@ -148,9 +150,9 @@ def diff(expr: Expr | Program, *wrt: str) -> Expr:
     x_k x_l
     """
     if isinstance(expr, Program):
-        from .program import inline
+        from .forward import derivative_program
 
-        expr = inline(expr)
+        return derivative_program(expr, *wrt)
     if not isinstance(expr, Expr):
         raise DiffError(f"expected an expression from indexdiff.parse, got {type(expr).__name__}")
     if not wrt:

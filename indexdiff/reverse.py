@@ -9,49 +9,54 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fractions import Fraction
-from itertools import permutations
 
-from .canonical import canonical
-from .diff import diff, with_indices
+from .diff import _wrt, with_indices
 from .errors import IndexDiffError
 from .expr import Add, Expr, Mul, Node, Number, Program, Sum, Tensor
-from .names import children, fresh, rebuild, rename, tensors
+from .jacobian import axis_origin, forward_keys, jacobian, reuse, unique_name
+from .names import all_indices, fresh, rename, tensors
+from .parser import split_tensor
 
 __all__ = ["grad"]
-
-
-def _reuse(node: Node, forward: dict[object, tuple[str, tuple[str, ...]]]) -> Node:
-    """``node`` with every subexpression that is a forward statement's right-hand side replaced by its name:
-    ``sigmoid(z_bi)`` becomes ``h_bi`` when ``h_bi = sigmoid(z_bi)`` was computed on the way forward."""
-    if len(node.free) <= 3 and not isinstance(node, (Tensor, Number)):
-        for order in permutations(sorted(node.free)):
-            key = canonical(rename(node, {i: f"#{k}" for k, i in enumerate(order)}))
-            if key in forward:
-                name, _ = forward[key]
-                return Tensor(name, order)
-    parts = children(node)
-    return rebuild(node, tuple(_reuse(p, forward) for p in parts)) if parts else node
-
-
-def _forward_keys(statements: Sequence[Expr]) -> dict[object, tuple[str, tuple[str, ...]]]:
-    keys: dict[object, tuple[str, tuple[str, ...]]] = {}
-    for s in statements:
-        if not isinstance(s.node, Tensor):
-            key = canonical(rename(s.node, {i: f"#{k}" for k, i in enumerate(s.free)}))
-            keys.setdefault(key, (s.name, s.free))
-    return keys
 
 
 def _adjoint_names(program: Program, wanted: Sequence[str]) -> dict[str, str]:
     """``d`` + name for each wanted tensor, made unique against every name the program uses."""
     taken = set(program.names) | set(program.inputs)
-    out = {}
-    for name in wanted:
-        adjoint, n = f"d{name}", 1
-        while adjoint in taken:
-            adjoint, n = f"d{name}{n}", n + 1
-        taken.add(adjoint)
-        out[name] = adjoint
+    return {name: unique_name(f"d{name}", taken) for name in wanted}
+
+
+def relabel(s: Expr, indices: tuple[str, ...]) -> Expr:
+    """The statement ``s`` with its left-hand side's indices renamed to ``indices`` (same axes)."""
+    mapping = dict(zip(s.free, indices))
+    origins = {mapping.get(i, i): o for i, o in s.origins.items()}
+    return Expr(rename(s.node, mapping), indices, s.name, s.variables, origins)
+
+
+def _specs(wrt: Sequence[str], ranks: dict[str, int], loss: str) -> list[tuple[str, tuple[str, ...] | None]]:
+    """Each of ``wrt`` (``x`` or ``x_kl``) as its name and the indices given for its gradient (None: its own)."""
+    out: list[tuple[str, tuple[str, ...] | None]] = []
+    for spec in wrt:
+        if not isinstance(spec, str) or not spec.strip():
+            raise IndexDiffError(
+                "the variable to differentiate by is empty", str(spec), 0, hint="name a tensor of the program, e.g. x"
+            )
+        text = spec.strip()
+        try:
+            name, given, _ = split_tensor(text)
+        except IndexDiffError as err:
+            raise err.with_source(text) from None
+        if name not in ranks or name == loss:
+            raise IndexDiffError(
+                f"cannot differentiate by '{name}': the loss does not depend on it",
+                text,
+                0,
+                len(name),
+                hint=f"choose among: {', '.join(n for n in ranks if n != loss)}",
+            )
+        if given:  # the rank and distinctness checks of an expression's variable
+            _wrt(Expr(Number(Fraction(0)), (), None, ranks), text)
+        out.append((name, tuple(given) if given else None))
     return out
 
 
@@ -100,15 +105,8 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
     if isinstance(wrt, str):
         wrt = [wrt]
     ranks = {**program.inputs, **{s.name: len(s.free) for s in statements}}
-    for w in wrt:
-        if w not in ranks or w == loss:
-            raise IndexDiffError(
-                f"cannot differentiate by '{w}': the loss does not depend on it",
-                w,
-                0,
-                len(w),
-                hint=f"choose among: {', '.join(n for n in ranks if n != loss)}",
-            )
+    specs = _specs(wrt, ranks, loss)
+    wrt = [name for name, _ in specs]
     # Adjoints are derived only for statements that depend on a variable (forward) and that the loss uses
     # (backward); a variable the loss does not use gets a zero gradient.
     depends = set(wrt)
@@ -125,17 +123,21 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
     )
     derived: list[Expr] = []
     known: dict[str, Expr] = {}
-    forward = _forward_keys(statements[:-1])
+    forward = forward_keys(statements[:-1])
+    defined = {s.name: s for s in statements}
+    users: dict[str, list[Expr]] = {}
+    for s in statements:
+        for name in s.variables:
+            users.setdefault(name, []).append(s)
 
     def collect(name: str, target: tuple[str, ...]) -> Expr:
         """The adjoint of ``name``: Σ over its uses of (the user's adjoint) · (the user's Jacobian)."""
         parts: list[Node] = []
-        for s in statements[statements.index(_statement(statements, name)) + 1 :] if name in names else statements:
-            if name not in s.variables or (s.name != loss and s.name not in known):
+        for s in users.get(name, ()):
+            if s.name != loss and s.name not in known:
                 continue
-            jacobian = diff(s, name)
-            new = jacobian.free[len(s.free) :]
-            node = jacobian.node
+            new = fresh(all_indices(s.node) | set(s.free), ranks[name])
+            node = jacobian(s, name, new)
             if s.name != loss:  # chain: Σ_I dy_I ∂y_I/∂h
                 node = (
                     Sum(s.free, Mul((Tensor(adjoint[s.name], s.free), node)))
@@ -144,11 +146,11 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
                 )
             parts.append(rename(node, dict(zip(new, target))))
         # The adjoint has the shape of ``name``: its lengths come from name's own axes.
-        origins = {i: (name, axis) for axis, i in enumerate(target)}
+        origins = {i: axis_origin(name, axis, defined) for axis, i in enumerate(target)}
         if not parts:  # the loss does not use it
             return Expr(Number(Fraction(0)), target, adjoint[name], {name: len(target)}, origins)
         body = with_indices(Add(tuple(parts)) if len(parts) > 1 else parts[0], frozenset(target))
-        body = with_indices(_reuse(body, forward), frozenset(target))
+        body = with_indices(reuse(body, forward), frozenset(target))
         variables = {t.name: len(t.indices) for t in tensors(body)}
         return Expr(body, target, adjoint[name], variables, origins)
 
@@ -160,8 +162,8 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
         if w not in known:  # an input, or an intermediate the loss does not use
             known[w] = collect(w, _input_indices(program, w, ranks[w]))
             derived.append(known[w])
+    for w, given in specs:
+        if given is not None:  # the gradient statement takes the indices the caller named
+            k = derived.index(known[w])
+            derived[k] = known[w] = relabel(known[w], given)
     return Program((*statements, *derived), (loss, *(adjoint[w] for w in wrt)))
-
-
-def _statement(statements: Sequence[Expr], name: str) -> Expr:
-    return next(s for s in statements if s.name == name)
