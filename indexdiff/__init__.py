@@ -10,7 +10,7 @@ from .codegen import codegen
 from .compile import Compiled, compile
 from .cost import Cost, cost
 from .diff import diff
-from .errors import IndexDiffError
+from .errors import ArgumentError, DiffError, IndexDiffError, IndexRuleError, ParseError, ShapeError
 from .evaluate import evaluate
 from .expr import Expr, Program
 from .parser import parse
@@ -31,5 +31,10 @@ __all__ = [
     "Cost",
     "CheckReport",
     "IndexDiffError",
+    "ParseError",
+    "IndexRuleError",
+    "DiffError",
+    "ShapeError",
+    "ArgumentError",
 ]
 __version__ = "0.1.0"

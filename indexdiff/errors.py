@@ -1,8 +1,27 @@
-"""IndexDiffError and its subclasses: every message quotes the input and points at the place with a caret."""
+"""IndexDiffError and its subclasses: every message quotes the input and points at the place with a caret.
+
+Also the checks of the Python API's arguments (``expect_*``), so that a wrong type is an ``ArgumentError``
+that names the fix instead of an AttributeError deep inside.
+"""
 
 from __future__ import annotations
 
-__all__ = ["IndexDiffError", "ParseError", "IndexRuleError", "DiffError", "ShapeError"]
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "IndexDiffError",
+    "ParseError",
+    "IndexRuleError",
+    "DiffError",
+    "ShapeError",
+    "ArgumentError",
+    "expect_expr",
+    "expect_specs",
+    "expect_dims",
+    "expect_seed",
+]
 
 
 class IndexDiffError(ValueError):
@@ -84,3 +103,79 @@ class DiffError(IndexDiffError):
 
 class ShapeError(IndexDiffError):
     """Arrays given for evaluation do not fit the expression (missing, wrong rank, inconsistent sizes)."""
+
+
+class ArgumentError(IndexDiffError, TypeError):
+    """An argument of the Python API has the wrong type or value (a string where an expression goes, dims as a
+    list, a negative seed). It is also a TypeError, as numpy and jax raise for wrong argument types."""
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def expect_expr(value: Any, function: str) -> None:
+    """Raise an ArgumentError unless ``value`` is an Expr or a Program (what ``ix.parse`` returns)."""
+    from .expr import Expr, Program
+
+    if isinstance(value, (Expr, Program)):
+        return
+    if isinstance(value, str):
+        raise ArgumentError(
+            f"ix.{function} takes an expression from ix.parse, not a string",
+            value,
+            hint=f"parse it first: ix.{function}(ix.parse({_short(value)}), ...)",
+        )
+    raise ArgumentError(
+        f"ix.{function} takes an expression from ix.parse, got {type(value).__name__} {_short(value)}",
+        hint=f"pass ix.parse('...'): ix.{function}(ix.parse('x_i A_ij x_j'), ...)",
+    )
+
+
+def expect_specs(specs: Any, function: str) -> None:
+    """Raise an ArgumentError unless every variable to differentiate by is a string (``"x"``, ``"x_k"``)."""
+    for spec in specs:
+        if isinstance(spec, str):
+            continue
+        if isinstance(spec, (list, tuple)) and all(isinstance(s, str) for s in spec):
+            hint = f"pass one argument per differentiation: ix.{function}(e, {', '.join(map(repr, spec))})"
+        else:
+            hint = f"name the variable as a string: ix.{function}(e, 'x') or ix.{function}(e, 'x_k')"
+        raise ArgumentError(f"a variable to differentiate by must be a string, got {_short(spec)}", hint=hint)
+
+
+def expect_dims(dims: Any) -> dict[str, int]:
+    """``dims`` (None or a mapping from index names to positive integer sizes) as a dict; else an IndexDiffError."""
+    if dims is None:
+        return {}
+    if not isinstance(dims, Mapping):
+        raise ArgumentError(
+            f"dims must map index names to sizes, got {type(dims).__name__} {_short(dims)}",
+            hint="pass a dict such as dims={'i': 3, 'j': 4}",
+        )
+    out: dict[str, int] = {}
+    for name, n in dims.items():
+        if not isinstance(name, str):
+            raise ArgumentError(
+                f"dims must map index names to sizes, got the key {_short(name)}",
+                hint="name each index as a string: dims={'i': 3}",
+            )
+        if isinstance(n, bool) or not _is_int(n) or n < 1:
+            raise ShapeError(
+                f"dims gives index '{name}' the size {_short(n)}",
+                hint=f"sizes are positive integers, e.g. dims={{'{name}': 3}}",
+            )
+        out[name] = int(n)
+    return out
+
+
+def expect_seed(seed: Any) -> int:
+    """``seed`` as an int (a non-negative integer, as numpy's random generators need); else an ArgumentError."""
+    if isinstance(seed, bool) or not _is_int(seed) or seed < 0:
+        raise ArgumentError(f"the seed must be a non-negative integer, got {_short(seed)}", hint="e.g. seed=0")
+    return int(seed)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral)
