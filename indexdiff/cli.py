@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
+import zipfile
 from collections.abc import Sequence
+
+import numpy as np
 
 from .check import _shapes, check
 from .codegen import codegen, einsum_text
@@ -13,9 +18,10 @@ from .cost import Cost, cost
 from .diff import diff
 from .errors import IndexDiffError
 from .expr import Expr, Program
+from .forward import needed
+from .names import all_indices
 from .parser import parse
-from .program import inline
-from .reverse import grad
+from .program import gradient_text, program_einsum
 
 __all__ = ["main"]
 
@@ -31,9 +37,12 @@ examples:
   indexdiff -f net.idx --wrt W1 --wrt b1      a program: prints its backward pass (reverse mode)
   indexdiff "x_i A_ij x_j" --wrt x,x --format python > quad.py && python quad.py   code that checks itself
 
+  indexdiff "x_i A_ij x_j" --wrt x --check --data arrays.npz    check at your own arrays (np.savez)
+
 notation: juxtaposition sums an index that occurs twice in a product (x_i A_ij x_j);
 z_i = ... binds i (element-wise); sum_i(...) sums explicitly; functions and ^ are element-wise.
-exit status: 0 success, 1 a failed --check, 2 bad input.
+exit status: 0 success, 1 a failed --check (a wrong derivative, or a value not finite at the data),
+2 bad input (also: out of memory), 130 interrupted.
 """
 
 
@@ -71,15 +80,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--check",
         action="store_true",
-        help="verify each derivative against central differences on random data; exit 1 on failure",
+        help="verify each derivative against central differences on random data scaled so that each "
+        "contraction is of order 1 (or on --data); exit 1 on failure",
     )
     p.add_argument(
         "--cost",
         action="store_true",
         help="print the FLOPs and largest intermediate of the value and each derivative (needs --dims)",
     )
-    p.add_argument("--dims", default="", metavar="i=3,j=4", help="index sizes for --check and --cost")
-    p.add_argument("--seed", type=int, default=0, help="random seed for --check (default 0)")
+    p.add_argument(
+        "--dims",
+        action="append",
+        default=[],
+        metavar="i=3,j=4",
+        help="index sizes for --check and --cost; repeat --dims to add more (an index given two different sizes "
+        "is an error, and so is an index the expression does not use)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed for --check (an integer >= 0, default 0)")
+    p.add_argument(
+        "--data",
+        metavar="FILE.npz",
+        help="--check at these arrays (np.savez(FILE, x=x, A=A): one array per tensor) instead of random data",
+    )
     p.add_argument("--version", action="version", version="indexdiff 0.1.0")
     return p
 
@@ -103,32 +125,96 @@ def split_specs(text: str) -> list[str]:
     return parts
 
 
-def parse_dims(text: str) -> dict[str, int]:
-    """``"i=3,j=4"`` -> ``{"i": 3, "j": 4}``."""
+def parse_dims(*texts: str, known: set[str] | None = None) -> dict[str, int]:
+    """``"i=3,j=4"`` -> ``{"i": 3, "j": 4}``; several texts add up. An index given two different sizes, or (when
+    ``known`` is given) one not in ``known``, is an error."""
     dims: dict[str, int] = {}
-    pos = 0
-    for part in text.split(","):
-        name, eq, value = (p.strip() for p in part.partition("="))
-        if part.strip():
-            if not eq or not name or not value.isdigit() or not 1 <= int(value) <= 10**7:
-                raise IndexDiffError(
-                    f"bad size {part.strip()!r} in --dims",
-                    text,
-                    pos,
-                    pos + len(part),
-                    hint="write --dims i=3,j=4 (each index a size from 1 to 10000000)",
-                )
-            if name in dims:
-                raise IndexDiffError(
-                    f"index '{name}' is given twice in --dims",
-                    text,
-                    pos,
-                    pos + len(part),
-                    hint="give each index one size",
-                )
-            dims[name] = int(value)
-        pos += len(part) + 1
+    for text in texts:
+        pos = 0
+        for part in text.split(","):
+            name, eq, value = (p.strip() for p in part.partition("="))
+            at, end = pos + len(part) - len(part.lstrip()), pos + len(part.rstrip())
+            if part.strip():
+                if not eq or not name or not re.fullmatch(r"[0-9]{1,8}", value) or not 1 <= int(value) <= 10**7:
+                    raise IndexDiffError(
+                        f"bad size {part.strip()!r} in --dims",
+                        text,
+                        at,
+                        end,
+                        hint="write --dims i=3,j=4 (each index a size from 1 to 10000000, in digits 0-9)",
+                    )
+                if dims.get(name, int(value)) != int(value):
+                    raise IndexDiffError(
+                        f"index '{name}' is given two sizes in --dims ({dims[name]} and {int(value)})",
+                        text,
+                        at,
+                        end,
+                        hint="give each index one size",
+                    )
+                if known is not None and name not in known:
+                    raise IndexDiffError(
+                        f"--dims gives a size to '{name}', which is not an index of the expression",
+                        text,
+                        at,
+                        at + len(part.strip()) - len(part.strip().partition("=")[2]) - 1,
+                        hint=f"the expression's indices are: {', '.join(sorted(known)) or 'none'}",
+                    )
+                dims[name] = int(value)
+            pos += len(part) + 1
     return dims
+
+
+def _indices(parsed: Expr | Program) -> set[str]:
+    """Every index letter the user wrote, in every statement."""
+    exprs = parsed.statements if isinstance(parsed, Program) else (parsed,)
+    return {i for e in exprs for i in all_indices(e.node) | set(e.free)}
+
+
+def _options(args: argparse.Namespace, parsed: Expr | Program) -> tuple[dict[str, int], dict[str, np.ndarray] | None]:
+    """The sizes of --dims and the arrays of --data, validated against the expression and the other options."""
+    if args.dims and not (args.check or args.cost):
+        raise IndexDiffError(
+            "--dims has no effect without --check or --cost", " ".join(args.dims), hint="add --check or --cost"
+        )
+    if args.data is not None and not args.check:
+        raise IndexDiffError("--data has no effect without --check", args.data, hint="add --check")
+    if args.seed < 0:
+        raise IndexDiffError(
+            f"--seed must be an integer >= 0, not {args.seed}", str(args.seed), 0, hint="e.g. --seed 0 or --seed 7"
+        )
+    return parse_dims(*args.dims, known=_indices(parsed)), None if args.data is None else load_data(args.data)
+
+
+def load_data(path: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file (no pickled objects), by name."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except OSError as err:
+        raise IndexDiffError(f"cannot read {path}: {err.strerror or err}", path, hint="check the file name") from None
+    except (ValueError, EOFError, zipfile.BadZipFile):
+        loaded = None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise IndexDiffError(
+            f"{path} is not an .npz file of named arrays",
+            path,
+            hint="save one array per tensor: np.savez('data.npz', x=x, A=A)",
+        )
+    with loaded:
+        out = {}
+        for name in loaded.files:
+            try:
+                out[name] = loaded[name]
+            except (ValueError, OSError, zipfile.BadZipFile) as err:
+                raise IndexDiffError(
+                    f"cannot read the array '{name}' of {path} ({err})",
+                    path,
+                    hint="save plain numeric arrays (no Python objects) with np.savez",
+                ) from None
+    return out
+
+
+def _progress(label: str, done: int, total: int) -> None:
+    print(f"checking {label}: {done}/{total} perturbations", file=sys.stderr, flush=True)
 
 
 def _with_origins(e: Expr, original: Expr, dims: dict[str, int]) -> dict[str, int]:
@@ -156,11 +242,12 @@ def _read(args: argparse.Namespace) -> tuple[str, Expr | Program]:
         raise IndexDiffError("give an expression or -f FILE, not both", hint="drop one of them")
     if args.file is not None:
         if args.file == "-":
-            text = sys.stdin.read()
+            stdin = getattr(sys.stdin, "buffer", None)
+            text = sys.stdin.read() if stdin is None else _decode(stdin.read(), "stdin")
         else:
             try:
-                with open(args.file, encoding="utf-8") as fh:
-                    text = fh.read()
+                with open(args.file, "rb") as fh:
+                    text = _decode(fh.read(), args.file)
             except OSError as err:
                 raise IndexDiffError(f"cannot read {args.file}: {err.strerror}", hint="check the file name") from None
     elif args.expression is not None:
@@ -170,44 +257,69 @@ def _read(args: argparse.Namespace) -> tuple[str, Expr | Program]:
     return text, parse(text)
 
 
-def _render(expr: Expr, fmt: str) -> str:
+def _decode(raw: bytes, source: str) -> str:
+    """UTF-8 text (a leading byte order mark is dropped); anything else is an error that points at the bad byte."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        start = raw.rfind(b"\n", 0, err.start) + 1
+        stop = min(err.start + 40, len(raw))
+        line = raw[start:stop].decode("utf-8-sig", errors="replace")
+        shown = "".join(c if c.isprintable() else "\ufffd" for c in line)
+        col = len(raw[start : err.start].decode("utf-8-sig", errors="replace"))
+        raise IndexDiffError(
+            f"{source} is not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start})",
+            shown,
+            col,
+            hint="save the file as UTF-8 (index notation is text: x_i A_ij x_j)",
+        ) from None
+
+
+def _render(expr: Expr | Program, fmt: str) -> str:
+    if isinstance(expr, Program):
+        return program_einsum([expr]) if fmt == "einsum" else str(expr)
     return einsum_text(expr) if fmt == "einsum" else str(expr)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     text, parsed = _read(args)
-    dims = parse_dims(args.dims)
+    dims, data = _options(args, parsed)
     if args.loss is not None and not isinstance(parsed, Program):
         raise IndexDiffError("--loss names a statement of a program", hint="use it with -f FILE holding statements")
-    expr = inline(parsed, args.loss) if isinstance(parsed, Program) else parsed
+    # A program is worked on statement by statement: its derivatives are programs (ix.diff), never one tree.
+    expr = Program(needed(parsed, args.loss)) if isinstance(parsed, Program) else parsed
+    final = expr.statements[-1] if isinstance(expr, Program) else expr
     chains = [split_specs(w) for w in args.wrt]
     program_gradient = isinstance(parsed, Program) and chains and args.format in ("index", "python")
     derivatives = [] if program_gradient and not (args.check or args.cost) else [diff(expr, *c) for c in chains]
-    reports = [check(expr, *chain, dims=dims, seed=args.seed) for chain in chains] if args.check else []
+    reports = (
+        [check(expr, *chain, arrays=data, dims=dims, seed=args.seed, progress=_progress) for chain in chains]
+        if args.check
+        else []
+    )
     labels = ["value", *(f"d/d{'/d'.join(chain)}" for chain in chains[: len(derivatives)])]
-    costs = [cost(e, _with_origins(e, expr, dims)) for e in (expr, *derivatives)] if args.cost else []
+    costs = (
+        [cost(e, dims if isinstance(e, Program) else _with_origins(e, expr, dims)) for e in (expr, *derivatives)]
+        if args.cost
+        else []
+    )
     if isinstance(parsed, Program) and chains and args.format == "index":
-        # A program's gradients: the backward pass as statements (reverse mode).
-        for chain in chains:
-            if len(chain) > 1:
-                raise IndexDiffError(
-                    f"a program's gradient takes one variable per --wrt, not {','.join(chain)}",
-                    ",".join(chain),
-                    hint="repeat --wrt for several gradients: --wrt W1 --wrt b1",
-                )
-        print(grad(parsed, args.loss, [c[0].split("_")[0] for c in chains]))
-    elif isinstance(parsed, Program) and chains and args.format == "python":
-        print(codegen(parsed, *(c[0] for c in chains), format="python", loss=args.loss))
-    elif args.format in ("python", "latex"):
+        print(gradient_text(parsed, args.loss, chains))  # the backward pass as statements (reverse mode)
+    elif args.format in ("python", "latex") or (isinstance(expr, Program) and args.format == "einsum"):
         print(codegen(expr, *(",".join(c) for c in chains), format=args.format))
     elif args.format == "json":
         out = {
             "input": text,
-            "free": list(expr.free),
+            "free": list(final.free),
             "index": str(parsed),
             "derivatives": [
-                {"wrt": ",".join(chain), "free": list(d.free), "index": str(d), "einsum": einsum_text(d)}
+                {
+                    "wrt": ",".join(chain),
+                    "free": list((d.statements[-1] if isinstance(d, Program) else d).free),
+                    "index": str(d),
+                    "einsum": _render(d, "einsum"),
+                }
                 for chain, d in zip(chains, derivatives)
             ],
         }
@@ -253,3 +365,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RecursionError:
         print("indexdiff: error: the expression is too deeply nested", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("indexdiff: error: out of memory\nhint: use smaller --dims, or split the expression", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader of our output left (indexdiff ... | head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

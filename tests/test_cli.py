@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 
 import indexdiff as ix
@@ -46,8 +50,6 @@ def test_json_format(capsys):
 
 
 def test_einsum_format_runs(capsys, rng):
-    import numpy as np
-
     _, out, _ = run(capsys, "sum_i((A_ij x_j - b_i)^2)", "--wrt", "x", "--format", "einsum")
     A, x, b = rng.normal(size=(4, 3)), rng.normal(size=3), rng.normal(size=4)
     value = eval(out, {"np": np, "A": A, "x": x, "b": b})  # noqa: S307 - our own generated code
@@ -140,3 +142,124 @@ def test_bad_programs_exit_2(capsys, tmp_path, program, argv, message):
     f.write_text(program)
     code, out, err = run(capsys, "-f", str(f), *argv)
     assert code == 2 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message", "hint"),
+    [
+        (["x_i x_i", "--wrt", "x", "--check", "--dims", "i=²"], "bad size 'i=²'", "digits 0-9"),
+        (["x_i x_i", "--wrt", "x", "--check", "--seed", "-1"], "--seed must be an integer >= 0", "--seed 0"),
+        (["x_i A_ij", "--wrt", "x", "--check", "--dims", "i=3", "--dims", "i=4"], "two sizes in --dims (3 and 4)", ""),
+        (["x_i A_ij", "--wrt", "x", "--check", "--dims", "i=3,q=4"], "'q', which is not an index", "are: i, j"),
+        (["x_i x_i", "--wrt", "x", "--dims", "i=3"], "--dims has no effect without --check", "add --check"),
+        (["x_i x_i", "--wrt", "x", "--data", "d.npz"], "--data has no effect without --check", "add --check"),
+        (["x_i x_i", "--wrt", "x", "--check", "--data", "/no/such.npz"], "cannot read /no/such.npz", "file name"),
+        (["x_i A_ij x_j", "--wrt", "x", "--check", "--dims", "i=100000"], "74.5 GiB", "smaller sizes"),
+    ],
+)
+def test_bad_options_exit_2_with_a_quoted_message_and_hint(capsys, argv, message, hint):
+    start = time.perf_counter()
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and message in err and "Traceback" not in err
+    assert hint in next(line for line in err.splitlines() if line.startswith("hint: "))
+    assert time.perf_counter() - start < 2
+    assert re.search(r"^ +\S", err, re.MULTILINE)  # the input is quoted
+
+
+def test_dims_given_twice_add_up(capsys):
+    code, _, err = run(capsys, "sum_i(x_i) sum_j(y_j)", "--wrt", "x", "--check", "--dims", "i=3", "--dims", "j=5")
+    assert code == 0 and "sizes i=3, j=5" in err
+
+
+def test_a_file_that_is_not_utf8_is_refused_at_the_bad_byte(capsys, tmp_path):
+    f = tmp_path / "bad.idx"
+    f.write_bytes(b"x_i\xff A_ij x_j")
+    code, _, err = run(capsys, "-f", str(f))
+    assert code == 2 and "not UTF-8 text (byte 0xff at offset 3)" in err
+    assert err.splitlines()[2] == "     ^"  # under the byte, after the 2-space quote indent and x_i
+
+
+def test_a_byte_order_mark_is_accepted(capsys, tmp_path):
+    f = tmp_path / "bom.idx"
+    f.write_bytes("\ufeffx_i A_ij x_j\n".encode())
+    assert run(capsys, "-f", str(f))[1].strip() == "x_i A_ij x_j"
+    assert run(capsys, "\ufeffx_i A_ij x_j")[1].strip() == "x_i A_ij x_j"
+
+
+@pytest.mark.parametrize("data", [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff", "\ufeffx_i x_i\n".encode()])
+def test_stdin_binary_is_refused_and_a_bom_is_accepted(data):
+    proc = subprocess.run([sys.executable, "-m", "indexdiff", "-f", "-"], input=data, capture_output=True, check=False)
+    err = proc.stderr.decode()
+    if data.startswith(b"\x89"):
+        assert proc.returncode == 2 and "stdin is not UTF-8 text" in err and "Traceback" not in err
+    else:
+        assert proc.returncode == 0 and proc.stdout.decode().strip() == "x_i x_i"
+
+
+def test_check_at_the_arrays_of_an_npz_file(capsys, tmp_path, rng):
+    f = tmp_path / "data.npz"
+    np.savez(f, A=rng.normal(size=(4, 2)), x=rng.normal(size=2), unused=np.ones(3))
+    code, _, err = run(capsys, "sum_j((A_ji x_i)^2)", "--wrt", "x,x", "--check", "--data", str(f))
+    assert code == 0 and "d/dx/dx: ok" in err and "given arrays, sizes i=2, j=4" in err
+    np.savez(f, A=np.ones((4, 2)), x=np.ones((2, 2)))
+    code, _, err = run(capsys, "sum_j((A_ji x_i)^2)", "--wrt", "x", "--check", "--data", str(f))
+    assert code == 2 and "'x' has 1 index but the array has 2 axes" in err
+    np.savez(f, A=np.ones((4, 2)))
+    assert "no array given for 'x'" in run(capsys, "sum_j((A_ji x_i)^2)", "--wrt", "x", "--check", "--data", str(f))[2]
+    np.savez(f, A=np.ones((4, 2)), x=np.array(["a", "b"]))
+    assert (
+        "the array for 'x' is not real numbers" in run(capsys, "A_ji x_i", "--wrt", "x", "--check", "--data", str(f))[2]
+    )
+    np.savez(f, A=np.ones((4, 2)), x=np.array([{}, {}], dtype=object))
+    code, _, err = run(capsys, "A_ji x_i", "--wrt", "x", "--check", "--data", str(f))
+    assert code == 2 and "cannot read the array 'x'" in err
+    f.write_text("x = 1\n")
+    assert "is not an .npz file" in run(capsys, "A_ji x_i", "--wrt", "x", "--check", "--data", str(f))[2]
+
+
+def test_overflow_at_the_data_is_reported_as_such(capsys, tmp_path):
+    f = tmp_path / "big.npz"
+    np.savez(f, x=np.array([1000.0, 1.0]))
+    code, _, err = run(capsys, "sum_i(exp(x_i))", "--wrt", "x", "--check", "--data", str(f))
+    assert code == 1 and "the value overflows at this data" in err
+    assert "FAILED" not in err and "RuntimeWarning" not in err
+
+
+def test_a_vacuous_check_warns(capsys, tmp_path):
+    f = tmp_path / "saturated.npz"
+    np.savez(f, X=np.ones((2, 300)), y=np.ones(2), w=np.ones(300))
+    code, _, err = run(capsys, "sum_i(log(1 + exp(-y_i X_ij w_j)))", "--wrt", "w", "--check", "--data", str(f))
+    assert code == 0 and "warning: every derivative value checked is below 1e-12" in err
+
+
+def test_long_checks_print_progress(capsys, monkeypatch):
+    monkeypatch.setattr(importlib.import_module("indexdiff.check"), "_timed", lambda run: 1.0)
+    code, _, err = run(capsys, "x_i A_ij x_j", "--wrt", "x", "--check", "--dims", "i=3")
+    assert code == 0 and "checking d/dx: 3/3 perturbations" in err
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "message"),
+    [(MemoryError(), 2, "out of memory"), (KeyboardInterrupt(), 130, ""), (RecursionError(), 2, "deeply nested")],
+)
+def test_main_turns_resource_errors_into_exit_codes(capsys, monkeypatch, raised, code, message):
+    import indexdiff.cli as cli
+
+    def fail(argv):
+        raise raised
+
+    monkeypatch.setattr(cli, "run", fail)
+    assert cli.main(["x"]) == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and (message or err == "")
+
+
+def test_main_lets_a_bug_show_its_traceback(monkeypatch):
+    import indexdiff.cli as cli
+
+    def bug(argv):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(cli, "run", bug)
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["x"])
