@@ -16,7 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DiffError, IndexDiffError, ShapeError, expect_dims, expect_expr, expect_seed, expect_specs
+from .errors import (
+    ArgumentError,
+    DiffError,
+    IndexDiffError,
+    ShapeError,
+    expect_dims,
+    expect_expr,
+    expect_seed,
+    expect_specs,
+)
 from .expr import Add, Delta, Expr, Mul, Node, Number, Program, Sum, Tensor
 from .names import UnionFind, all_indices, children, tensors
 
@@ -281,8 +290,6 @@ def _compare(
 def _given(expr: Expr, arrays: Any) -> dict[str, np.ndarray]:
     """The user's arrays as float64, each validated: present, numeric and real, with the tensor's rank."""
     if not isinstance(arrays, Mapping):
-        from .errors import ArgumentError
-
         raise ArgumentError(
             f"arrays must map tensor names to arrays, got {type(arrays).__name__}", hint="pass {'x': x, 'A': A}"
         )
@@ -346,6 +353,8 @@ def check(
     expect_specs(wrt, "check")
     if not wrt:
         raise DiffError("no variable to check the derivative by", hint="pass one, e.g. ix.check(e, 'x')")
+    if not (isinstance(rtol, (int, float)) and isinstance(atol, (int, float)) and rtol >= 0 and atol >= 0):
+        raise ArgumentError(f"the tolerances must be numbers >= 0, got rtol={rtol!r}, atol={atol!r}", hint="rtol=1e-5")
     top, value, final = expr, evaluate, lambda e: e
     if isinstance(expr, Program):  # evaluated statement by statement, differentiated into programs
         from .forward import check_parts

@@ -138,7 +138,9 @@ def expect_specs(specs: Any, function: str) -> None:
     for spec in specs:
         if isinstance(spec, str):
             continue
-        if isinstance(spec, (list, tuple)) and all(isinstance(s, str) for s in spec):
+        if function == "grad":
+            hint = "list the variables as strings: ix.grad(p, wrt=['W', 'b'])"
+        elif isinstance(spec, (list, tuple)) and all(isinstance(s, str) for s in spec):
             hint = f"pass one argument per differentiation: ix.{function}(e, {', '.join(map(repr, spec))})"
         else:
             hint = f"name the variable as a string: ix.{function}(e, 'x') or ix.{function}(e, 'x_k')"
