@@ -9,10 +9,10 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, exact_power, product
+from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, exact_power, memo, product
 from .names import SUMMED_ORDER, all_indices, children, fresh, rename, separate
 
-__all__ = ["canonical", "flatten", "sort_key"]
+__all__ = ["canonical", "flatten", "sort_key", "hashed_key", "HashedKey"]
 
 _MASK = "?"
 # Display order of factors in a product: numbers, tensors, deltas, powers, functions, sums, products.
@@ -29,6 +29,18 @@ def sort_key(node: Node, masked: frozenset[str] | dict[str, str] = frozenset()) 
 
 
 def _key(node: Node, colors: dict[str, str]) -> tuple[Any, ...]:
+    # Only the colours of the node's own free indices matter (a Σ inside masks its own): with none of them,
+    # the key is the node's own, cached on it.
+    if not colors or node.free.isdisjoint(colors):
+        cache = memo(node)
+        found = cache.get("key")
+        if found is None:
+            found = cache["key"] = _make_key(node, {})
+        return found
+    return _make_key(node, colors)
+
+
+def _make_key(node: Node, colors: dict[str, str]) -> tuple[Any, ...]:
     tag = _TAG[type(node)]
     if isinstance(node, Number):
         return (tag, node.value)
@@ -40,13 +52,107 @@ def _key(node: Node, colors: dict[str, str]) -> tuple[Any, ...]:
         return (tag, node.name, _key(node.arg, colors))
     if isinstance(node, Pow):
         return (tag, _key(node.base, colors), node.exponent)
-    if isinstance(node, Mul):
-        return (tag, tuple(sorted(_key(f, colors) for f in node.factors)))
-    if isinstance(node, Add):
-        return (tag, tuple(sorted(_key(t, colors) for t in node.terms)))
+    if isinstance(node, (Mul, Add)) and not colors:
+        return (tag, tuple(_key(f, colors) for f in _sorted_parts(node)))
+    if isinstance(node, (Mul, Add)):
+        return (tag, tuple(sorted(_key(f, colors) for f in children(node))))
     if isinstance(node, Sum):
         return (tag, len(node.indices), _key(node.body, {**colors, **dict.fromkeys(node.indices, _MASK)}))
     raise AssertionError(node)
+
+
+class Order:
+    """Orders nodes as their sort keys (no index masked) do, by a comparison cached on each node pair: comparing
+    nested key tuples would descend the whole depth of two deep subtrees again in every sort."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def __lt__(self, other: Order) -> bool:
+        return _compare(self.node, other.node) < 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Order) and _compare(self.node, other.node) == 0
+
+
+def _sign(a: Any, b: Any) -> int:
+    return (a > b) - (a < b)
+
+
+def _sorted_parts(node: Node) -> tuple[Node, ...]:
+    """A product's factors or a sum's terms in key order (cached on the node)."""
+    cache = memo(node)
+    found = cache.get("sorted")
+    if found is None:
+        found = cache["sorted"] = tuple(sorted(children(node), key=Order))
+    return found
+
+
+def _compare(a: Node, b: Node) -> int:
+    """-1, 0 or 1 as ``sort_key(a)`` is less than, equal to or greater than ``sort_key(b)``."""
+    if a is b:
+        return 0
+    ta, tb = _TAG[type(a)], _TAG[type(b)]
+    if ta != tb:
+        return -1 if ta < tb else 1
+    if not isinstance(a, (Func, Pow, Mul, Add)):
+        return _sign(_key(a, {}), _key(b, {}))
+    cache = memo(a)
+    found = cache.get(("order", b))
+    if found is None:
+        found = cache[("order", b)] = _compare_parts(a, b)
+    return found
+
+
+def _compare_parts(a: Node, b: Node) -> int:
+    if isinstance(a, Func):
+        assert isinstance(b, Func)
+        return _sign(a.name, b.name) or _compare(a.arg, b.arg)
+    if isinstance(a, Pow):
+        assert isinstance(b, Pow)
+        return _compare(a.base, b.base) or _sign(a.exponent, b.exponent)
+    pa, pb = _sorted_parts(a), _sorted_parts(b)
+    for x, y in zip(pa, pb):
+        found = _compare(x, y)
+        if found:
+            return found
+    return _sign(len(pa), len(pb))
+
+
+class HashedKey:
+    """A node's sort key (summed-index names ignored) with a hash made from its children's: hashing the nested
+    key tuple itself would walk its whole depth on every dict lookup."""
+
+    __slots__ = ("key", "_hash")
+
+    def __init__(self, key: tuple[Any, ...], hashed: int) -> None:
+        self.key = key
+        self._hash = hashed
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HashedKey) and self._hash == other._hash and self.key == other.key
+
+
+def hashed_key(node: Node) -> HashedKey:
+    """``sort_key(node)``, hashable in O(1) (cached on each node)."""
+    cache = memo(node)
+    found = cache.get("hashed key")
+    if found is None:
+        if isinstance(node, (Func, Pow)):
+            part = hashed_key(node.arg if isinstance(node, Func) else node.base)._hash
+            hashed = hash((_TAG[type(node)], node.name if isinstance(node, Func) else node.exponent, part))
+        elif isinstance(node, (Mul, Add)):
+            parts = node.factors if isinstance(node, Mul) else node.terms
+            hashed = hash((_TAG[type(node)], tuple(sorted(hashed_key(p)._hash for p in parts))))
+        else:
+            hashed = hash(_key(node, {}))
+        found = cache["hashed key"] = HashedKey(_key(node, {}), hashed)
+    return found
 
 
 def _colors(body: Node, summed: frozenset[str], rounds: int = 2) -> dict[str, str]:
@@ -79,11 +185,21 @@ def _term_key(node: Node) -> tuple[Any, ...]:
         body = Mul(body.factors[1:]) if len(body.factors) > 2 else body.factors[1]
         node = Sum(node.indices, body) if isinstance(node, Sum) else body
     coef = coef if coef is not None else Fraction(-1 if isinstance(node, Number) and node.value < 0 else 1)
-    return (coef < 0, isinstance(node, Number), sort_key(node), coef)
+    return (coef < 0, isinstance(node, Number), Order(node), coef)
 
 
 def flatten(node: Node) -> Node:
-    """Products and sums spliced, numbers in a product multiplied, nested Σs merged, whole powers distributed."""
+    """Products and sums spliced, numbers in a product multiplied, nested Σs merged, whole powers distributed
+    (cached on each node)."""
+    cache = memo(node)
+    found = cache.get("flat")
+    if found is None:
+        found = _flatten(node)
+        cache["flat"] = node if found == node else found
+    return cache["flat"]
+
+
+def _flatten(node: Node) -> Node:
     if isinstance(node, Func):
         return Func(node.name, flatten(node.arg))
     if isinstance(node, Pow):
@@ -129,19 +245,29 @@ def _first_appearance(node: Node, wanted: frozenset[str], masked: dict[str, str]
         _first_appearance(node.body, wanted - set(node.indices), {**masked, **dict.fromkeys(node.indices, _MASK)}, out)
 
 
-def _canon(node: Node, scope: frozenset[str], rename_sums: bool = True) -> Node:
+def _canon(node: Node, scope: frozenset[str], rename_sums: bool, done: dict[Any, Node]) -> Node:
+    if isinstance(node, (Number, Tensor)):
+        return node
+    found = done.get((node, scope))
+    if found is None:
+        found = _canon_node(node, scope, rename_sums, done)
+        done[(node, scope)] = node if found == node else found
+    return done[(node, scope)]
+
+
+def _canon_node(node: Node, scope: frozenset[str], rename_sums: bool, done: dict[Any, Node]) -> Node:
     if isinstance(node, Delta):
         return Delta(tuple(sorted(node.indices)))
     if isinstance(node, Func):
-        return Func(node.name, _canon(node.arg, scope, rename_sums))
+        return Func(node.name, _canon(node.arg, scope, rename_sums, done))
     if isinstance(node, Pow):
-        return Pow(_canon(node.base, scope, rename_sums), node.exponent)
+        return Pow(_canon(node.base, scope, rename_sums, done), node.exponent)
     if isinstance(node, Mul):
-        return Mul(tuple(sorted((_canon(f, scope, rename_sums) for f in node.factors), key=sort_key)))
+        return Mul(tuple(sorted((_canon(f, scope, rename_sums, done) for f in node.factors), key=Order)))
     if isinstance(node, Add):
-        return Add(tuple(sorted((_canon(t, scope, rename_sums) for t in node.terms), key=_term_key)))
+        return Add(tuple(sorted((_canon(t, scope, rename_sums, done) for t in node.terms), key=_term_key)))
     if isinstance(node, Sum) and not rename_sums:
-        return Sum(node.indices, _canon(node.body, scope | frozenset(node.indices), False))
+        return Sum(node.indices, _canon(node.body, scope | frozenset(node.indices), False, done))
     if isinstance(node, Sum):
         summed = frozenset(node.indices)
         order: list[str] = []
@@ -153,7 +279,7 @@ def _canon(node: Node, scope: frozenset[str], rename_sums: bool = True) -> Node:
         body = rename(node.body, dict(zip(order, temp)))
         names = fresh(avoid, len(order), SUMMED_ORDER)
         body = rename(body, dict(zip(temp, names)))
-        return Sum(tuple(sorted(names)), _canon(body, scope | frozenset(names)))
+        return Sum(tuple(sorted(names)), _canon(body, scope | frozenset(names), True, done))
     return node
 
 
@@ -163,4 +289,4 @@ def canonical(node: Node, scope: frozenset[str] = frozenset(), rename: bool = Tr
     With ``rename=False`` summed indices keep their names: only the structure and operand order are canonical.
     """
     scope = scope | node.free
-    return _canon(flatten(separate(node, scope)), scope, rename)
+    return _canon(flatten(separate(node, scope)), scope, rename, {})

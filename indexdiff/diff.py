@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .errors import DiffError, IndexDiffError
-from .expr import ONE, ZERO, Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
+from .errors import DiffError, IndexDiffError, expect_specs
+from .expr import ONE, ZERO, Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, memo
 from .functions import FUNCTIONS
-from .names import all_indices, fresh, separate, tensors, witness
+from .names import all_indices, fresh, separate, tensor_names, witness
 from .parser import split_tensor
 from .simplify import ones, simplify
 
@@ -17,7 +17,7 @@ Rule = Callable[[Node, str, tuple[str, ...]], Node]
 
 
 def _depends(node: Node, name: str) -> bool:
-    return any(t.name == name for t in tensors(node))
+    return name in tensor_names(node)
 
 
 def _tensor(node: Tensor, name: str, new: tuple[str, ...]) -> Node:
@@ -66,10 +66,18 @@ RULES: dict[type, Rule] = {
 
 
 def derivative(node: Node, name: str, new: tuple[str, ...]) -> Node:
-    """∂node/∂name_new, unsimplified; ``new`` must not clash with any index of ``node``."""
+    """∂node/∂name_new, unsimplified; ``new`` must not clash with any index of ``node``.
+
+    Cached on each node, so a subtree shared by several parents (as derivatives make them) is differentiated once.
+    """
     if not _depends(node, name):
         return ZERO
-    return RULES[type(node)](node, name, new)
+    cache = memo(node)
+    key = ("derivative", name, new)
+    found = cache.get(key)
+    if found is None:
+        found = cache[key] = RULES[type(node)](node, name, new)
+    return found
 
 
 def _wrt(expr: Expr, spec: str) -> tuple[str, tuple[str, ...]]:
@@ -155,6 +163,7 @@ def diff(expr: Expr | Program, *wrt: str) -> Expr | Program:
         return derivative_program(expr, *wrt)
     if not isinstance(expr, Expr):
         raise DiffError(f"expected an expression from indexdiff.parse, got {type(expr).__name__}")
+    expect_specs(wrt, "diff")
     if not wrt:
         raise DiffError("no variable to differentiate by", hint="pass one, e.g. ix.diff(e, 'x')")
     for spec in wrt:

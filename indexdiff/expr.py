@@ -7,9 +7,17 @@ stands, and the printer turns ``Sum`` nodes back into the convention.
 
 from __future__ import annotations
 
+import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
+
+from .errors import IndexDiffError
+
+T = TypeVar("T")
 
 __all__ = [
     "Node",
@@ -26,109 +34,228 @@ __all__ = [
     "ZERO",
     "ONE",
     "negate",
+    "memo",
+    "deep",
 ]
 
 Indices = tuple[str, ...]
 
 
 class Node:
-    """Base of the expression nodes; ``free`` is the set of indices the node's value is indexed by."""
+    """Base of the expression nodes; ``free`` is the set of indices the node's value is indexed by.
+
+    Nodes are immutable and compare by structure. Each node computes its hash once, from its children's
+    hashes, and equality first tries identity and the hashes: a shared subtree (as derivatives make them) is
+    compared and looked up in O(1), however deep it is.
+    """
 
     __slots__ = ()
     free: frozenset[str]
+    _hash: int
+    _fields: Callable[[Node], Any]  # the defining fields (one value or a tuple), for hashing and equality
+    _memo: dict[Any, Any] | None
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Node)
+        return self._hash == other._hash and self._fields(self) == self._fields(other)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt through the constructor: the cached hash of strings differs between processes.
+        return (self.__class__, tuple(getattr(self, name) for name in self.__match_args__))  # type: ignore[attr-defined]
 
 
-def _set_free(node: Node, free: frozenset[str]) -> None:
+def memo(node: Node) -> dict[Any, Any]:
+    """The node's own cache of results that depend on nothing but the node (its sort key, its indices, its
+    simplified form...): shared subtrees compute them once, so passes take time in proportion to the DAG."""
+    found = node._memo
+    if found is None:
+        found = {}
+        object.__setattr__(node, "_memo", found)
+    return found
+
+
+_DEEP_STACK_BYTES = 1 << 29
+_DEEP_RECURSION_LIMIT = 60_000
+_deep_lock = threading.Lock()
+_deep_state = threading.local()
+
+
+def deep(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, also for trees deeper than Python's recursion limit allows.
+
+    The recursive passes (derivative, simplify, canonical form, printing) recurse once per level of the tree.
+    Derivatives and programs can build trees deeper than the default limit of 1000 frames; when ``fn`` hits it,
+    it runs again in a thread with a large stack and a raised limit. Deeper still is an IndexDiffError.
+    """
+    if getattr(_deep_state, "active", False):
+        return fn(*args)
+    try:
+        return fn(*args)
+    except RecursionError:
+        pass
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        _deep_state.active = True
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as err:  # handed to the calling thread
+            outcome["error"] = err
+
+    with _deep_lock:
+        limit, stack = sys.getrecursionlimit(), threading.stack_size()
+        threading.stack_size(_DEEP_STACK_BYTES)
+        try:
+            worker = threading.Thread(target=run, name="indexdiff-deep")
+        finally:
+            threading.stack_size(stack)
+        sys.setrecursionlimit(max(limit, _DEEP_RECURSION_LIMIT))
+        try:
+            worker.start()
+            worker.join()
+        finally:
+            sys.setrecursionlimit(limit)
+    err = outcome.get("error")
+    if isinstance(err, RecursionError):
+        raise IndexDiffError(
+            "the expression is nested too deeply to process",
+            hint="split it into a program of shorter statements (one per line)",
+        ) from None
+    if err is not None:
+        raise err
+    return outcome["value"]
+
+
+def _init(node: Node, free: frozenset[str]) -> None:
     object.__setattr__(node, "free", free)
+    object.__setattr__(node, "_hash", hash((node.__class__.__name__, node._fields(node))))
 
 
-@dataclass(frozen=True, slots=True)
+def _private() -> Any:
+    return field(init=False, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class Number(Node):
     """An exact rational constant."""
 
     value: Fraction
-    free: frozenset[str] = field(init=False, compare=False, repr=False, default=frozenset())
+    free: frozenset[str] = _private()
+    _hash: int = _private()
+    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _fields = attrgetter("value")
+
+    def __post_init__(self) -> None:
+        _init(self, frozenset())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Tensor(Node):
     """A named input, ``A_ij``; a scalar name has no indices. ``A_ii`` (unsummed) is A's diagonal."""
 
     name: str
     indices: Indices
-    free: frozenset[str] = field(init=False, compare=False, repr=False)
+    free: frozenset[str] = _private()
+    _hash: int = _private()
+    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _fields = attrgetter("name", "indices")
 
     def __post_init__(self) -> None:
-        _set_free(self, frozenset(self.indices))
+        _init(self, frozenset(self.indices))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Delta(Node):
     """Kronecker delta ``δ_ij``; with one index, ``δ_i`` is 1 for every i (the all-ones vector)."""
 
     indices: Indices
-    free: frozenset[str] = field(init=False, compare=False, repr=False)
+    free: frozenset[str] = _private()
+    _hash: int = _private()
+    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _fields = attrgetter("indices")
 
     def __post_init__(self) -> None:
-        _set_free(self, frozenset(self.indices))
+        _init(self, frozenset(self.indices))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Func(Node):
     """An element-wise function of its argument, ``exp(u)``."""
 
     name: str
     arg: Node
-    free: frozenset[str] = field(init=False, compare=False, repr=False)
+    free: frozenset[str] = _private()
+    _hash: int = _private()
+    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _fields = attrgetter("name", "arg")
 
     def __post_init__(self) -> None:
-        _set_free(self, self.arg.free)
+        _init(self, self.arg.free)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Pow(Node):
     """An element-wise power with an exact rational exponent, ``u^2``, ``u^-1``."""
 
     base: Node
     exponent: Fraction
-    free: frozenset[str] = field(init=False, compare=False, repr=False)
+    free: frozenset[str] = _private()
+    _hash: int = _private()
+    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _fields = attrgetter("base", "exponent")
 
     def __post_init__(self) -> None:
-        _set_free(self, self.base.free)
+        _init(self, self.base.free)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Mul(Node):
     """An element-wise product: shared indices are matched, not summed (summing is ``Sum``'s job)."""
 
     factors: tuple[Node, ...]
-    free: frozenset[str] = field(init=False, compare=False, repr=False)
+    free: frozenset[str] = _private()
+    _hash: int = _private()
+    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _fields = attrgetter("factors")
 
     def __post_init__(self) -> None:
-        _set_free(self, frozenset().union(*(f.free for f in self.factors)))
+        _init(self, frozenset().union(*(f.free for f in self.factors)))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Add(Node):
     """A sum of terms; a term lacking some of the indices is broadcast along them."""
 
     terms: tuple[Node, ...]
-    free: frozenset[str] = field(init=False, compare=False, repr=False)
+    free: frozenset[str] = _private()
+    _hash: int = _private()
+    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _fields = attrgetter("terms")
 
     def __post_init__(self) -> None:
-        _set_free(self, frozenset().union(*(t.free for t in self.terms)))
+        _init(self, frozenset().union(*(t.free for t in self.terms)))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Sum(Node):
     """``Σ`` over ``indices`` (sorted) of ``body``."""
 
     indices: Indices
     body: Node
-    free: frozenset[str] = field(init=False, compare=False, repr=False)
+    free: frozenset[str] = _private()
+    _hash: int = _private()
+    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _fields = attrgetter("indices", "body")
 
     def __post_init__(self) -> None:
-        _set_free(self, self.body.free - frozenset(self.indices))
+        _init(self, self.body.free - frozenset(self.indices))
 
 
 ZERO = Number(Fraction(0))
@@ -136,26 +263,38 @@ ONE = Number(Fraction(1))
 
 
 def exact_power(base: Fraction, exponent: Fraction) -> Fraction | None:
-    """``base^exponent`` when it is rational and of moderate size (|x| in 1e-300..1e300), else None.
+    """``base^exponent`` when it is rational and a number of the notation (``syntax.representable``), else None:
+    folding never makes a number that would not print and parse back. Quick for any input (no huge powers).
 
-    Negative bases take no fractional powers (numpy gives nan there, so folding would disagree).
+    Negative bases take no fractional powers (numpy gives nan there, so folding would disagree). Zero to a
+    negative power divides by zero everywhere: an IndexDiffError.
     """
+    from .syntax import representable
+
     if base == 0:
-        return Fraction(0) if exponent > 0 else None
-    if exponent.denominator != 1 and base < 0:
-        return None
-    if abs(exponent.numerator) > 64 or abs(base.numerator) > 10**300 or base.denominator > 10**300:
+        if exponent < 0:
+            raise IndexDiffError(
+                "the expression divides by zero everywhere: a power with a negative exponent has a base that is 0",
+                hint="check the base of each negative power (or divisor); it simplifies to 0",
+            )
+        return Fraction(1) if exponent == 0 else Fraction(0)
+    if (exponent.denominator != 1 and base < 0) or abs(exponent.numerator) > 64 or not representable(base):
         return None
     root = []
     for n in (abs(base.numerator), base.denominator):
         q = exponent.denominator
+        if n == 1 or q == 1:
+            root.append(n)
+            continue
+        if q > n.bit_length():  # c^q == n needs c >= 2, so 2^q <= n
+            return None
         r = round(n ** (1 / q)) if n < 2**1000 else None
         found = next((c for c in (r - 1, r, r + 1) if c >= 0 and c**q == n), None) if r is not None else None
         if found is None:
             return None
         root.append(found)
     value = (Fraction(root[0], root[1]) * (1 if base > 0 else -1)) ** exponent.numerator
-    return value if Fraction(1, 10**300) < abs(value) < 10**300 else None
+    return value if representable(value) else None
 
 
 def product(nodes: list[Node] | tuple[Node, ...]) -> Node:
@@ -225,7 +364,7 @@ class Expr:
         if self._key is None:
             from .canonical import canonical
 
-            self._key = (canonical(self.node, frozenset(self.free)), self.free)
+            self._key = (deep(canonical, self.node, frozenset(self.free)), self.free)
         return self._key
 
     def __eq__(self, other: object) -> bool:
@@ -239,7 +378,7 @@ class Expr:
     def __str__(self) -> str:
         from .printer import to_text
 
-        return to_text(self)
+        return deep(to_text, self)
 
     def __repr__(self) -> str:
         return f"Expr({str(self)!r})"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
-from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor
+from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, memo
+
+T = TypeVar("T")
+_MISSING = object()
 
 __all__ = [
     "DERIVATIVE_ORDER",
@@ -16,6 +20,8 @@ __all__ = [
     "separate",
     "origin",
     "tensors",
+    "tensor_names",
+    "summed_indices",
     "witness",
     "rebuild",
     "rename_summed",
@@ -28,44 +34,78 @@ DERIVATIVE_ORDER = "klmnpqrstuvwabcdefghij"
 SUMMED_ORDER = "ijklmnpqrstuvwabcdefgh"
 
 
-def _candidates(order: str) -> Iterator[str]:
+def _candidates(order: str, count: int) -> Iterator[str]:
+    """``order``'s names, then with suffixes 1, 2, ...: ``count`` rounds of them, no more."""
     yield from order
-    n = 1
-    while True:
+    for n in range(1, count + 1):
         for c in order:
             yield f"{c}{n}"
-        n += 1
 
 
 def fresh(avoid: Iterable[str], count: int, order: str = DERIVATIVE_ORDER) -> tuple[str, ...]:
-    """``count`` names from ``order`` that are not in ``avoid``."""
+    """``count`` names from ``order`` that are not in ``avoid``.
+
+    Bounded: ``len(avoid) + count`` rounds of ``order`` hold more than enough names that ``avoid`` lacks.
+    """
     taken = set(avoid)
     out: list[str] = []
     if count <= 0:
         return ()
-    for name in _candidates(order):
+    for name in _candidates(order, len(taken) + count):
         if name not in taken:
             out.append(name)
             taken.add(name)
             if len(out) == count:
                 return tuple(out)
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable: more candidate names than names to avoid")
 
 
-def all_indices(node: Node) -> set[str]:
-    """Every index name in ``node``, free or summed."""
-    out: set[str] = set()
-    stack = [node]
+def all_indices(node: Node) -> frozenset[str]:
+    """Every index name in ``node``, free or summed (cached on each node)."""
+    return _bottom_up(node, "indices", _indices_of)
+
+
+def _indices_of(node: Node, parts: list[frozenset[str]]) -> frozenset[str]:
+    if isinstance(node, (Tensor, Delta)):
+        return frozenset(node.indices)
+    own = frozenset(node.indices) if isinstance(node, Sum) else frozenset()
+    if len(parts) == 1 and not own:
+        return parts[0]
+    return own.union(*parts)
+
+
+def tensor_names(node: Node) -> frozenset[str]:
+    """The names of the tensors in ``node`` (cached on each node)."""
+    return _bottom_up(node, "tensor names", _names_of)
+
+
+def _names_of(node: Node, parts: list[frozenset[str]]) -> frozenset[str]:
+    if isinstance(node, Tensor):
+        return frozenset((node.name,))
+    if len(parts) == 1:
+        return parts[0]
+    return frozenset().union(*parts)
+
+
+def _bottom_up(node: Node, key: str, combine: Callable[[Node, list[T]], T]) -> T:
+    """``combine(node, [results of its children])``, cached on every node under ``key``; iterative, so a deep
+    tree needs no deep recursion, and a shared subtree is visited once."""
+    found = memo(node).get(key, _MISSING)
+    if found is not _MISSING:
+        return found
+    stack: list[tuple[Node, bool]] = [(node, False)]
     while stack:
-        n = stack.pop()
-        if isinstance(n, (Tensor, Delta)):
-            out.update(n.indices)
-        elif isinstance(n, Sum):
-            out.update(n.indices)
-            stack.append(n.body)
-        else:
-            stack.extend(children(n))
-    return out
+        n, expanded = stack.pop()
+        cache = memo(n)
+        if key in cache:
+            continue
+        parts = children(n)
+        if expanded:
+            cache[key] = combine(n, [memo(c)[key] for c in parts])
+            continue
+        stack.append((n, True))
+        stack.extend((c, False) for c in parts if key not in memo(c))
+    return memo(node)[key]
 
 
 def children(node: Node) -> tuple[Node, ...]:
@@ -134,18 +174,28 @@ class UnionFind:
 
 def rename(node: Node, mapping: dict[str, str]) -> Node:
     """``node`` with its free indices renamed by ``mapping``; summed indices are renamed out of the way."""
-    mapping = {a: b for a, b in mapping.items() if a != b and a in node.free}
-    if not mapping:
+    return _rename(node, {a: b for a, b in mapping.items() if a != b}, {})
+
+
+def _rename(node: Node, mapping: dict[str, str], done: dict[Node, Node]) -> Node:
+    if node.free.isdisjoint(mapping):
         return node
+    found = done.get(node)
+    if found is not None:
+        return found
     if isinstance(node, Tensor):
-        return Tensor(node.name, tuple(mapping.get(i, i) for i in node.indices))
-    if isinstance(node, Delta):
+        new: Node = Tensor(node.name, tuple(mapping.get(i, i) for i in node.indices))
+    elif isinstance(node, Delta):
         idx = tuple(mapping.get(i, i) for i in node.indices)
-        return Delta((idx[0],)) if len(idx) == 2 and idx[0] == idx[1] else Delta(idx)
-    if isinstance(node, Sum):
-        node = rename_summed(node, set(mapping.values()))
-        return Sum(node.indices, rename(node.body, mapping))
-    return rebuild(node, tuple(rename(c, mapping) for c in children(node)))
+        new = Delta((idx[0],)) if len(idx) == 2 and idx[0] == idx[1] else Delta(idx)
+    elif isinstance(node, Sum):
+        moved = rename_summed(node, set(mapping.values()))
+        inner = {a: b for a, b in mapping.items() if a not in moved.indices}  # bound names are not renamed
+        new = Sum(moved.indices, _rename(moved.body, inner, done if len(inner) == len(mapping) else {}))
+    else:
+        new = rebuild(node, tuple(_rename(c, mapping, done) for c in children(node)))
+    done[node] = new
+    return new
 
 
 def origin(node: Node, index: str, _seen: frozenset[str] = frozenset()) -> tuple[str, int] | None:
@@ -197,10 +247,39 @@ def tensors(node: Node) -> Iterator[Tensor]:
             stack.extend(children(n))
 
 
+def summed_indices(node: Node) -> frozenset[str]:
+    """The indices that the Σs inside ``node`` bind (cached on each node)."""
+    return _bottom_up(node, "summed", _summed_of)[0]
+
+
+def _summed_of(node: Node, parts: list[tuple[frozenset[str], bool]]) -> tuple[frozenset[str], bool]:
+    """The indices Σs in ``node`` bind, and whether one of them shadows another (``Σ_i (... Σ_i ...)``)."""
+    shadows = any(shadow for _, shadow in parts)
+    if isinstance(node, Sum):
+        inner = parts[0][0]
+        return inner.union(node.indices), shadows or not inner.isdisjoint(node.indices)
+    if len(parts) == 1:
+        return parts[0]
+    return frozenset().union(*(summed for summed, _ in parts)), shadows
+
+
 def separate(node: Node, scope: frozenset[str]) -> Node:
     """``node`` with every summed index renamed where it repeats a name visible around it (``scope``)."""
+    return _separate(node, scope, {})
+
+
+def _separate(node: Node, scope: frozenset[str], done: dict[tuple[Node, frozenset[str]], Node]) -> Node:
+    summed, shadows = _bottom_up(node, "summed", _summed_of)
+    if not shadows and summed.isdisjoint(scope):
+        return node
+    found = done.get((node, scope))
+    if found is not None:
+        return found
     if isinstance(node, Sum):
-        node = rename_summed(node, scope)
-        body = separate(node.body, scope | frozenset(node.indices))
-        return node if body is node.body else Sum(node.indices, body)
-    return rebuild(node, tuple(separate(c, scope) for c in children(node)))
+        moved = rename_summed(node, scope)
+        body = _separate(moved.body, scope | frozenset(moved.indices), done)
+        new = moved if body is moved.body else Sum(moved.indices, body)
+    else:
+        new = rebuild(node, tuple(_separate(c, scope, done) for c in children(node)))
+    done[(node, scope)] = new
+    return new

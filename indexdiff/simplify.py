@@ -8,13 +8,15 @@ stability rewrites (``exp(u) / (1 + exp(u)) -> sigmoid(u)``, ``log(1 + exp(u)) -
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from fractions import Fraction
 
-from .canonical import canonical, sort_key
-from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, exact_power, negate
+from .canonical import canonical, hashed_key
+from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, exact_power, memo, negate
 from .functions import logsumexp_parts
-from .names import all_indices, rename, rename_summed, witness
+from .names import UnionFind, all_indices, rename, rename_summed, summed_indices, tensors, witness
+from .printer import check_numbers
 
 __all__ = ["simplify", "ones"]
 
@@ -56,8 +58,11 @@ def _pull_sum(factors: list[Node], coef: Fraction) -> Node | None:
 
 
 def _base(f: Node) -> Node:
+    """What ``f`` is a power of: ``x`` for ``x^a``; a two-index delta with its indices sorted (deltas are
+    idempotent: ``δ_ij δ_ji = δ_ij``); ``f`` itself for a power of a delta, which never merges with the delta
+    (``δ_ij^0`` is 1 everywhere, a size witness like ``x_i^0``)."""
     if isinstance(f, Pow):
-        return f.base
+        return f if isinstance(f.base, Delta) else f.base
     if isinstance(f, Delta) and len(f.indices) == 2 and f.indices[0] > f.indices[1]:
         return Delta((f.indices[1], f.indices[0]))
     return f
@@ -71,22 +76,18 @@ def _powers(factors: list[Node]) -> list[Node]:
     order: list[Node] = []
     exponents: dict[Node, Fraction] = {}
     for f in factors:
-        if isinstance(f, Delta):
-            base, e = Delta(tuple(sorted(f.indices))), Fraction(1)
-        elif isinstance(f, Pow):
-            base, e = f.base, f.exponent
-        else:
-            base, e = f, Fraction(1)
+        base = _base(f)
         if base not in exponents:
             order.append(base)
             exponents[base] = Fraction(0)
-        exponents[base] += e if not isinstance(base, Delta) else 0
-        if isinstance(base, Delta):
-            exponents[base] = Fraction(1)
+        if isinstance(base, (Delta, Pow)):
+            exponents[base] = Fraction(1)  # a repeated delta, or a repeated power of one, is itself
+        else:
+            exponents[base] += f.exponent if isinstance(f, Pow) else 1
     out = [base if exponents[base] == 1 else Pow(base, exponents[base]) for base in order]
     out = [f if not isinstance(f, Pow) or f.exponent == 0 else _pow(f.base, f.exponent) for f in out]
-    # x_p^0 and δ_p are 1 along p: drop them where another factor carries p, keep one where it is the only
-    # record of p's length (Σ_p x_p / x_p = n_p), preferring x_p^0, which knows that length.
+    # x_p^0, δ_pq^0 and δ_p are 1 along p: drop them where another factor carries p, keep one where it is the
+    # only record of p's length (Σ_p x_p / x_p = n_p), preferring x_p^0, which knows that length.
     kept = [f for f in out if not _is_one(f)]
     covered = frozenset().union(*(f.free for f in kept))
     for f in sorted((f for f in out if _is_one(f)), key=lambda f: isinstance(f, Delta)):
@@ -240,14 +241,15 @@ def _terms(terms: list[Node]) -> Node:
         return flat[0]
     scope = frozenset().union(*(t.free for t in flat))
     split = [_split_coef(t) for t in flat]
-    # Terms equal up to renaming have equal rename-blind sort keys: only those need canonical forms.
-    rough = [sort_key(rest) for _, rest in split]
-    crowded = {k for k in rough if rough.count(k) > 1}
+    # Terms equal up to renaming have equal rename-blind sort keys: only those need canonical forms, and only
+    # when they sum an index (without a Σ the sort key is exact).
+    rough = [hashed_key(rest) for _, rest in split]
+    crowded = {k for k, n in Counter(rough).items() if n > 1}
     order: list[object] = []
     groups: dict[object, list] = {}
     for (c, rest), key in zip(split, rough):
-        if key in crowded:
-            key = (key, canonical(rest, scope))
+        if key in crowded and summed_indices(rest):
+            key = (key, canonical(rest, scope))  # type: ignore[assignment]
         if key not in groups:
             order.append(key)
             groups[key] = [Fraction(0), rest]
@@ -259,6 +261,22 @@ def _terms(terms: list[Node]) -> Node:
 
 
 # -- sums over indices (Σ) --------------------------------------------------------------------------------------
+
+
+def _witnessed(term: Node, body: Node, summed: frozenset[str]) -> Node:
+    """``term`` of the sum ``body``, with a witness of each summed index that only a one-index delta carries in it
+    (Σ_b (m δ_b + x_b) splits into Σ_b m x_b^0 + Σ_b x_b, keeping b's length)."""
+    joined = UnionFind()  # indices a delta of the term joins: one length
+    for f in _flatten_mul([term]):
+        if isinstance(f, Delta) and len(f.indices) == 2:
+            joined.union(*f.indices)
+    sized = {joined.find(i) for i in term.free - summed} | {joined.find(i) for t in tensors(term) for i in t.indices}
+    lost = []
+    for j in sorted(summed):
+        if joined.find(j) not in sized and (w := witness(body, j)) is not None:
+            lost.append(w)
+            sized.add(joined.find(j))
+    return Mul((*_flatten_mul([term]), *lost)) if lost else term  # _sum contracts the deltas before _product
 
 
 def _contractible(term: Node, summed: frozenset[str]) -> bool:
@@ -281,7 +299,7 @@ def _sum(indices: tuple[str, ...] | frozenset[str], body: Node) -> Node:
         return _sum(summed, _product([body, ones(missing)]))
     if isinstance(body, Add):
         if all(summed <= t.free for t in body.terms):
-            return _terms([_sum(summed, t) for t in body.terms])
+            return _terms([_sum(summed, _witnessed(t, body, summed)) for t in body.terms])
         # A term constant in a summed index stays inside: Σ_j (A_ij - a) keeps j's length visible through A.
         return Sum(tuple(sorted(summed)), body)
     factors = list(body.factors) if isinstance(body, Mul) else [body]
@@ -305,6 +323,20 @@ def _sum(indices: tuple[str, ...] | frozenset[str], body: Node) -> Node:
 
 
 def _pass(node: Node) -> Node:
+    """One bottom-up pass of the rules, cached on each node: a shared subtree is rewritten once, and a node the
+    pass leaves as it is comes back as the same object (so the fixed-point test costs O(1))."""
+    cache = memo(node)
+    done = cache.get("pass")
+    if done is not None:
+        return done
+    new = _rewrite(node)
+    if new is not node and new == node:
+        new = node
+    cache["pass"] = new
+    return new
+
+
+def _rewrite(node: Node) -> Node:
     if isinstance(node, (Number, Tensor)):
         return node
     if isinstance(node, Delta):
@@ -330,7 +362,7 @@ def simplify(node: Node, scope: frozenset[str] = frozenset()) -> Node:
     """``node`` rewritten to a fixed point, operands in canonical order, summed indices keeping their names."""
     for _ in range(_MAX_PASSES):
         new = _pass(node)
-        if new == node:
+        if new is node:
             break
         node = new
-    return canonical(node, scope, rename=False)
+    return check_numbers(canonical(node, scope, rename=False))
