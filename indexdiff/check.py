@@ -193,7 +193,10 @@ def random_arrays(expr: Expr, dims: Mapping[str, int] | None = None, seed: int =
         what = f"the random data ({largest}: {' x '.join(map(str, shapes[largest]))} float64, the largest array)"
         _refuse_large(what, sum(math.prod(s) for s in shapes.values()), str(expr))
     scale = _scales(expr.node, sizes)
-    return {name: rng.uniform(0.5, 1.5, size=shape) * scale.get(name, 1.0) for name, shape in sorted(shapes.items())}
+    return {
+        name: np.asarray(rng.uniform(0.5, 1.5, size=shape) * scale.get(name, 1.0))
+        for name, shape in sorted(shapes.items())
+    }
 
 
 def _finite(a: np.ndarray) -> bool:
@@ -221,7 +224,7 @@ def _differences(
     step never crosses zero, where log and sqrt end) and halves, up to 12 times, while truncation dominates the
     bound and the bound exceeds 1e-6 of the derivative: steep points get small steps. The smallest bound wins.
     """
-    x = data[name]
+    x = np.asarray(data[name], dtype=np.float64)
     typical = float(np.max(np.abs(x), initial=0.0)) or 1.0
     best, bound = np.empty(out_shape + x.shape), np.empty(out_shape + x.shape)
     moved = x.copy()

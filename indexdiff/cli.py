@@ -214,7 +214,12 @@ def load_data(path: str) -> dict[str, np.ndarray]:
 
 
 def _progress(label: str, done: int, total: int) -> None:
-    print(f"checking {label}: {done}/{total} perturbations", file=sys.stderr, flush=True)
+    """One line per report; on a terminal, one line rewritten in place."""
+    line = f"checking {label}: {done}/{total} perturbations"
+    if sys.stderr.isatty():
+        print(f"\r{line}", end="\n" if done == total else "", file=sys.stderr, flush=True)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 def _with_origins(e: Expr, original: Expr, dims: dict[str, int]) -> dict[str, int]:

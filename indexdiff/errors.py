@@ -58,18 +58,22 @@ class IndexDiffError(ValueError):
         if self.text is not None:
             lines.extend(_quote(self.text, self.pos, self.end))
         if self.hint:
-            lines.append(f"hint: {self.hint}")
+            long = len(self.hint) > 3 * _WIDTH  # a suggestion that quotes a long input is cut
+            lines.append(f"hint: {self.hint[: 3 * _WIDTH]}" + ("..." if long else ""))
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.args[0]
 
 
+_WIDTH = 100  # the most characters of a line a message quotes
+
+
 def _quote(text: str, pos: int | None, end: int | None) -> list[str]:
     """The line of ``text`` holding ``pos``, and a caret line under ``pos..end``."""
     if pos is None:
         first = text.splitlines()[0] if text.strip() else text
-        return [f"  {first}"]
+        return [f"  {first[:_WIDTH]}" + ("..." if len(first) > _WIDTH else "")]
     pos = max(0, min(pos, len(text)))
     start = text.rfind("\n", 0, pos) + 1
     stop = text.find("\n", pos)
@@ -77,6 +81,11 @@ def _quote(text: str, pos: int | None, end: int | None) -> list[str]:
     line = text[start:stop]
     col = pos - start
     width = max(1, min((end if end is not None else pos + 1), stop) - pos)
+    if len(line) > _WIDTH:  # a long line is shown around the caret
+        left = max(0, min(col - _WIDTH // 3, len(line) - _WIDTH))
+        width = min(width, _WIDTH - (col - left))
+        shown = ("..." if left else "") + line[left : left + _WIDTH] + ("..." if left + _WIDTH < len(line) else "")
+        line, col = shown, col - left + (3 if left else 0)
     prefix = "  "
     if "\n" in text.strip("\n"):
         lineno = text.count("\n", 0, pos) + 1

@@ -219,3 +219,14 @@ def test_fuzz_mutated_valid_expressions_raise_only_index_diff_error():
             name = sorted(result.variables)[0]
             assert ix.parse(str(result)) == result, text
             ix.diff(result, name)
+
+
+def test_a_long_line_is_quoted_around_the_caret_and_the_message_stays_short():
+    text = " + ".join(f"x{k}" for k in range(3000)) + " + y_i @ z_j"
+    err = fails(text, ParseError)
+    line, col, width = caret(err)
+    assert line.startswith("...") and line[col] == "@" and width == 1
+    text = " + ".join(f"x{k}" for k in range(3000)) + " + y_i + z_j"
+    err = fails(text, IndexRuleError)
+    line, col, width = caret(err)
+    assert line[col : col + width] == "z_j" and len(str(err)) < 1000
