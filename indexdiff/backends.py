@@ -24,8 +24,6 @@ class Backend:
         self.functions: dict[str, Callable[[Any], Any]] = {}
         if name == "numpy":
             self.functions = {f: spec.numpy for f, spec in FUNCTIONS.items()}
-            # A mask, as `* (z > 0)` by hand: multiplying by it converts on the fly, saving a pass.
-            self.functions["step"] = _mask
         else:
             self.functions = {f: getattr(self.xp, f) for f in _STANDARD}
             self.functions.update(_SPECIAL[name](self.xp))
@@ -68,10 +66,6 @@ class Backend:
         if self.name == "torch":
             return self.xp.eye(n, dtype=like.dtype, device=like.device)
         return self.xp.eye(n, dtype=like.dtype)
-
-
-def _mask(a: Any) -> Any:
-    return a > 0
 
 
 _MODULES = {"torch": "torch", "jax": "jax.numpy", "cupy": "cupy"}

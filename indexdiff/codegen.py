@@ -5,182 +5,32 @@ from __future__ import annotations
 import builtins
 import keyword
 
-import opt_einsum
-
+from .einsumcode import EinsumCode, einsum_text
 from .errors import IndexDiffError
-from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
+from .expr import Delta, Expr, Mul, Program, Tensor
 from .names import children
-from .printer import number_text
 
 __all__ = ["codegen", "einsum_text", "latex_text", "python_text", "python_names"]
 
-# Element-wise functions as numpy expressions of their argument's code.
-NUMPY_CODE = {
-    "exp": "np.exp({})",
-    "log": "np.log({})",
-    "sin": "np.sin({})",
-    "cos": "np.cos({})",
-    "tan": "np.tan({})",
-    "tanh": "np.tanh({})",
-    "sigmoid": "np.exp(-np.logaddexp(0, -({})))",
-    "relu": "np.maximum({}, 0)",
-    "step": "np.heaviside({}, 0)",
-    "softplus": "np.logaddexp(0, {})",
-    "sqrt": "np.sqrt({})",
-    "abs": "np.abs({})",
-    "sign": "np.sign({})",
-}
-
-
-class _Einsum:
-    """Builds the numpy code for a node; index names map to einsum letters, sizes come from origins."""
-
-    def __init__(self, expr: Expr, names: dict[str, str] | None = None) -> None:
-        self.expr = expr
-        self.names = names or {}
-        self.letters: dict[str, str] = {}
-        taken = set()
-        stack = [expr.node]
-        names: list[str] = list(expr.free)
-        while stack:
-            n = stack.pop()
-            if isinstance(n, (Tensor, Delta, Sum)):
-                names.extend(n.indices)
-            stack.extend(children(n))
-        for i in dict.fromkeys(names):
-            if len(i) == 1 and i.isascii() and i.isalpha() and i not in taken:
-                self.letters[i] = i
-                taken.add(i)
-        k = 0
-        for i in dict.fromkeys(names):
-            if i not in self.letters:
-                while opt_einsum.get_symbol(k) in taken:
-                    k += 1
-                self.letters[i] = opt_einsum.get_symbol(k)
-                taken.add(self.letters[i])
-
-    def size_code(self, index: str, node: Node) -> str:
-        """Code for the length of ``index`` in the product ``node``: a tensor of that product, else its origin."""
-        for t in _tensors(node):
-            if index in t.indices:
-                return f"{self.names.get(t.name, t.name)}.shape[{t.indices.index(index)}]"
-        name, axis = self.expr.origins.get(index, (None, 0))
-        if name is not None:
-            return f"{self.names.get(name, name)}.shape[{axis}]"
-        raise IndexDiffError(
-            f"no tensor gives the length of index '{index}'",
-            str(self.expr),
-            hint="the expression's code needs an array that carries every index",
-        )
-
-    def code(self, node: Node) -> tuple[str, tuple[str, ...]]:
-        if isinstance(node, Number):
-            return number_text(node.value).replace("/", " / "), ()
-        if isinstance(node, (Tensor, Delta, Mul)):
-            return self.product(node, ())
-        if isinstance(node, Sum):
-            if isinstance(node.body, (Tensor, Delta, Mul)):
-                return self.product(node.body, node.indices)
-            inner, labels = self.code(node.body)
-            axes = tuple(k for k, i in enumerate(labels) if i in node.indices)
-            return f"np.sum({inner}, axis={axes})", tuple(i for i in labels if i not in node.indices)
-        if isinstance(node, Func):
-            inner, labels = self.code(node.arg)
-            return NUMPY_CODE[node.name].format(inner), labels
-        if isinstance(node, Pow):
-            inner, labels = self.code(node.base)
-            e = node.exponent
-            exponent = str(e.numerator) if e.denominator == 1 else f"({e.numerator} / {e.denominator})"
-            return f"({inner}) ** {exponent}", labels
-        if isinstance(node, Add):
-            labels = tuple(sorted(node.free))
-            parts = [self.aligned(*self.code(t), labels) for t in node.terms]
-            return "(" + " + ".join(parts) + ")", labels
-        raise AssertionError(node)
-
-    def aligned(self, code: str, labels: tuple[str, ...], target: tuple[str, ...]) -> str:
-        if labels == target:
-            return code
-        if not labels:
-            return code
-        own = [i for i in target if i in labels]
-        if list(labels) != own:
-            code = f"np.einsum('{self.word(labels)}->{self.word(tuple(own))}', {code})"
-        if len(own) == len(target):
-            return code
-        index = ", ".join(":" if i in labels else "None" for i in target)
-        return f"{code}[{index}]"
-
-    def word(self, labels: tuple[str, ...]) -> str:
-        return "".join(self.letters[i] for i in labels)
-
-    def product(self, node: Node, summed: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
-        factors = node.factors if isinstance(node, Mul) else (node,)
-        coef = ""
-        specs, args = [], []
-        for f in factors:
-            if isinstance(f, Number):
-                coef = number_text(f.value).replace("/", " / ") + " * "
-            elif isinstance(f, Tensor):
-                specs.append(self.word(f.indices))
-                args.append(self.names.get(f.name, f.name))
-            elif isinstance(f, Delta):
-                n = self.size_code(f.indices[0], node)
-                specs.append(self.word(f.indices))
-                args.append(f"np.eye({n})" if len(f.indices) == 2 else f"np.ones({n})")
-            else:
-                inner, labels = self.code(f)
-                specs.append(self.word(labels))
-                args.append(inner)
-        out = tuple(sorted(node.free - set(summed)))
-        if not args:
-            return coef.rstrip(" *") or "1", ()
-        if len(args) == 1 and specs[0] == self.word(out):
-            return coef + args[0], out
-        return f"{coef}np.einsum('{','.join(specs)}->{self.word(out)}', {', '.join(args)})", out
-
-
-def _tensors(node: Node) -> list[Tensor]:
-    out, stack = [], [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, Tensor):
-            out.append(n)
-        stack.extend(children(n))
-    return out
-
-
-def einsum_text(expr: Expr, names: dict[str, str] | None = None) -> str:
-    """``expr`` as one numpy expression built from ``np.einsum`` calls, axes in ``expr.free`` order.
-
-    ``names`` maps tensor names to the Python names the arrays have (default: the same).
-
-    >>> import indexdiff as ix
-    >>> print(einsum_text(ix.diff(ix.parse("x_i A_ij x_j"), "x")))
-    (np.einsum('ik,i->k', A, x) + np.einsum('kj,j->k', A, x))
-    """
-    builder = _Einsum(expr, names)
-    code, labels = builder.code(expr.node)
-    missing = [i for i in expr.free if i not in labels]
-    aligned = builder.aligned(code, labels, tuple(expr.free))
-    if missing:
-        shape = ", ".join(builder.size_code(i, expr.node) for i in expr.free)
-        return f"np.broadcast_to({aligned}, ({shape},))"
-    return aligned
-
-
 #: Names the generated module uses itself (and Python's builtins): a tensor with such a name gets a trailing _.
-_PY_TAKEN = frozenset({"np", "sys", "evaluate", "main", "check_shapes", "arrays", "AXES", "DERIVATIVES"}) | frozenset(
-    dir(builtins)
-)
+_PY_TAKEN = frozenset(
+    {"np", "sys", "evaluate", "main", "check", "check_shapes", "arrays", "AXES", "DERIVATIVES", "SIZES", "SHAPES"}
+    | {"WRT", "forward", "gradients"}
+) | frozenset(dir(builtins))
 
 
 def python_names(variables: dict[str, int]) -> dict[str, str]:
-    """A Python identifier for each tensor name: the name itself unless it is a keyword or taken."""
-    out = {}
+    """A distinct Python identifier for each tensor name: the name itself unless it is a keyword or taken (then
+    with a trailing _); characters an identifier cannot hold become their code point (U+03A2 -> u03a2)."""
+    out: dict[str, str] = {}
     for name in variables:
-        ident = name if name.isidentifier() and not keyword.iskeyword(name) and name not in _PY_TAKEN else name + "_"
-        while not ident.isidentifier() or keyword.iskeyword(ident) or ident in _PY_TAKEN:
+        ident = "".join(c if ("_" + c).isidentifier() else f"u{ord(c):04x}" for c in name)
+        if not ident.isidentifier():  # starts with a digit
+            ident = "t" + ident
+        # Each round appends one _, which leaves an identifier an identifier; at most this many names are in use.
+        for _ in range(len(_PY_TAKEN) + len(out) + 1):
+            if not (keyword.iskeyword(ident) or ident in _PY_TAKEN or ident in out.values()):
+                break
             ident += "_"
         out[name] = ident
     return out
@@ -239,6 +89,36 @@ _SCRIPT_START = ('"""', "", "import sys", "", "import numpy as np", "")
 _SCRIPT_END = ("    return 1 if failed else 0", "", "", 'if __name__ == "__main__":', "    sys.exit(main())", "")
 
 
+#: The self-check every generated module runs: Richardson-extrapolated central differences with an error bound.
+_CHECK = (
+    "def _richardson(f, arrays, name):",
+    '    """d f / d arrays[name] by central differences at steps h, h/2 and h/4, extrapolated twice (Richardson),',
+    "    and a bound on their error: ten times the change of the last extrapolation (the truncation error left),",
+    '    plus the rounding noise of f\'s values over the step."""',
+    "    x = np.asarray(arrays[name], dtype=float)",
+    "    base = np.asarray(f(**arrays), dtype=float)",
+    "    noise = 100 * np.finfo(float).eps * float(np.max(np.abs(base), initial=0.0))",
+    "    numeric, bound = np.zeros(base.shape + x.shape), np.zeros(base.shape + x.shape)",
+    "    for idx in np.ndindex(*x.shape):",
+    "        h = 1e-3 * max(abs(float(x[idx])), 1e-3)",
+    "        slopes = []",
+    "        for k in range(3):",
+    "            plus, minus = x.copy(), x.copy()",
+    "            plus[idx] += h / 2**k",
+    "            minus[idx] -= h / 2**k",
+    "            width = plus[idx] - minus[idx]",
+    "            up, down = f(**{**arrays, name: plus}), f(**{**arrays, name: minus})",
+    "            slopes.append((np.asarray(up, dtype=float) - np.asarray(down, dtype=float)) / width)",
+    "        coarse, fine = (4 * slopes[1] - slopes[0]) / 3, (4 * slopes[2] - slopes[1]) / 3",
+    "        numeric[(Ellipsis, *idx)] = fine",
+    "        bound[(Ellipsis, *idx)] = 10 * np.abs(fine - coarse) + noise / width",
+    "    scale = max(1.0, float(np.max(np.abs(numeric), initial=0.0)))",
+    "    return numeric, bound + 1e-7 * np.abs(numeric) + 1e-12 * scale",
+    "",
+    "",
+)
+
+
 def python_text(expr: Expr, *wrt: str) -> str:
     """A standalone numpy module computing ``expr`` and its derivatives; run as a script it checks them."""
     from .check import _shapes
@@ -255,29 +135,38 @@ def python_text(expr: Expr, *wrt: str) -> str:
             if key not in exprs:
                 exprs[key] = diff(exprs[key[:-1]], key[-1])
     slot = {key: k for k, key in enumerate(exprs)}
-    stable = {
-        key: Expr(simplify(e.node, frozenset(e.free)), e.free, e.name, e.variables, e.origins)
+    code = {
+        key: EinsumCode(Expr(simplify(e.node, frozenset(e.free)), e.free, e.name, e.variables, e.origins), names)
         for key, e in exprs.items()
     }
+    bodies = {key: c.text() for key, c in code.items()}
+    # Lengths no array gives come from size parameters (n_b), keyword-only.
+    size_params = {p: i for c in code.values() for p, i in c.params.items()}
     _, sizes = _shapes(expr, {})
     axes = _axes(expr)
     params = ", ".join(names[n] for n in expr.variables)
+    signature = ", ".join([*filter(None, [params]), *(["*", *size_params] if size_params else [])])
+    args = ", ".join([*filter(None, [params]), *(f"{p}={p}" for p in size_params)])
     f = expr.name or "f"
     doc = [f"    {f}{'_' + ''.join(expr.free) if expr.free else ''} = {expr}" if expr.name is None else f"    {expr}"]
     for chain in chains:
         d = exprs[tuple(chain)]
         doc.append(f"    {_derivative_label(expr, d, chain, latex=False)} = {d}")
+    plural = "s" if len(size_params) == 1 else ""
+    lengths = f"; {', '.join(size_params)} give{plural} lengths no array has." if size_params else "."
+    data_sizes = {a: sizes.get(a.split("#")[0], 3) for n in expr.variables for a in axes[n]}
     out: list[str] = [
         '"""Generated by indexdiff from index notation:',
         "",
         *doc,
         "",
-        "evaluate(...) returns the value and the derivatives, axes in the order of their indices.",
+        "evaluate(...) returns the value and the derivatives, axes in the order of their indices" + lengths,
         "Run this file as a script to check every derivative against central differences on random data.",
         *_SCRIPT_START,
         "# The axes each tensor's indices name, for the shape checks.",
         f"AXES = {{{', '.join(repr(names[n]) + ': ' + repr(axes[n]) for n in expr.variables)}}}",
         f"DERIVATIVES = {[(tuple(c), tuple(c[:-1]), names[c[-1].split('_')[0]]) for c in chains]!r}",
+        f"SIZES = {size_params!r}  # size parameters and the index each gives the length of",
         "",
         "",
         "def check_shapes(arrays):",
@@ -297,70 +186,67 @@ def python_text(expr: Expr, *wrt: str) -> str:
     ]
     for key, e in exprs.items():
         out += [
-            f"def _e{slot[key]}({params}):",
+            f"def _e{slot[key]}({signature}):",
             f'    """{f if not key else _derivative_label(expr, e, list(key), latex=False)}"""',
-            f"    return {einsum_text(stable[key], names)}",
+            f"    return {bodies[key]}",
             "",
             "",
         ]
-    returns = ", ".join(f"_e{slot[(tuple(c))]}({params})" for c in chains)
+    returns = ", ".join(f"_e{slot[(tuple(c))]}({args})" for c in chains)
     out += [
-        f"def evaluate({params}):",
+        f"def evaluate({signature}):",
         f'    """The value{" and the derivatives" if chains else ""} (see the module docstring)."""',
         "    arrays = {"
         + ", ".join(f"{names[n]!r}: np.asarray({names[n]}, dtype=float)" for n in expr.variables)
         + "}",
         "    check_shapes(arrays)",
         f"    {params}{',' if len(expr.variables) == 1 else ''} = arrays.values()" if expr.variables else "    pass",
-        f"    return (_e0({params}){', ' + returns if returns else ''})" if chains else f"    return _e0({params})",
+        f"    return (_e0({args}){', ' + returns if returns else ''})" if chains else f"    return _e0({args})",
         "",
         "",
         "_FUNCTIONS = {" + ", ".join(f"{key!r}: _e{k}" for key, k in slot.items()) + "}",
         "",
         "",
-        "def _central(f, arrays, name, h=1e-5):",
-        "    x = arrays[name]",
-        "    base = np.asarray(f(**arrays))",
-        "    out = np.empty(base.shape + x.shape)",
-        "    for idx in np.ndindex(*x.shape):",
-        "        step = h * max(1.0, abs(float(x[idx])))",
-        "        plus, minus = x.copy(), x.copy()",
-        "        plus[idx] += step",
-        "        minus[idx] -= step",
-        "        out[(Ellipsis, *idx)] = (f(**{**arrays, name: plus}) - f(**{**arrays, name: minus})) / (2 * step)",
-        "    return out",
+        *_CHECK,
+        "def check(arrays):",
+        '    """Each derivative against Richardson-extrapolated central differences of its parent at ``arrays`` (size',
+        '    parameters included): {chain: (ok, max abs error)}."""',
+        "    arrays = {n: np.asarray(a, dtype=float) if n in AXES else a for n, a in arrays.items()}",
+        "    results = {}",
+        "    for chain, parent, name in DERIVATIVES:",
+        "        symbolic = np.asarray(_FUNCTIONS[chain](**arrays), dtype=float)",
+        "        numeric, bound = _richardson(_FUNCTIONS[parent], arrays, name)",
+        "        err = np.abs(symbolic - numeric)",
+        "        finite = np.all(np.isfinite(symbolic)) and np.all(np.isfinite(numeric))",
+        "        results[chain] = (bool(finite and np.all(err <= bound)), float(np.max(err, initial=0.0)))",
+        "    return results",
         "",
         "",
         "def main():",
         '    """Random data (uniform in [0.5, 1.5]); each derivative against central differences of its parent."""',
         "    rng = np.random.default_rng(0)",
-        f"    sizes = { ({axes_root: sizes[axes_root] for n in expr.variables for axes_root in axes[n]})!r}",
+        f"    sizes = {data_sizes!r}",
         "    arrays = {n: rng.uniform(0.5, 1.5, size=tuple(sizes[i] for i in axes)) for n, axes in AXES.items()}",
+        f"    arrays.update({ {p: sizes.get(i, 3) for p, i in size_params.items()}!r})",
         "    evaluate(**arrays)",
         "    failed = 0",
-        "    for chain, parent, name in DERIVATIVES:",
-        "        symbolic = _FUNCTIONS[chain](**arrays)",
-        "        numeric = _central(_FUNCTIONS[parent], arrays, name)",
-        "        f_scale = float(np.max(np.abs(_FUNCTIONS[parent](**arrays)), initial=0.0))",
-        "        scale = max(1.0, float(np.max(np.abs(numeric), initial=0.0)))",
-        "        err = np.abs(symbolic - numeric)",
-        "        tol = 1e-7 * scale + 1e-5 * np.abs(numeric) + 100 * np.finfo(float).eps * f_scale / 1e-5",
-        "        ok = bool(np.all(np.isfinite(symbolic)) and np.all(err <= tol))",
+        "    for chain, (ok, err) in check(arrays).items():",
         "        failed += not ok",
-        "        status = 'ok' if ok else 'FAILED'",
-        "        print(f\"d/d{'/d'.join(chain)}: {status} (max abs error {np.max(err, initial=0):.2e})\")",
+        "        print(f\"d/d{'/d'.join(chain)}: {'ok' if ok else 'FAILED'} (max abs error {err:.2e})\")",
         *_SCRIPT_END,
     ]
     return "\n".join(out)
 
 
 def _axes(expr: Expr) -> dict[str, tuple[str, ...]]:
-    """Each tensor's axes, named by index class: letters that share a tensor axis (or a δ) are one class."""
+    """Each tensor's axes, named by index class: letters that share a tensor axis (or a δ) are one class; the
+    indices of different Σs are different indices even where they share a name (b, b#1)."""
+    from .evaluate import unique_summed
     from .names import UnionFind
 
     classes = UnionFind()
     first: dict[str, tuple[str, ...]] = {}
-    stack = [expr.node]
+    stack = [unique_summed(expr.node, expr.free)]
     while stack:
         n = stack.pop()
         if isinstance(n, Tensor):

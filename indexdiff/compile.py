@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -11,7 +11,7 @@ import opt_einsum
 from .backends import Backend, backend_of
 from .canonical import canonical
 from .errors import IndexDiffError, ShapeError
-from .evaluate import as_float, plan_product
+from .evaluate import as_exponent, as_float, index_sizes, plan_product, real_array, unique_summed
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
 from .functions import logsumexp_parts
 from .program import inline
@@ -66,7 +66,11 @@ class _Builder:
 
     def size(self, index: str) -> int:
         if index not in self.sizes:
-            raise ShapeError(f"the size of index '{index}' is unknown: no input has it", hint="check the inputs")
+            name = index.split("#")[0]
+            raise ShapeError(
+                f"the size of index '{name}' is unknown: no input has it",
+                hint=f"pass its size when compiling, e.g. ix.compile(..., dims={{'{name}': 3}})",
+            )
         return self.sizes[index]
 
     def _emit(self, node: Node) -> tuple[int, Labels, tuple[int, ...]]:
@@ -115,8 +119,7 @@ class _Builder:
             return self.plan.add(lambda v, s=slot, f=f: f(v[s])), labels, shape
         if isinstance(node, Pow):
             slot, labels, shape = self.emit(node.base)
-            e = node.exponent
-            p = int(e) if e.denominator == 1 else float(e)
+            p = as_exponent(node.exponent)
             if p == 2:
                 return self.plan.add(lambda v, s=slot: v[s] * v[s]), labels, shape
             return self.plan.add(lambda v, s=slot, p=p: v[s] ** p), labels, shape
@@ -188,7 +191,7 @@ def _contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Calla
     naive = 1
     for n in sizes.values():
         naive *= n
-    if numpy and naive <= SMALL:
+    if numpy and naive <= SMALL and spec.isascii():  # np.einsum takes 52 letters; opt_einsum any number
         return lambda *ops: np.einsum(spec, *ops)
     return opt_einsum.contract_expression(spec, *shapes)
 
@@ -279,7 +282,14 @@ class Compiled:
     used by several terms or expressions (``sigmoid(X_ij w_j)``, an inner contraction) is computed once per call.
     """
 
-    def __init__(self, exprs: tuple[Expr, ...], outputs: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self, exprs: tuple[Expr, ...], outputs: tuple[str, ...] | None = None, dims: Mapping[str, int] | None = None
+    ) -> None:
+        if dims is not None and not isinstance(dims, Mapping):
+            raise IndexDiffError(
+                f"dims must map index names to sizes, got {type(dims).__name__}", hint="pass dims={'i': 3}"
+            )
+        self.dims = dict(dims or {})
         self.exprs = tuple(
             Expr(simplify(e.node, frozenset(e.free)), e.free, e.name, e.variables, e.origins) for e in exprs
         )
@@ -304,7 +314,14 @@ class Compiled:
         self.inputs = dict(sorted((n, r) for n, r in ranks.items() if n not in defined))
         self._plans: dict[tuple[Any, ...], _Plan] = {}
 
-    def __call__(self, **arrays: Any) -> Any:
+    def __call__(self, *args: Any, **arrays: Any) -> Any:
+        if args:
+            call = ", ".join(f"{n}=..." for n in self.inputs)
+            raise IndexDiffError(
+                f"a compiled function takes its arrays by keyword, not by position (got {len(args)} positional)",
+                f"f({call})",
+                hint=f"call it as f({call})",
+            )
         # Fast path: arrays whose shapes, dtypes and types match a plan already built (and validated).
         if len(arrays) == len(self.inputs):
             try:
@@ -345,12 +362,7 @@ class Compiled:
                         f"the array for '{name}' is not a rectangular numeric array ({err})",
                         hint="pass a numpy array (all rows the same length)",
                     ) from None
-            if type(a) is np.ndarray and not np.issubdtype(a.dtype, np.inexact):
-                if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-                    raise ShapeError(
-                        f"the array for '{name}' is not numeric (dtype {a.dtype})", hint="pass a numeric array"
-                    )
-                a = a.astype(np.float64)  # integers and booleans are computed in float64
+            a = real_array(name, a)
             if a.ndim != rank:
                 raise ShapeError(
                     f"'{name}' has {rank} ind{'ex' if rank == 1 else 'ices'} but the array has {a.ndim} "
@@ -361,8 +373,6 @@ class Compiled:
         return given
 
     def _build(self, given: dict[str, np.ndarray]) -> _Plan:
-        from .evaluate import index_sizes, unique_sums
-
         libraries = {backend_of(a) for a in given.values()}
         if len(libraries) > 1:
             raise ShapeError(
@@ -381,20 +391,27 @@ class Compiled:
         builder = _Builder(plan, {n: tuple(a.shape) for n, a in given.items()}, dtype, backend, like)
         known: dict[str, Any] = dict(given)  # what index_sizes reads shapes from: inputs, then statements
         for e in self.exprs:
-            # Check sizes and learn every index's length the way the evaluator does, on the statement as written.
+            # Check the arrays against the statement as written, as the evaluator does, and take the output's
+            # lengths from it; every other index's length comes from the simplified statement that runs (its Σs
+            # renamed apart, so that no length depends on a summed index's name).
             written = self.sources[id(e)]
-            sizes = index_sizes(unique_sums(written.node), known, written.origins, {}, str(written))
-            builder.sizes = {i: n for i in sizes.parent if "#" not in i and (n := sizes.get(i)) is not None}
+            text = str(written)
+            outer = index_sizes(unique_summed(written.node, written.free), known, written.origins, self.dims, text)
+            node = unique_summed(e.node, e.free)
+            sizes = index_sizes(node, known, e.origins, self.dims, text)
+            builder.sizes = {i: n for i in sizes.parent if (n := sizes.get(i)) is not None}
             out_shape = []
             for i in e.free:
-                n = sizes.get(i)
+                n = outer.get(i)
                 if n is None:
                     raise ShapeError(
-                        f"the size of index '{i}' is unknown", str(e), hint="pass the arrays it comes from"
+                        f"the size of index '{i}' is unknown: no input has it",
+                        text,
+                        hint=f"pass the arrays it comes from, or its size: ix.compile(..., dims={{'{i}': 3}})",
                     )
                 out_shape.append(n)
                 builder.sizes[i] = n
-            slot, labels, _ = builder.emit(e.node)
+            slot, labels, _ = builder.emit(node)
             result = _output(slot, labels, tuple(e.free), tuple(out_shape), dtype, backend)
             if self.outputs is None:
                 plan.outputs.append(result)
@@ -449,8 +466,8 @@ def _output(
     return out
 
 
-def compile(*exprs: Expr | Program) -> Compiled:  # noqa: A001 - the public name of DESIGN.md's contract
-    """One callable computing all ``exprs``, sharing work between them.
+def compile(*exprs: Expr | Program, dims: Mapping[str, int] | None = None) -> Compiled:  # noqa: A001
+    """One callable computing all ``exprs``, sharing work between them (``dims``: sizes no array determines).
 
     >>> import numpy as np, indexdiff as ix
     >>> e = ix.parse("x_i A_ij x_j")
@@ -462,7 +479,7 @@ def compile(*exprs: Expr | Program) -> Compiled:  # noqa: A001 - the public name
     if not exprs:
         raise IndexDiffError("nothing to compile", hint="pass one or more expressions: ix.compile(e, ix.diff(e, 'x'))")
     if len(exprs) == 1 and isinstance(exprs[0], Program):
-        return Compiled(exprs[0].statements, exprs[0].outputs)
+        return Compiled(exprs[0].statements, exprs[0].outputs, dims)
     resolved = []
     for e in exprs:
         if isinstance(e, Program):
@@ -470,4 +487,4 @@ def compile(*exprs: Expr | Program) -> Compiled:  # noqa: A001 - the public name
         if not isinstance(e, Expr):
             raise IndexDiffError(f"expected an expression from indexdiff.parse, got {type(e).__name__}")
         resolved.append(e)
-    return Compiled(tuple(resolved))
+    return Compiled(tuple(resolved), dims=dims)

@@ -20,7 +20,16 @@ from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, 
 from .functions import FUNCTIONS, logsumexp, logsumexp_parts
 from .names import UnionFind, all_indices, children, rebuild, rename, tensors
 
-__all__ = ["evaluate", "index_sizes", "unique_sums", "plan_product", "as_float"]
+__all__ = [
+    "evaluate",
+    "index_sizes",
+    "unique_sums",
+    "unique_summed",
+    "plan_product",
+    "as_float",
+    "as_exponent",
+    "real_array",
+]
 
 Labels = tuple[str, ...]
 
@@ -41,6 +50,18 @@ def unique_sums(node: Node, taken: set[str] | None = None) -> Node:
         body = rename(node.body, mapping)
         return Sum(tuple(sorted(mapping.values())), unique_sums(body, taken))
     return rebuild(node, tuple(unique_sums(c, taken) for c in children(node)))
+
+
+def unique_summed(node: Node, free: tuple[str, ...] | frozenset[str]) -> Node:
+    """``node`` (with output indices ``free``) with unique Σ names, none clashing with an index used unbound."""
+    return unique_sums(node, set(free) | all_indices(node) - _summed_names(node))
+
+
+def as_exponent(value: Fraction) -> int | float:
+    """An exponent as numpy takes it: an int when it is a (machine-size) integer, else a float."""
+    if value.denominator == 1 and abs(value.numerator) < 2**31:
+        return int(value)
+    return as_float(value)
 
 
 def as_float(value: Fraction) -> float:
@@ -116,14 +137,20 @@ def index_sizes(
     for i, (name, axis) in origins.items():
         if name in arrays and sizes.get(i) is None:
             sizes.set(i, np.shape(arrays[name])[axis], f"{name} (axis {axis})", index=i)
+    # dims give lengths by index name: to every index so named, the Σ indices evaluation renamed apart (b#1)
+    # included; they fill what no array determines (and must agree with one another).
+    named: dict[str, list[str]] = {}
+    for j in sorted(all_indices(node) | set(origins)):
+        named.setdefault(_user_name(j), []).append(j)
     for i, n in dims.items():
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ShapeError(
-                f"dims gives index '{i}' the size {n!r}", text, hint="sizes are positive integers, e.g. dims={'i': 3}"
+                f"dims gives index '{i}' the size {n!r}", text, hint="sizes are integers >= 0, e.g. dims={'i': 3}"
             )
-        known = sizes.size.get(sizes.find(i))
-        if known is None or known[1] == "dims":  # dims fill what no array determines (and must agree)
-            sizes.set(i, int(n), "dims", index=i)
+        for j in named.get(i, [i]):
+            known = sizes.size.get(sizes.find(j))
+            if known is None or known[1] == "dims":
+                sizes.set(j, int(n), "dims", index=j)
     return sizes
 
 
@@ -166,8 +193,7 @@ class _Evaluator:
             return FUNCTIONS[node.name].numpy(value), labels
         if isinstance(node, Pow):
             value, labels = self.eval(node.base)
-            e = node.exponent
-            return np.power(value, int(e) if e.denominator == 1 else float(e)), labels
+            return np.power(value, as_exponent(node.exponent)), labels
         if isinstance(node, Add):
             labels = tuple(sorted(node.free))
             total = None
@@ -199,7 +225,9 @@ class ProductPlan:
     """How one product becomes one einsum: the operands (each with its labels in ``spec``), the product of its
     numbers (``coef``, applied after the contraction so it never widens an intermediate), ones vectors for
     indices no operand carries, and, when a delta joins two output indices, the einsum that views the output's
-    diagonal (``diagonal``) to write the result onto."""
+    diagonal (``diagonal``) to write the result onto. ``terms`` and ``reps`` are ``spec`` in index names (the
+    representative of each class of indices the deltas join): one label tuple per operand and ones vector, and
+    the output's; einsum letters are assigned per product, so no product needs more than its own."""
 
     operands: tuple[Node, ...]
     coef: Fraction
@@ -208,6 +236,9 @@ class ProductPlan:
     out: Labels
     diagonal: str | None
     shape: tuple[int, ...]
+    terms: tuple[Labels, ...]
+    reps: Labels
+    classes: Labels  # the representative of each of ``out``
 
 
 def plan_product(node: Node, summed: frozenset[str], size: Any) -> ProductPlan:
@@ -248,11 +279,13 @@ def plan_product(node: Node, summed: frozenset[str], size: Any) -> ProductPlan:
 
     spec = ",".join("".join(sym(i) for i in own) for own in labels) + "->" + "".join(sym(r) for r in reps)
     ones = tuple(size(rep) for rep in missing)
+    terms = tuple(tuple(find(i) for i in own) for own in labels)
     if len(reps) == len(out):
         owners = tuple(_rep_owner(r, out, find) for r in reps)
-        return ProductPlan(tuple(operands), coef, ones, spec, owners, None, ())
+        return ProductPlan(tuple(operands), coef, ones, spec, owners, None, (), terms, reps, reps)
     diagonal = "".join(sym(i) for i in out) + "->" + "".join(sym(r) for r in reps)
-    return ProductPlan(tuple(operands), coef, ones, spec, out, diagonal, tuple(size(i) for i in out))
+    shape = tuple(size(i) for i in out)
+    return ProductPlan(tuple(operands), coef, ones, spec, out, diagonal, shape, terms, reps, tuple(map(find, out)))
 
 
 def _labels(node: Node) -> Labels:
@@ -301,15 +334,10 @@ def _arrays_for(expr: Expr, node: Node, arrays: Mapping[str, Any], text: str) ->
                 *_locate(text, name),
                 hint="pass a numpy array (all rows the same length)",
             ) from None
-        if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
-            raise ShapeError(
-                f"the array for '{name}' is not numeric (dtype {a.dtype})",
-                text,
-                *_locate(text, name),
-                hint="pass a numeric array",
-            )
-        if not np.issubdtype(a.dtype, np.inexact):
-            a = a.astype(np.float64)  # integers and booleans are computed in float64
+        try:
+            a = real_array(name, a)
+        except ShapeError as err:
+            raise ShapeError(err.reason, text, *_locate(text, name), hint=err.hint) from None
         if name in ranks and a.ndim != ranks[name]:  # names only in origins just give sizes
             raise ShapeError(
                 f"'{name}' has {ranks[name]} ind{'ex' if ranks[name] == 1 else 'ices'} but the array has "
@@ -320,6 +348,24 @@ def _arrays_for(expr: Expr, node: Node, arrays: Mapping[str, Any], text: str) ->
             )
         out[name] = a
     return out
+
+
+def real_array(name: str, a: Any) -> Any:
+    """``a`` (a numpy array or another library's) as a real floating array: integers and booleans become float64;
+    complex, string and object arrays are refused (indexdiff computes with real arrays only)."""
+    dtype = getattr(a, "dtype", None)
+    if "complex" in str(dtype):
+        raise ShapeError(
+            f"the array for '{name}' is complex (dtype {dtype}); indexdiff computes with real arrays only",
+            hint=f"pass the real and imaginary parts as separate tensors, or a real array for {name}",
+        )
+    if type(a) is not np.ndarray:
+        return a  # another library's array: its own dtype rules
+    if np.issubdtype(a.dtype, np.floating):
+        return a
+    if a.dtype == bool or np.issubdtype(a.dtype, np.integer):
+        return a.astype(np.float64)  # integers and booleans are computed in float64
+    raise ShapeError(f"the array for '{name}' is not numeric (dtype {a.dtype})", hint="pass a numeric array")
 
 
 def evaluate(
@@ -356,7 +402,7 @@ def evaluate(
     if not isinstance(arrays, Mapping):
         raise ShapeError("arrays must be a mapping from tensor names to arrays", hint="pass {'x': x, 'A': A}")
     text = str(expr)
-    node = unique_sums(expr.node, set(expr.free) | all_indices(expr.node) - _summed_names(expr.node))
+    node = unique_summed(expr.node, expr.free)
     given = _arrays_for(expr, node, arrays, text)
     sizes = index_sizes(node, given, expr.origins, dims or {}, text)
     floats = [a.dtype for a in given.values() if np.issubdtype(a.dtype, np.inexact)]

@@ -36,7 +36,9 @@ def _sigmoid(a: np.ndarray) -> np.ndarray:
 
 
 def _step(a: np.ndarray) -> np.ndarray:
-    return (a > 0).astype(np.result_type(a, np.float32))
+    # 1 where a > 0, else 0 (so step(nan) = 0, as `a > 0` has it), in a's float type: never a boolean mask.
+    a = np.asarray(a)
+    return np.greater(a, 0).astype(a.dtype if np.issubdtype(a.dtype, np.floating) else np.float64)
 
 
 FUNCTIONS: dict[str, Function] = {
@@ -58,9 +60,10 @@ FUNCTIONS: dict[str, Function] = {
 
 def logsumexp(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """log(Σ exp(a)) over ``axes`` without overflow: the largest term is factored out first."""
-    m = np.max(a, axis=axes, keepdims=True)
+    m = np.max(a, axis=axes, keepdims=True, initial=-np.inf)  # an empty axis sums to 0: log 0 = -inf
     m = np.where(np.isfinite(m), m, 0)
-    return np.log(np.sum(np.exp(a - m), axis=axes)) + np.squeeze(m, axis=axes)
+    with np.errstate(divide="ignore"):  # all terms 0 (or none): log 0 = -inf is the value
+        return np.log(np.sum(np.exp(a - m), axis=axes)) + np.squeeze(m, axis=axes)
 
 
 def logsumexp_parts(node: Node) -> tuple[Node, tuple[str, ...]] | None:

@@ -1,0 +1,231 @@
+"""Expressions as numpy code: one ``np.einsum`` call per product, its letters chosen for that call alone, every
+length read from an array's shape, or, where no array has it, from an explicit size parameter ``n_<index>``.
+
+The code is planned as the evaluator computes (``plan_product``): deltas join indices instead of becoming identity
+matrices, except where a delta joins two output indices (a diagonal: one ``np.eye`` in that call).
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from fractions import Fraction
+from typing import Any
+
+from .errors import IndexDiffError
+from .evaluate import as_exponent, as_float, plan_product, unique_summed
+from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Sum, Tensor
+from .functions import logsumexp_parts
+from .names import UnionFind, children, tensors
+
+__all__ = ["NUMPY_CODE", "EinsumCode", "einsum_text", "number_code", "size_parameter"]
+
+Labels = tuple[Any, ...]
+
+# Element-wise functions as numpy expressions of their argument's code (the evaluator's conventions: a stable
+# sigmoid and softplus, step(0) = step(nan) = 0).
+NUMPY_CODE = {
+    "exp": "np.exp({})",
+    "log": "np.log({})",
+    "sin": "np.sin({})",
+    "cos": "np.cos({})",
+    "tan": "np.tan({})",
+    "tanh": "np.tanh({})",
+    "sigmoid": "np.exp(-np.logaddexp(0, -({})))",
+    "relu": "np.maximum({}, 0)",
+    "step": "np.where(({}) > 0, 1.0, 0.0)",
+    "softplus": "np.logaddexp(0, {})",
+    "sqrt": "np.sqrt({})",
+    "abs": "np.abs({})",
+    "sign": "np.sign({})",
+}
+
+#: The letters np.einsum accepts, in the order a call takes them after the indices' own names.
+LETTERS = string.ascii_lowercase + string.ascii_uppercase
+
+
+def number_code(value: Fraction) -> str:
+    """A number as a Python float literal (the float the evaluator uses; ``np.inf`` beyond the float range)."""
+    f = as_float(value)
+    if math.isinf(f):
+        return "np.inf" if f > 0 else "-np.inf"
+    return repr(f)
+
+
+def size_parameter(index: str) -> str:
+    """The parameter that gives the length of ``index`` where no array does: ``n_b``."""
+    name = index.split("#")[0]
+    return "n_" + "".join(c if ("_" + c).isidentifier() else f"u{ord(c):04x}" for c in name)
+
+
+def _letters(labels: list[Labels]) -> dict[Any, str] | None:
+    """A letter for each label of one einsum call, an index keeping its own name where it is a free letter."""
+    keys = list(dict.fromkeys(k for own in labels for k in own))
+    if len(keys) > len(LETTERS):
+        return None
+    out: dict[Any, str] = {}
+    for k in keys:
+        name = (k[1] if isinstance(k, tuple) else k).split("#")[0]
+        if len(name) == 1 and name in LETTERS and name not in out.values():
+            out[k] = name
+    free = iter(c for c in LETTERS if c not in out.values())
+    for k in keys:
+        if k not in out:
+            out[k] = next(free)
+    return out
+
+
+class EinsumCode:
+    """The numpy code of one expression; ``names`` maps tensor names to the Python names of their arrays.
+
+    ``params`` lists the size parameters the code uses (lengths no array gives), in order of first use.
+    """
+
+    def __init__(self, expr: Expr, names: dict[str, str] | None = None) -> None:
+        self.expr = expr
+        self.names = names or {}
+        self.node = unique_summed(expr.node, expr.free)
+        self.params: dict[str, str] = {}
+        classes = UnionFind()
+        stack = [self.node]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, Delta) and len(n.indices) == 2:
+                classes.union(*n.indices)
+            stack.extend(children(n))
+        self.find = classes.find
+        # Each class of indices (joined by deltas) reads its length off one array that carries it.
+        self.source: dict[str, str] = {}
+        for t in tensors(self.node):
+            for axis, i in enumerate(t.indices):
+                self.source.setdefault(self.find(i), f"{self.py(t.name)}.shape[{axis}]")
+        for i, (name, axis) in expr.origins.items():
+            self.source.setdefault(self.find(i), f"{self.py(name)}.shape[{axis}]")
+
+    def py(self, name: str) -> str:
+        return self.names.get(name, name)
+
+    def size(self, index: str) -> str:
+        """Code for the length of ``index``."""
+        found = self.source.get(self.find(index))
+        if found is not None:
+            return found
+        param = size_parameter(index)
+        self.params.setdefault(param, index.split("#")[0])
+        return param
+
+    def text(self) -> str:
+        """The whole expression, axes in ``expr.free`` order."""
+        code, labels = self.code(self.node)
+        free = tuple(self.expr.free)
+        aligned = self.aligned(code, labels, free)
+        if any(i not in labels for i in free):
+            return f"np.broadcast_to({aligned}, ({', '.join(self.size(i) for i in free)},))"
+        return aligned
+
+    def code(self, node: Node) -> tuple[str, Labels]:
+        """Code for ``node`` and its axes: its free indices, sorted."""
+        if isinstance(node, Number):
+            return number_code(node.value), ()
+        if isinstance(node, (Tensor, Delta, Mul)):
+            return self.product(node, frozenset())
+        if isinstance(node, Sum):
+            if isinstance(node.body, (Tensor, Delta, Mul)):
+                return self.product(node.body, frozenset(node.indices))
+            inner, labels = self.code(node.body)
+            axes = tuple(k for k, i in enumerate(labels) if i in node.indices)
+            return f"np.sum({inner}, axis={axes})", tuple(i for i in labels if i not in node.indices)
+        if isinstance(node, Func):
+            lse = logsumexp_parts(node)
+            if lse is not None:  # log(Σ exp(u)) without overflow
+                inner, labels = self.code(lse[0])
+                axes = tuple(k for k, i in enumerate(labels) if i in lse[1])
+                rest = tuple(i for i in labels if i not in lse[1])
+                return f"np.logaddexp.reduce({inner}, axis={axes}, initial=-np.inf)", rest
+            inner, labels = self.code(node.arg)
+            return NUMPY_CODE[node.name].format(inner), labels
+        if isinstance(node, Pow):
+            inner, labels = self.code(node.base)
+            # np.power, not **: 0.0 ** -1 raises in Python, while numpy gives inf as the evaluator does.
+            return f"np.power({inner}, {as_exponent(node.exponent)!r})", labels
+        if isinstance(node, Add):
+            labels = tuple(sorted(node.free))
+            parts = [self.aligned(*self.code(t), labels) for t in node.terms]
+            return "(" + " + ".join(parts) + ")", labels
+        raise AssertionError(node)
+
+    def aligned(self, code: str, labels: Labels, target: Labels) -> str:
+        """``code`` (axes ``labels``) transposed to ``target`` order, with new axes where it lacks an index."""
+        if labels == target or not labels:
+            return code
+        own = tuple(i for i in target if i in labels)
+        if labels != own:
+            code = self.call([labels], [code], own)
+        if len(own) == len(target):
+            return code
+        return f"({code})[{', '.join(':' if i in labels else 'None' for i in target)}]"
+
+    def product(self, node: Node, summed: frozenset[str]) -> tuple[str, Labels]:
+        """One einsum call for Σ_summed of ``node``'s factors."""
+        plan = plan_product(node, summed, self.size)
+        args = [self.py(f.name) if isinstance(f, Tensor) else self.code(f)[0] for f in plan.operands]
+        args += [f"np.ones({n})" for n in plan.ones]
+        terms: list[Labels] = list(plan.terms)
+        out: list[Any] = []
+        for o, r in zip(plan.out, plan.classes):
+            if r not in out:
+                out.append(r)
+            else:  # a delta between two output indices: this axis is the diagonal of an identity
+                terms.append((r, ("diagonal", o)))
+                args.append(f"np.eye({self.size(r)})")
+                out.append(("diagonal", o))
+        if not args:
+            return number_code(plan.coef), ()
+        call = self.call(terms, args, tuple(out))
+        return (call if plan.coef == 1 else f"{number_code(plan.coef)} * {call}"), plan.out
+
+    def call(self, terms: list[Labels], args: list[str], out: Labels) -> str:
+        """``np.einsum`` of ``args`` (axes ``terms``) to ``out``; pairwise when one call would need > 52 letters."""
+        if len(args) == 1 and tuple(terms[0]) == tuple(out):
+            return args[0]
+        whole = self._einsum(terms, args, out)
+        if whole is not None:
+            return whole
+        # More indices than np.einsum has letters: contract left to right, keeping what later operands need.
+        acc, acc_terms = args[0], tuple(terms[0])
+        for k in range(1, len(terms)):
+            later = set(out).union(*(set(t) for t in terms[k + 1 :]))
+            keep = tuple(dict.fromkeys(i for i in (*acc_terms, *terms[k]) if i in later))
+            acc, acc_terms = self._written([acc_terms, terms[k]], [acc, args[k]], keep), keep
+        return acc if acc_terms == tuple(out) else self._written([acc_terms], [acc], out)
+
+    def _written(self, terms: list[Labels], args: list[str], out: Labels) -> str:
+        code = self._einsum(terms, args, out)
+        if code is None:
+            raise IndexDiffError(
+                f"a product needs more than {len(LETTERS)} indices at once, more than numpy's einsum can write",
+                str(self.expr),
+                hint="split the expression into statements with fewer indices each",
+            )
+        return code
+
+    @staticmethod
+    def _einsum(terms: list[Labels], args: list[str], out: Labels) -> str | None:
+        letters = _letters([*terms, out])
+        if letters is None:
+            return None
+        spec = ",".join("".join(letters[k] for k in own) for own in terms) + "->" + "".join(letters[k] for k in out)
+        return f"np.einsum('{spec}', {', '.join(args)})"
+
+
+def einsum_text(expr: Expr, names: dict[str, str] | None = None) -> str:
+    """``expr`` as one numpy expression built from ``np.einsum`` calls, axes in ``expr.free`` order.
+
+    ``names`` maps tensor names to the Python names the arrays have (default: the same). A length no array gives
+    is read from a size parameter ``n_<index>`` the surrounding code defines.
+
+    >>> import indexdiff as ix
+    >>> print(einsum_text(ix.diff(ix.parse("x_i A_ij x_j"), "x")))
+    (np.einsum('ik,i->k', A, x) + np.einsum('kj,j->k', A, x))
+    """
+    return EinsumCode(expr, names).text()
