@@ -128,3 +128,46 @@ def test_modules_with_keyword_names_and_unused_inputs_check_themselves(tmp_path)
         assert run.returncode == 0, run.stdout + run.stderr
     with pytest.raises(ix.IndexDiffError, match="takes gradients by inputs"):
         ix.codegen(ix.parse("h_i = tanh(u_i)\nL = h_i h_i"), "h")
+
+
+def _module(code: str) -> dict:
+    namespace: dict = {}
+    exec(code, namespace)  # noqa: S102 - our own generated code
+    return namespace
+
+
+@pytest.mark.parametrize(
+    ("text", "x"),
+    [
+        ("sum_i(tan(x_i)^3)", [1.5, 1.567, 0.3]),  # 0.004 from pi/2: the old 1e-5 step failed here
+        ("sum_i(exp(5 x_i))", [1.4, 1.5, -1.0]),
+        ("sum_i(1 / x_i)", [0.1, 0.11, 0.5]),
+        ("f_i = tan(x_i)^2 + sqrt(x_i)", [1.56, 0.2, 1.0]),
+    ],
+)
+def test_module_self_check_passes_steep_functions_and_catches_a_tenth_of_a_percent(text, x):
+    x = np.array(x)
+    module = _module(ix.codegen(ix.parse(text), "x", "x,x"))
+    results = module["check"]({"x": x})
+    assert all(ok for ok, _ in results.values()), results
+    for chain in (("x",), ("x", "x")):
+        right = module["_FUNCTIONS"][chain]
+        module["_FUNCTIONS"][chain] = lambda right=right, **a: 1.001 * right(**a)
+        assert not module["check"]({"x": x})[chain][0], chain
+        module["_FUNCTIONS"][chain] = right
+
+
+def test_program_module_self_check_passes_a_steep_tan_program_and_catches_a_wrong_gradient(tmp_path):
+    program = ix.parse("h_i = tan(W_ij x_j)\nL = sum_i(h_i h_i)")
+    code = ix.codegen(program, "x", "W")
+    path = tmp_path / "tan.py"
+    path.write_text(code, encoding="utf-8")
+    run = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, check=False)
+    assert run.returncode == 0 and run.stdout.count(": ok") == 2, run.stdout + run.stderr
+    module = _module(code)
+    W, x = np.array([[1.0, 0.515], [0.2, 0.1]]), np.array([1.0, 1.1])  # W x = (1.5665, 0.31): steep tan
+    assert all(ok for ok, _ in module["check"]({"W": W, "x": x}).values())
+    right = module["gradients"]
+    module["gradients"] = lambda **a: (lambda r: (r[0], 1.001 * r[1], r[2]))(right(**a))
+    results = module["check"]({"W": W, "x": x})
+    assert not results["x"][0] and results["W"][0]
