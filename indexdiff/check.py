@@ -302,7 +302,10 @@ def _given(expr: Expr, arrays: Any) -> dict[str, np.ndarray]:
     for name, rank in expr.variables.items():
         where = _locate(text, name)
         if name not in arrays:
-            raise ShapeError(f"no array given for '{name}'", text, *where, hint=f"pass {name}=... or leave arrays out")
+            given = ", ".join(sorted(map(str, arrays))) or "none"
+            raise ShapeError(
+                f"no array given for '{name}'", text, *where, hint=f"add an array named {name} (given: {given})"
+            )
         a = np.asarray(arrays[name])
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == bool) or np.iscomplexobj(a):
             raise ShapeError(
