@@ -14,11 +14,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .errors import IndexRuleError, ParseError
+from .errors import IndexDiffError, IndexRuleError, ParseError
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, negate, product
 from .names import origin
 from .printer import indices_text
 from .syntax import (
+    NUMBER_RULE,
     SAdd,
     SCall,
     SDiv,
@@ -32,6 +33,7 @@ from .syntax import (
     STensor,
     Syn,
     constant,
+    representable,
 )
 
 __all__ = ["build", "make_sum", "output_order"]
@@ -49,6 +51,17 @@ def make_sum(indices: frozenset[str] | set[str], body: Node) -> Node:
     if isinstance(body, Sum):
         return Sum(tuple(sorted(set(indices) | set(body.indices))), body.body)
     return Sum(tuple(sorted(indices)), body)
+
+
+def _zero(node: Node) -> bool:
+    """Whether the parser's own folding made ``node`` zero everywhere (0, 0 x, a sum of 0 x_j, (0 x)^2)."""
+    if isinstance(node, Sum):
+        return _zero(node.body)
+    if isinstance(node, Pow):
+        return node.exponent > 0 and _zero(node.base)
+    if isinstance(node, Mul):
+        return isinstance(node.factors[0], Number) and node.factors[0].value == 0
+    return isinstance(node, Number) and node.value == 0
 
 
 def _fmt(indices: frozenset[str] | set[str]) -> str:
@@ -88,8 +101,10 @@ class _Resolver:
     def __init__(self, ctx: _Context) -> None:
         self.ctx = ctx
 
-    def error(self, reason: str, at: Syn, hint: str, end: int | None = None) -> IndexRuleError:
-        return IndexRuleError(reason, self.ctx.text, at.start, end if end is not None else at.end, hint=hint)
+    def error(
+        self, reason: str, at: Syn, hint: str, end: int | None = None, kind: type[IndexDiffError] = IndexRuleError
+    ) -> IndexDiffError:
+        return kind(reason, self.ctx.text, at.start, end if end is not None else at.end, hint=hint)
 
     def resolve(self, s: Syn, bound: frozenset[str]) -> Node:
         """The node a whole sub-expression means, given the indices bound around it."""
@@ -102,7 +117,14 @@ class _Resolver:
         if isinstance(s, SCall):
             return Func(s.name, self.resolve(s.arg, bound))
         if isinstance(s, SPow):
-            return Pow(self.resolve(s.base, bound), s.exponent)
+            base = self.resolve(s.base, bound)
+            if s.exponent < 0 and (_zero(base) or constant(s.base) == 0):
+                raise self.error(
+                    "zero to a negative power: a division by zero",
+                    s.base,
+                    hint="the base of a negative power must not be zero; write a nonzero base",
+                )
+            return Pow(base, s.exponent)
         if isinstance(s, SNeg):
             return negate(self.resolve(s.arg, bound))
         if isinstance(s, SDiv):
@@ -126,6 +148,9 @@ class _Resolver:
 
     def product(self, s: STensor | SMul, bound: frozenset[str]) -> Node:
         """Rule 1 and rule 6 on one product."""
+        if isinstance(s, STensor) and not s.delta and len(set(s.indices)) == len(s.indices):
+            self.ctx.use(s)
+            return Tensor(s.name, s.indices)  # the common case: nothing to sum
         parts = s.factors if isinstance(s, SMul) else (s,)
         nodes, counts = [], Counter[str]()
         for part in parts:
@@ -146,21 +171,37 @@ class _Resolver:
                 )
             if n == 2:
                 summed.add(index)
-        return make_sum(summed, product(nodes))
+        return make_sum(summed, self.folded(product(nodes), s))
+
+    def folded(self, node: Node, s: Syn) -> Node:
+        """``node`` (whose numbers the parser multiplied) when its number is representable, else an error at s."""
+        value = node.value if isinstance(node, Number) else None
+        if isinstance(node, Mul) and isinstance(node.factors[0], Number):
+            value = node.factors[0].value
+        if value is not None and not representable(value):
+            raise self.error(
+                "the numbers here multiply to a number out of range",
+                s,
+                hint=f"{NUMBER_RULE.capitalize()}; rescale the expression",
+                kind=ParseError,
+            )
+        return node
 
     def quotient(self, s: SDiv, bound: frozenset[str]) -> Node:
         if constant(s.den) == 0:
             raise self.error("division by zero", s.den, hint="divide by a nonzero number")
         num, den = self.resolve(s.num, bound), self.resolve(s.den, bound)
+        if _zero(den):
+            raise self.error("division by zero: the divisor is zero", s.den, hint="divide by a nonzero expression")
         if isinstance(num, Number) and isinstance(den, Number):
-            return Number(num.value / den.value)
+            return self.folded(Number(num.value / den.value), s)
         inverse = [
             Number(1 / f.value) if isinstance(f, Number) else Pow(f, Fraction(-1))
             for f in (den.factors if isinstance(den, Mul) else (den,))
         ]
         if isinstance(num, Number) and num.value == 1:
-            return product(inverse)
-        return product([num, *inverse])
+            return self.folded(product(inverse), s)
+        return self.folded(product([num, *inverse]), s)
 
     def sum_of_terms(self, s: SAdd, bound: frozenset[str]) -> Node:
         """Rule 2: the terms' free indices agree, up to scalars and bound indices (both broadcast)."""

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterator
 from fractions import Fraction
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token, Transformer
+from lark.common import LexerConf
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lexer import Lexer
 
 from .errors import IndexDiffError, ParseError
 from .expr import Expr, Program
 from .functions import FUNCTIONS, RESERVED
 from .syntax import (
+    NUMBER_RULE,
     SAdd,
     SCall,
     SDiv,
@@ -29,6 +33,7 @@ from .syntax import (
     STensor,
     Syn,
     constant,
+    representable,
 )
 
 __all__ = ["parse", "parse_syntax", "split_tensor", "MAX_DEPTH"]
@@ -36,8 +41,24 @@ __all__ = ["parse", "parse_syntax", "split_tensor", "MAX_DEPTH"]
 #: Deepest nesting accepted (parentheses, functions, powers, unary minus); deeper input is an error.
 MAX_DEPTH = 150
 
-_INDEX = re.compile(r"[A-Za-z\u0391-\u03a9\u03b1-\u03c9][A-Za-z0-9\u0391-\u03a9\u03b1-\u03c9]*$")
-_LETTER = re.compile(r"[A-Za-z\u0391-\u03a9\u03b1-\u03c9]$")
+#: Letters of names and indices: ASCII and Greek (without the unassigned U+03A2), as in the grammar.
+_LETTERS = "A-Za-z\u0391-\u03a1\u03a3-\u03a9\u03b1-\u03c9"
+_INDEX = re.compile(f"[{_LETTERS}][0-9{_LETTERS}]*$")
+_LETTER = re.compile(f"[{_LETTERS}]$")
+_LETTERS_ONLY = re.compile(f"[{_LETTERS}]+$")
+_NUMBER_PARTS = re.compile(r"(\d*)\.?(\d*)(?:[eE]([-+]?\d+))?$")
+#: Most significant digits a literal may have (every representable number needs fewer than 1000).
+_MAX_DIGITS = 1000
+#: Operators of other notations that an indexed name followed by "(" probably meant, with how to write them.
+_OPERATOR_HINTS = {
+    "mean": "there is no mean operator yet: write sum_{i}(...) / n, with n the length of {i} as a scalar input "
+    "(e.g. sum_j(x_ij) / n)",
+    "softmax": "there is no softmax operator yet: write it with a sum over a renamed index, e.g. for a softmax "
+    "over j, p_ij = exp(u_ij) / sum_k(exp(u_ik))",
+    "logsumexp": "there is no logsumexp operator yet: write log(sum_{i}(exp(...))), which is computed stably",
+    "max": "there is no max over an index yet: log(sum_{i}(exp(...))) is a smooth maximum",
+    "min": "there is no min over an index yet: -log(sum_{i}(exp(-(...)))) is a smooth minimum",
+}
 
 
 def _grammar_text() -> str:
@@ -48,9 +69,30 @@ def _grammar_text() -> str:
     return (Path(__file__).resolve().parent.parent / "grammar" / "indexdiff.lark").read_text(encoding="utf-8")
 
 
+class _Lexer(Lexer):
+    """The grammar's terminals as one regular expression, matched in Lark's order (priority, then longest
+    pattern): the same tokens as Lark's basic lexer, with less work per token, so that parsing stays fast."""
+
+    def __init__(self, conf: LexerConf) -> None:
+        order = sorted(conf.terminals, key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name))
+        self.pattern = re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in order))
+        self.ignore = frozenset(conf.ignore)
+
+    def lex(self, text: str) -> Iterator[Token]:  # type: ignore[override]
+        pos, match = 0, self.pattern.match
+        while pos < len(text):
+            found = match(text, pos)
+            if found is None or found.end() == pos:
+                raise UnexpectedCharacters(text, pos, 1, pos + 1)
+            kind, end = found.lastgroup, found.end()
+            if kind not in self.ignore:
+                yield Token(kind, found.group(), pos, end_pos=end)
+            pos = end
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(_grammar_text(), parser="lalr", transformer=_Build(), maybe_placeholders=False)
+    return Lark(_grammar_text(), parser="lalr", lexer=_Lexer, transformer=_Build(), maybe_placeholders=False)
 
 
 def split_tensor(text: str, start: int = 0) -> tuple[str, tuple[str, ...], tuple[int, ...]]:
@@ -103,6 +145,8 @@ def split_tensor(text: str, start: int = 0) -> tuple[str, tuple[str, ...], tuple
                     hint="an index is a letter, or a name such as row in A_{row,col}",
                 )
         return name, tuple(parts), tuple(pos)
+    if _LETTERS_ONLY.match(rest):
+        return name, tuple(rest), tuple(range(base, base + len(rest)))
     for k, c in enumerate(rest):
         if not _LETTER.match(c):
             raise ParseError(
@@ -113,6 +157,57 @@ def split_tensor(text: str, start: int = 0) -> tuple[str, tuple[str, ...], tuple
                 "index notation has no numbered components",
             )
     return name, tuple(rest), tuple(base + k for k in range(len(rest)))
+
+
+def _literal(tok: Token) -> Fraction:
+    """A number token's exact value. Its digits and exponent are checked on the text first, so that no huge
+    integer is ever built; the value must then be representable (syntax.NUMBER_LIMIT)."""
+    text = str(tok)
+    parts = _NUMBER_PARTS.match(text)
+    assert parts is not None
+    whole, frac, exp = parts.groups()
+    shown = text if len(text) <= 24 else text[:20] + "..."
+    digits = (whole + frac).lstrip("0")
+    if len((exp or "").lstrip("+-").lstrip("0")) > 6:
+        reason = f"the exponent of {shown} is out of range"
+    elif not digits:
+        return Fraction(0)
+    else:
+        scale = int(exp or 0) - len(frac) + len(digits) - len(digits.rstrip("0"))  # value = int(digits) 10^scale
+        digits = digits.rstrip("0")
+        if not -300 <= scale + len(digits) <= 301:
+            reason = f"number out of range: {shown}"
+        elif len(digits) > _MAX_DIGITS:
+            reason = f"number with too many digits: {shown}"
+        else:
+            value = Fraction(int(digits) * 10 ** max(scale, 0), 10 ** max(-scale, 0))
+            if representable(value):
+                return value
+            reason = f"number out of range: {shown}"
+    raise ParseError(
+        reason, pos=tok.start_pos, end=tok.end_pos, hint=f"{NUMBER_RULE.capitalize()}; rescale the expression"
+    )
+
+
+def _indexed_call_error(tok: Token) -> ParseError:
+    """``mean_i(`` or ``A_ij(``: an indexed name directly followed by '(' is neither a call nor (silently) a product."""
+    text = str(tok)
+    name, indices, _ = split_tensor(text, tok.start_pos)
+    first = indices[0] if indices else "i"
+    if name in ("Σ", "∑"):
+        hint = f"the sum is written sum{text[len(name) :]}(...)"
+    elif name in _OPERATOR_HINTS:
+        hint = _OPERATOR_HINTS[name].replace("{i}", first)
+    elif name in FUNCTIONS:
+        hint = f"functions take no indices: write {name}(...); they apply element-wise over their argument's indices"
+    else:
+        hint = f"for a product write {text} (...) or {text} * (...)"
+    return ParseError(
+        f"'{text}(' is not a function call: an indexed name cannot be followed directly by '('",
+        pos=tok.start_pos,
+        end=tok.end_pos + 1,
+        hint=hint,
+    )
 
 
 def _reserved_use(name: str, start: int, end: int) -> ParseError:
@@ -159,15 +254,7 @@ class _Build(Transformer):
 
     def number(self, children: list[Token]) -> SNumber:
         (tok,) = children
-        value = Fraction(str(tok))
-        if value > Fraction(10) ** 300:
-            raise ParseError(
-                "number too large",
-                pos=tok.start_pos,
-                end=tok.end_pos,
-                hint="numbers up to 1e300 are supported; rescale the expression",
-            )
-        return SNumber(*_span(tok), value=value)
+        return SNumber(*_span(tok), value=_literal(tok))
 
     def tensor(self, children: list[Token]) -> STensor:
         (tok,) = children
@@ -214,20 +301,20 @@ class _Build(Transformer):
         start, end, depth = _span(inner)
         return SGroup(start - 1, end + 1, depth, inner=inner)
 
-    def mul(self, children: list[Syn]) -> SMul:
-        left, right = children
-        last = left.factors[-1] if isinstance(left, SMul) else left
-        if isinstance(last, SNumber) and isinstance(right, SNumber) and last.end == right.start:
-            raise ParseError(
-                "two numbers written together",
-                pos=last.start,
-                end=right.end,
-                hint="a number has one decimal point; put a space or * between two numbers",
-            )
-        if isinstance(left, SMul):
-            start, end, depth = _span(left, right)
-            return SMul(start, end, max(left.depth, right.depth + 1), factors=(*left.factors, right))
-        return SMul(*_span(left, right), factors=(left, right))
+    def indexed_call(self, children: list) -> None:
+        tok, _ = children
+        raise _indexed_call_error(tok)
+
+    def product(self, children: list[Syn]) -> SMul:
+        for last, right in zip(children, children[1:]):
+            if isinstance(last, SNumber) and isinstance(right, SNumber) and last.end == right.start:
+                raise ParseError(
+                    "two numbers written together",
+                    pos=last.start,
+                    end=right.end,
+                    hint="a number has one decimal point; put a space or * between two numbers",
+                )
+        return SMul(*_span(*children), factors=tuple(children))
 
     def div(self, children: list[Syn]) -> SDiv:
         num, den = children
@@ -243,6 +330,10 @@ class _Build(Transformer):
                 end=exponent.end,
                 hint="write x^2, x^-1, x^0.5 or x^(1/3); for a variable exponent use exp(y log(x))",
             )
+        if not representable(value):
+            raise ParseError(
+                "exponent out of range", pos=exponent.start, end=exponent.end, hint=NUMBER_RULE.capitalize()
+            )
         return SPow(*_span(base, exponent), base=base, exponent=value)
 
     def neg(self, children: list[Syn]) -> SNeg:
@@ -254,20 +345,16 @@ class _Build(Transformer):
         (arg,) = children
         return arg
 
-    def _add(self, children: list[Syn], sign: int) -> SAdd:
-        left, right = children
-        if isinstance(left, SAdd):
-            start, end, depth = _span(left, right)
-            return SAdd(
-                start, end, max(left.depth, right.depth + 1), terms=(*left.terms, right), signs=(*left.signs, sign)
-            )
-        return SAdd(*_span(left, right), terms=(left, right), signs=(1, sign))
+    def plus(self, children: list[Syn]) -> tuple[int, Syn]:
+        return 1, children[0]
 
-    def add(self, children: list[Syn]) -> SAdd:
-        return self._add(children, 1)
+    def minus(self, children: list[Syn]) -> tuple[int, Syn]:
+        return -1, children[0]
 
-    def sub(self, children: list[Syn]) -> SAdd:
-        return self._add(children, -1)
+    def expr(self, children: list) -> SAdd:
+        first, *rest = children
+        terms = (first, *(t for _, t in rest))
+        return SAdd(*_span(*terms), terms=terms, signs=(1, *(sign for sign, _ in rest)))
 
     def statement(self, children: list) -> SStatement:
         tok, body = children
@@ -323,6 +410,7 @@ _TOKEN_NAMES = {
     "TENSOR": "a tensor",
     "CALL": "a function",
     "SUM": "sum_i(",
+    "INDEXED_CALL": "an indexed name",
     "_SEP": "a line break or ';'",
 }
 
@@ -379,10 +467,16 @@ def _syntax_error(text: str, err: UnexpectedInput) -> ParseError:
     return ParseError(f"unexpected {shown}", pos=tok.start_pos, end=tok.end_pos, hint=hint)
 
 
-def parse_syntax(text: str) -> list[Syn]:
-    """The syntax trees of each line of ``text`` (statements or expressions)."""
+def _source(text: str) -> str:
+    """The text to parse: a leading UTF-8 byte order mark reads as a space (positions stay those of ``text``)."""
     if not isinstance(text, str):
         raise ParseError(f"expected a string of index notation, got {type(text).__name__}")
+    return " " + text[1:] if text.startswith("\ufeff") else text
+
+
+def parse_syntax(text: str) -> list[Syn]:
+    """The syntax trees of each line of ``text`` (statements or expressions)."""
+    text = _source(text)
     try:
         return _parser().parse(text)
     except IndexDiffError as err:
@@ -403,8 +497,7 @@ def parse(text: str) -> Expr | Program:
     """
     from .indices import build
 
-    if not isinstance(text, str):
-        raise ParseError(f"expected a string of index notation, got {type(text).__name__}")
+    text = _source(text)
     if not re.sub(r"#[^\n]*", "", text).replace(";", "").strip():
         raise ParseError("empty input", text=text, hint="write an expression such as x_i A_ij x_j")
     return build(text, parse_syntax(text))

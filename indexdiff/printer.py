@@ -11,35 +11,92 @@ from __future__ import annotations
 from collections import Counter
 from fractions import Fraction
 
+from .errors import IndexDiffError
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Sum, Tensor, negate
-from .names import separate, tensors
+from .names import children, separate, tensors
+from .syntax import NUMBER_RULE, representable
 
-__all__ = ["to_text", "to_latex", "latex_name", "node_text", "number_text", "indices_text"]
+__all__ = ["to_text", "to_latex", "latex_name", "node_text", "number_text", "indices_text", "check_numbers"]
 
 # Precedence of the context a sub-expression is printed in (loosest first).
 _ADD, _TERM, _FACTOR, _POWER, _ATOM = 0, 1, 2, 3, 4
 
 
-def number_text(value: Fraction) -> str:
-    """An exact number as the notation writes it: 2, -0.5, 1/3."""
-    if value.denominator == 1:
-        n = value.numerator
-        if abs(n) >= 10**16:  # 1e300, not three hundred digits
-            k = len(str(abs(n))) - len(str(abs(n)).rstrip("0"))
-            mantissa = n // 10**k
-            if abs(mantissa) < 10**15:
-                return f"{mantissa}e{k}"
-        return str(n)
-    d = value.denominator
+def _integer_text(n: int) -> str:
+    """A non-negative integer: its digits, or ``12e300`` when it ends in zeros and is long."""
+    if n.bit_length() > 10_000:  # far beyond representable numbers (and beyond str()'s digit limit)
+        return f"(about 2^{n.bit_length()})"
+    digits = str(n)
+    mantissa = digits.rstrip("0")
+    if len(digits) > 16 and mantissa != digits:
+        return f"{mantissa}e{len(digits) - len(mantissa)}"
+    return digits
+
+
+def _decimal_text(n: int, d: int) -> str | None:
+    """``n/d`` (positive) as an exact decimal (``0.25``, ``1.5e-20``), or None when it does not terminate."""
+    twos = fives = 0
     while d % 2 == 0:
-        d //= 2
+        d, twos = d // 2, twos + 1
     while d % 5 == 0:
-        d //= 5
+        d, fives = d // 5, fives + 1
+    if d != 1:
+        return None
+    shift = max(twos, fives)
+    digits = str(n * 2 ** (shift - twos) * 5 ** (shift - fives))
+    lead = len(digits) - shift - 1  # the power of ten of the leading digit
+    if -5 <= lead < 16:
+        digits = digits.rjust(shift + 1, "0")
+        return f"{digits[:-shift]}.{digits[-shift:]}"
+    mantissa = digits.rstrip("0")
+    return f"{mantissa[0]}{'.' + mantissa[1:] if len(mantissa) > 1 else ''}e{lead}"
+
+
+def _significant(decimal: str) -> int:
+    return len(decimal.split("e")[0].replace(".", "").strip("0"))
+
+
+def number_text(value: Fraction) -> str:
+    """An exact number as the notation writes it: 2, -0.5, 1e-300, 1/3. For every representable number
+    (``syntax.representable``) the text parses back to ``value``."""
+    sign = "-" if value < 0 else ""
+    n, d = abs(value.numerator), value.denominator
     if d == 1:
-        text = f"{float(value):.12g}"
-        if Fraction(text) == value:
-            return text
-    return f"{value.numerator}/{value.denominator}"
+        return sign + _integer_text(n)
+    fraction = f"{_integer_text(n)}/{_integer_text(d)}"
+    decimal = _decimal_text(n, d) if representable(value) else None
+    if decimal is not None and (_significant(decimal) <= 12 or len(decimal) <= len(fraction)):
+        return sign + decimal
+    return sign + fraction
+
+
+def _short(value: Fraction) -> str:
+    """A number for a message: exact when short, else its order of magnitude."""
+    text = number_text(value)
+    if len(text) <= 24:
+        return text
+    n, d = abs(value.numerator), value.denominator
+    return f"about {'-' if value < 0 else ''}1e{round((n.bit_length() - d.bit_length()) * 0.30103)}"
+
+
+def check_numbers(node: Node) -> Node:
+    """``node``, after checking that each of its numbers and exponents is representable, so that it prints as
+    text that parses back: constant folding (x^a x^b, coefficients multiplied or added) can leave the range."""
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        value = n.value if isinstance(n, Number) else n.exponent if isinstance(n, Pow) else None
+        if value is not None and not representable(value):
+            raise IndexDiffError(
+                f"a number of the result is out of range: {_short(value)}",
+                hint=f"{NUMBER_RULE.capitalize()}; rescale the expression's constants",
+            )
+        stack.extend(children(n))
+    return node
 
 
 def indices_text(indices: tuple[str, ...]) -> str:
@@ -60,11 +117,14 @@ def _counts(factors: tuple[Node, ...]) -> Counter[str]:
 
 
 def _split(factors: tuple[Node, ...]) -> tuple[list[Node], list[Node]]:
-    """Numerator and denominator factors (negative powers, by their positive power)."""
+    """Numerator and denominator factors (negative powers, by their positive power).
+
+    ``a / b`` parses as ``a b^-1`` unless b is a number (the parser folds it into the coefficient) or a product
+    (the parser inverts each of its factors): powers of those stay powers, so that the text parses back the same.
+    """
     num, den = [], []
     for f in factors:
-        # 0^-1 stays a power: "x / 0" would not parse back.
-        if isinstance(f, Pow) and f.exponent < 0 and not (isinstance(f.base, Number) and f.base.value == 0):
+        if isinstance(f, Pow) and f.exponent < 0 and not isinstance(f.base, (Number, Mul)):
             den.append(f.base if f.exponent == -1 else Pow(f.base, -f.exponent))
         else:
             num.append(f)
@@ -209,12 +269,11 @@ class _Printer:
 
     def add(self, node: Add, bound: frozenset[str]) -> str:
         parts: list[str] = []
-        for k, term in enumerate(node.terms):
+        for k, term in enumerate(_terms(node)):
             if k and _negative(term):
                 parts.append(" - " + self.fmt(negate(term), _TERM, bound))
             else:
-                # A nested sum of terms needs no parentheses: + is associative.
-                text = self.add(term, bound) if isinstance(term, Add) else self.fmt(term, _TERM, bound)
+                text = self.fmt(term, _TERM, bound)
                 parts.append(" + " + text if k else text)
         return "".join(parts)
 
@@ -252,6 +311,19 @@ def _exponent(value: Fraction) -> str:
     if "/" in text:
         text = f"({text})"
     return ("-" if value < 0 else "") + text
+
+
+def _terms(node: Add) -> list[Node]:
+    """The terms of a sum, nested sums spliced in (+ is associative; the parser reads them as one flat sum)."""
+    out: list[Node] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Add):
+            stack.extend(reversed(n.terms))
+        else:
+            out.append(n)
+    return out
 
 
 def _negative(node: Node) -> bool:

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 __all__ = [
+    "NUMBER_LIMIT",
+    "NUMBER_RULE",
+    "representable",
     "Syn",
     "SNumber",
     "STensor",
@@ -20,6 +23,18 @@ __all__ = [
     "SStatement",
     "constant",
 ]
+
+
+#: The one rule for numbers: an exact fraction whose numerator and denominator (in lowest terms) are at most
+#: 1e300, so magnitudes 1e-300..1e300. The parser accepts exactly these, constant folding produces only these,
+#: and the printer writes each of them as text that parses back to the same value.
+NUMBER_LIMIT = 10**300
+NUMBER_RULE = "numbers are exact fractions whose numerator and denominator are at most 1e300 (1e-300 <= |x| <= 1e300)"
+
+
+def representable(value: Fraction) -> bool:
+    """Whether ``value`` is a number of the notation (see ``NUMBER_LIMIT``)."""
+    return abs(value.numerator) <= NUMBER_LIMIT and value.denominator <= NUMBER_LIMIT
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,22 @@ def constant(node: Syn) -> Fraction | None:
     if isinstance(node, SNeg):
         v = constant(node.arg)
         return None if v is None else -v
+    if isinstance(node, SPow):
+        v = constant(node.base)
+        if v == 0 and node.exponent < 0:
+            from .errors import ParseError
+
+            raise ParseError(
+                "zero to a negative power: a division by zero",
+                pos=node.base.start,
+                end=node.base.end,
+                hint="the base of a negative power must not be zero; write a nonzero base",
+            )
+        if v is None:
+            return None
+        from .expr import exact_power
+
+        return exact_power(v, node.exponent)
     if isinstance(node, SDiv):
         a, b = constant(node.num), constant(node.den)
         if b == 0:
