@@ -363,7 +363,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; bad input prints the message on stderr and returns 2."""
     try:
-        return run(argv)
+        code = run(argv)
+        sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at exit
+        return code
     except IndexDiffError as err:
         print(f"indexdiff: error: {err}", file=sys.stderr)
         return 2
@@ -375,6 +377,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except UnicodeEncodeError as err:  # stdout cannot show a character of the result (a Greek index, δ)
+        print(
+            f"indexdiff: error: the output needs characters that {err.encoding} cannot encode\n"
+            "hint: use UTF-8 output: PYTHONIOENCODING=utf-8 indexdiff ...",
+            file=sys.stderr,
+        )
+        return 2
     except BrokenPipeError:  # the reader of our output left (indexdiff ... | head): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

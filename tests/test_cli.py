@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -263,3 +264,18 @@ def test_main_lets_a_bug_show_its_traceback(monkeypatch):
     monkeypatch.setattr(cli, "run", bug)
     with pytest.raises(ZeroDivisionError):
         cli.main(["x"])
+
+
+def test_output_the_terminal_cannot_encode_and_a_closed_pipe_end_cleanly():
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    cmd = [sys.executable, "-m", "indexdiff", "α_i x_i", "--wrt", "x"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    assert proc.returncode == 2 and "cannot encode" in proc.stderr and "Traceback" not in proc.stderr
+    piped = subprocess.Popen(
+        [sys.executable, "-m", "indexdiff", "x_i A_ij x_j", "--wrt", "x"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    piped.stdout.close()  # the reader leaves before anything is written
+    err = piped.stderr.read().decode()
+    assert piped.wait() == 141 and err == ""
