@@ -134,7 +134,7 @@ def test_program_prints_its_backward_pass(capsys, tmp_path):
         ("h_i = g_i\ng_i = x_i\nL = h_i h_i\n", ["--wrt", "x"], "used before its definition"),
         ("h_i = x_i\nh_i = 2 x_i\nL = h_i h_i\n", ["--wrt", "x"], "defined twice"),
         ("h_i = x_i\nL = h_ij\n", ["--wrt", "x"], "used with 2 indices"),
-        ("h_i = x_i\nL = h_i h_i\n", ["--wrt", "x", "--loss", "h"], "not a scalar"),
+        ("h_i = x_i\nL = h_i h_i\n", ["--wrt", "x", "--loss", "q"], "the program defines no 'q'"),
         ("h_i = x_i\nL = h_i h_i\n", ["--wrt", "q"], "does not depend on it"),
     ],
 )
