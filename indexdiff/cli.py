@@ -341,7 +341,13 @@ def run(argv: Sequence[str] | None = None) -> int:
             ]
         if args.check:
             out["check"] = [
-                {"wrt": ",".join(r.wrt), "ok": r.ok, "max_abs_error": r.max_abs_error}
+                {
+                    "wrt": ",".join(r.wrt),
+                    "ok": r.ok,
+                    "max_abs_error": r.max_abs_error if r.cause is None else None,  # never NaN: strict JSON
+                    "cause": r.cause,
+                    "warnings": list(rep.warnings),
+                }
                 for rep in reports
                 for r in rep.results
             ]

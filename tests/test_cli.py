@@ -224,6 +224,9 @@ def test_overflow_at_the_data_is_reported_as_such(capsys, tmp_path):
     code, _, err = run(capsys, "sum_i(exp(x_i))", "--wrt", "x", "--check", "--data", str(f))
     assert code == 1 and "the value overflows at this data" in err
     assert "FAILED" not in err and "RuntimeWarning" not in err
+    code, out, _ = run(capsys, "sum_i(exp(x_i))", "--wrt", "x", "--check", "--data", str(f), "--format", "json")
+    (result,) = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))["check"]
+    assert code == 1 and not result["ok"] and result["max_abs_error"] is None and "overflows" in result["cause"]
 
 
 def test_a_vacuous_check_warns(capsys, tmp_path):
