@@ -80,7 +80,7 @@ def _powers(factors: list[Node]) -> list[Node]:
         if base not in exponents:
             order.append(base)
             exponents[base] = Fraction(0)
-        if isinstance(base, (Delta, Pow)):
+        if isinstance(base, Delta) or (isinstance(base, Pow) and isinstance(base.base, Delta)):
             exponents[base] = Fraction(1)  # a repeated delta, or a repeated power of one, is itself
         else:
             exponents[base] += f.exponent if isinstance(f, Pow) else 1
