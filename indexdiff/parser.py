@@ -464,6 +464,8 @@ def _syntax_error(text: str, err: UnexpectedInput) -> ParseError:
         hint = "the line before it is incomplete"
     elif tok.type == "RPAR":
         hint = "something is missing before ')'"
+    elif tok.type == "CIRCUMFLEX":
+        hint = "an exponent is a number; a power of a power needs parentheses: (x^2)^3"
     return ParseError(f"unexpected {shown}", pos=tok.start_pos, end=tok.end_pos, hint=hint)
 
 
