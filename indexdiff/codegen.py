@@ -6,7 +6,7 @@ import builtins
 import keyword
 
 from .einsumcode import EinsumCode, einsum_text
-from .errors import IndexDiffError
+from .errors import IndexDiffError, expect_expr, expect_specs
 from .expr import Delta, Expr, Mul, Program, Tensor
 from .names import children
 
@@ -279,15 +279,21 @@ def codegen(expr: Expr | Program, *wrt: str, format: str = "python", loss: str |
 
     ``format`` is ``"python"`` (a standalone numpy module that checks itself when run), ``"latex"`` or
     ``"einsum"`` (one numpy expression per line). For a program with ``"python"``, the module has ``forward`` and
-    ``gradients`` (its backward pass by reverse mode, ``loss`` being the last statement unless named).
+    ``gradients`` (its backward pass by reverse mode, ``loss`` being the last statement unless named); with
+    ``"einsum"`` or ``"latex"``, one line per statement of the program and of its derivative programs.
     """
     from .diff import diff
-    from .program import inline
+    from .program import outputs_of, program_einsum, program_latex
 
-    if isinstance(expr, Program) and format == "python" and wrt:
-        return program_python_text(expr, tuple(w.split("_")[0] for w in wrt), loss)
+    expect_expr(expr, "codegen")
+    expect_specs(wrt, "codegen")
+    if isinstance(expr, Program) and format == "python":
+        return program_python_text(expr, tuple(wrt), loss)
+    if isinstance(expr, Program) and format in ("einsum", "latex"):  # statement by statement
+        programs = outputs_of(expr, _chains(expr.statements[-1], wrt), loss)
+        return program_einsum(programs) if format == "einsum" else program_latex(programs)
     if isinstance(expr, Program):
-        expr = inline(expr, loss)
+        raise IndexDiffError(f"unknown format {format!r}", hint="use python, latex or einsum")
     if format == "python":
         return python_text(expr, *wrt)
     if format == "latex":
@@ -301,9 +307,20 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
     """A standalone numpy module for a program: ``forward(...)`` returns the loss, ``gradients(...)`` the loss and
     its gradients (the backward pass ix.grad derives); run as a script it checks them by central differences."""
     from .check import _shapes
+    from .forward import needed
     from .reverse import grad
     from .simplify import simplify
 
+    specs = []
+    for chain in _chains(program.statements[-1], wrt):
+        if len(chain) > 1:
+            raise IndexDiffError(
+                f"a generated program module computes gradients, not the derivative {','.join(chain)}",
+                ",".join(chain),
+                hint="give one variable per gradient; --format einsum (ix.codegen) writes higher derivatives",
+            )
+        specs.append(chain[0])
+    wrt = tuple(s.split("_")[0].strip() for s in specs)
     for w in wrt:
         if w not in program.inputs:
             raise IndexDiffError(
@@ -313,7 +330,11 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
                 len(w),
                 hint=f"the inputs are: {', '.join(program.inputs)} (ix.grad itself also takes intermediates)",
             )
-    gradient = grad(program, loss, list(wrt))
+    if specs:
+        gradient = grad(program, loss, specs)
+    else:  # the forward pass alone
+        last = needed(program, loss)[-1]
+        gradient = Program(program.statements[: program.statements.index(last) + 1])
     names = python_names({**program.inputs, **{s.name: 0 for s in gradient.statements}})
     inputs = [n for n in program.inputs if any(n in s.variables for s in gradient.statements) or n in wrt]
     params = ", ".join(names[n] for n in inputs)
@@ -336,7 +357,7 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
         "",
         *(f"    {s}" for s in gradient.statements),
         "",
-        "forward(...) returns the loss; gradients(...) returns the loss and d/d" + ", d/d".join(wrt) + ".",
+        "forward(...) returns the loss; gradients(...) returns the loss" + "".join(f", d/d{w}" for w in wrt) + ".",
         "Run this file as a script to check the gradients against central differences on random data.",
         *_SCRIPT_START,
         f"SHAPES = {{{', '.join(f'{names[n]!r}: {sizes[n]!r}' for n in inputs)}}}",

@@ -10,7 +10,7 @@ substituted, so every statement stays the size of the one it derives from.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from typing import Any
 
@@ -21,7 +21,7 @@ from .jacobian import axis_origin, forward_keys, jacobian, program_indices, reus
 from .names import fresh, tensors
 from .reverse import grad, relabel
 
-__all__ = ["derivative_program", "needed", "shape_expr", "program_value"]
+__all__ = ["derivative_program", "needed", "shape_expr", "check_parts"]
 
 
 def needed(program: Program, output: str | None = None) -> tuple[Expr, ...]:
@@ -86,6 +86,7 @@ def _step(program: Program, spec: str) -> Program:
     forward = forward_keys(statements)
     tangent: dict[str, str] = {}
     defined = {s.name: s for s in statements}
+    memo: dict[tuple[str, int], tuple[str, int]] = {}
     derived: list[Expr] = []
     for s in statements:
         uses = [h for h in s.variables if h in tangent]
@@ -100,11 +101,12 @@ def _step(program: Program, spec: str) -> Program:
             terms.append(Sum(tuple(sorted(k)), chain) if k else chain)
         free = frozenset((*s.free, *n_s))
         body = with_indices(terms[0] if len(terms) == 1 else Add(tuple(terms)), free)
-        body = with_indices(reuse(body, forward), free)
+        reused = reuse(body, forward)
+        body = body if reused is body else with_indices(reused, free)
         tangent[s.name] = unique_name(f"d{s.name}d{x}", taken)
-        origins = {i: axis_origin(s.name, a, defined) for a, i in enumerate(s.free)}
+        origins = {i: axis_origin(s.name, a, defined, memo) for a, i in enumerate(s.free)}
         origins.update({n: (x, a) for a, n in enumerate(n_s)})
-        variables = {t.name: len(t.indices) for t in tensors(body)} or {x: rank}
+        variables = {t.name: len(t.indices) for t in tensors(body)} | {t: ranks[t] for t, _ in origins.values()}
         derived.append(Expr(body, (*s.free, *n_s), tangent[s.name], variables, origins))
     return Program((*statements, *derived))
 
@@ -125,7 +127,7 @@ def derivative_program(program: Program, *wrt: str) -> Program:
         raise DiffError("no variable to differentiate by", hint="pass one, e.g. ix.diff(program, 'x')")
     for spec in wrt:
         program = _step(program, spec)
-    return Program(needed(program))
+    return Program(program.statements)
 
 
 def shape_expr(program: Program) -> Expr:
@@ -135,14 +137,18 @@ def shape_expr(program: Program) -> Expr:
     return Expr(everything, (), None, program.inputs, {})
 
 
-def program_value(
-    program: Program, arrays: Mapping[str, Any], dims: Mapping[str, int], original: frozenset[str]
-) -> Any:
-    """The last statement's value; ``dims`` (sizes by index letter) apply to the ``original`` statements only,
-    derived statements' indices take their sizes from the arrays (their letters mean other things)."""
-    from .evaluate import evaluate
+def check_parts(program: Program) -> tuple[Expr, Callable[..., Any], Callable[[Program], Expr]]:
+    """What ``ix.check`` needs for a program: the expression its random data is made for, how a program and its
+    derivative programs are evaluated (``value(p, arrays, dims)``: compiled once, then run statement by statement
+    at each perturbed input), and a program's output statement."""
+    from .compile import compile
 
-    values = dict(arrays)
-    for s in program.statements:
-        values[s.name] = evaluate(s, values, dims if s.name in original else None)
-    return values[program.statements[-1].name]
+    compiled: dict[int, tuple[Program, Any]] = {}
+
+    def value(p: Program, arrays: Mapping[str, Any], dims: Mapping[str, int]) -> Any:
+        if id(p) not in compiled:
+            compiled[id(p)] = (p, compile(Program(p.statements), dims=dims))
+        f = compiled[id(p)][1]
+        return f(**{name: arrays[name] for name in f.inputs})
+
+    return shape_expr(program), value, lambda p: p.statements[-1]

@@ -17,8 +17,6 @@ from .names import all_indices, children, fresh, rebuild, rename, separate
 
 __all__ = ["jacobian", "reuse", "forward_keys", "unique_name", "program_indices", "axis_origin"]
 
-ForwardKeys = dict[object, tuple[str, tuple[str, ...]]]
-
 
 def _softmax_axis(s: Expr, node: Node) -> tuple[Node, str] | None:
     """``(u, j)`` when ``node`` is ``exp(u) / sum_k(exp(u with j -> k))`` for a free index j of ``s``, else None."""
@@ -57,26 +55,38 @@ def jacobian(s: Expr, name: str, new: tuple[str, ...]) -> Node:
     return with_indices(Mul((Tensor(s.name, s.free), Add((du, negate(mean))))), free)
 
 
+class ForwardKeys:
+    """The forward statements' right-hand sides (free indices numbered by axis), for finding them in a derivative."""
+
+    def __init__(self, statements: Iterable[Expr]) -> None:
+        self.keys: dict[object, str] = {}
+        self.heads: set[tuple[type, str | None]] = set()
+        for s in statements:
+            if s.name is not None and not isinstance(s.node, Tensor) and len(s.free) <= 3:
+                key = canonical(rename(s.node, {i: f"#{k}" for k, i in enumerate(s.free)}))
+                self.keys.setdefault(key, s.name)
+                self.heads.add(_head(s.node))
+
+
+def _head(node: Node) -> tuple[type, str | None]:
+    """A cheap necessary condition for two nodes to be equal: their type, and the function's name."""
+    return type(node), node.name if isinstance(node, Func) else None
+
+
 def forward_keys(statements: Iterable[Expr]) -> ForwardKeys:
-    """Each statement's right-hand side (free indices numbered by axis) -> its name and indices."""
-    keys: ForwardKeys = {}
-    for s in statements:
-        if s.name is not None and not isinstance(s.node, Tensor) and len(s.free) <= 3:
-            key = canonical(rename(s.node, {i: f"#{k}" for k, i in enumerate(s.free)}))
-            keys.setdefault(key, (s.name, s.free))
-    return keys
+    """The right-hand sides of ``statements``, for ``reuse``."""
+    return ForwardKeys(statements)
 
 
 def reuse(node: Node, forward: ForwardKeys) -> Node:
     """``node`` with every subexpression that is a forward statement's right-hand side replaced by its name:
     ``sigmoid(z_bi)`` becomes ``h_bi`` when ``h_bi = sigmoid(z_bi)`` was computed on the way forward."""
-    if not forward:
+    if not forward.keys:
         return node
-    if len(node.free) <= 3 and not isinstance(node, (Tensor, Number)):
+    if len(node.free) <= 3 and not isinstance(node, (Tensor, Number)) and _head(node) in forward.heads:
         for order in permutations(sorted(node.free)):
-            key = canonical(rename(node, {i: f"#{k}" for k, i in enumerate(order)}))
-            if key in forward:
-                name, _ = forward[key]
+            name = forward.keys.get(canonical(rename(node, {i: f"#{k}" for k, i in enumerate(order)})))
+            if name is not None:
                 return Tensor(name, order)
     parts = children(node)
     return rebuild(node, tuple(reuse(p, forward) for p in parts)) if parts else node
@@ -100,15 +110,23 @@ def program_indices(statements: Sequence[Expr]) -> set[str]:
     return out
 
 
-def axis_origin(name: str, axis: int, defined: Mapping[str, Expr]) -> tuple[str, int]:
+def axis_origin(
+    name: str, axis: int, defined: Mapping[str, Expr], memo: dict[tuple[str, int], tuple[str, int]] | None = None
+) -> tuple[str, int]:
     """Where the length of ``name``'s axis comes from: an input's axis when the statements lead to one (so that
-    a derivative's index lengths need no statement it does not use), else the statement's own axis."""
-    seen = set()
-    while name in defined and name not in seen:
-        seen.add(name)
-        s = defined[name]
-        found = s.origins.get(s.free[axis])
+    a derivative's index lengths need no statement it does not use), else the statement's own axis. ``memo``
+    keeps the answers, so that following every statement of a program back is linear in its length."""
+    memo = {} if memo is None else memo
+    path: list[tuple[str, int]] = []
+    at = (name, axis)
+    while at not in memo and at[0] in defined and at not in path:
+        path.append(at)
+        s = defined[at[0]]
+        found = s.origins.get(s.free[at[1]])
         if found is None:
             break
-        name, axis = found
-    return name, axis
+        at = found
+    end = memo.get(at, at)
+    for step in path:
+        memo[step] = end
+    return end

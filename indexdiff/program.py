@@ -1,12 +1,18 @@
-"""Programs of statements: substituting definitions into the statements that use them."""
+"""Programs of statements: their derivative programs as code, and substituting definitions (for small uses).
+
+Every route for programs works statement by statement; ``inline`` builds one tree, whose size can grow
+exponentially with the program's length, and serves only small expressions (``ix.compile`` of several).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 from .errors import IndexDiffError
 from .expr import Expr, Node, Program, Tensor
 from .names import children, rebuild, rename
 
-__all__ = ["inline"]
+__all__ = ["inline", "outputs_of", "program_einsum", "program_latex", "gradient_text"]
 
 
 def _substitute(node: Node, definitions: dict[str, Expr]) -> Node:
@@ -52,3 +58,62 @@ def inline(program: Program, output: str | None = None) -> Expr:
         )
     assert target is not None
     return target
+
+
+def outputs_of(program: Program, chains: Sequence[Sequence[str]], loss: str | None = None) -> list[Program]:
+    """The program up to ``loss`` (what it needs of it) and its derivative program for each chain of variables."""
+    from .diff import diff
+    from .forward import needed
+
+    base = Program(needed(program, loss))
+    return [base, *(diff(base, *chain) for chain in chains)]
+
+
+def _lines(programs: Sequence[Program], render: Callable[[Expr], str]) -> list[str]:
+    """Each program's statements in turn, a statement already written identically (the shared forward pass, an
+    adjoint two derivatives use) once: later statements then read the same values by name."""
+    written: dict[str | None, str] = {}
+    lines = []
+    for p in programs:
+        for s in p.statements:
+            line = render(s)
+            if written.get(s.name) != line:
+                written[s.name] = line
+                lines.append(line)
+    return lines
+
+
+def program_einsum(programs: Sequence[Program]) -> str:
+    """Programs as numpy code, one assignment per statement: ``h = np.tanh(np.einsum('ij,j->i', W, x))``."""
+    from .codegen import einsum_text, python_names
+    from .simplify import simplify
+
+    tensors_used: dict[str, int] = {}
+    for p in programs:
+        tensors_used.update(p.inputs)
+        tensors_used.update({s.name: len(s.free) for s in p.statements if s.name is not None})
+    names = python_names(tensors_used)
+
+    def render(s: Expr) -> str:
+        stable = Expr(simplify(s.node, frozenset(s.free)), s.free, s.name, s.variables, s.origins)
+        return f"{names[s.name or '']} = {einsum_text(stable, names)}"
+
+    return "\n".join(_lines(programs, render))
+
+
+def program_latex(programs: Sequence[Program]) -> str:
+    """Programs in LaTeX, one equation per statement."""
+    from .printer import to_latex
+
+    return "\n".join(_lines(programs, to_latex))
+
+
+def gradient_text(program: Program, loss: str | None, chains: Sequence[Sequence[str]]) -> str:
+    """A program's derivatives as statements: its backward pass (``ix.grad``, all gradients in one pass) when each
+    chain is one variable and the loss a scalar, else the derivative programs (``ix.diff``) one after another."""
+    from .forward import needed
+    from .reverse import grad
+
+    if all(len(chain) == 1 for chain in chains) and not needed(program, loss)[-1].free:
+        return str(grad(program, loss, [chain[0] for chain in chains]))
+    return "\n".join(_lines(outputs_of(program, chains, loss), str))

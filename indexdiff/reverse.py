@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 from .diff import _wrt, with_indices
-from .errors import IndexDiffError
+from .errors import IndexDiffError, expect_specs
 from .expr import Add, Expr, Mul, Node, Number, Program, Sum, Tensor
 from .jacobian import axis_origin, forward_keys, jacobian, reuse, unique_name
 from .names import all_indices, fresh, rename, tensors
@@ -104,6 +104,7 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
         )
     if isinstance(wrt, str):
         wrt = [wrt]
+    expect_specs(wrt, "grad")
     ranks = {**program.inputs, **{s.name: len(s.free) for s in statements}}
     specs = _specs(wrt, ranks, loss)
     wrt = [name for name, _ in specs]
@@ -125,6 +126,7 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
     known: dict[str, Expr] = {}
     forward = forward_keys(statements[:-1])
     defined = {s.name: s for s in statements}
+    memo: dict[tuple[str, int], tuple[str, int]] = {}
     users: dict[str, list[Expr]] = {}
     for s in statements:
         for name in s.variables:
@@ -146,12 +148,14 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
                 )
             parts.append(rename(node, dict(zip(new, target))))
         # The adjoint has the shape of ``name``: its lengths come from name's own axes.
-        origins = {i: axis_origin(name, axis, defined) for axis, i in enumerate(target)}
+        origins = {i: axis_origin(name, axis, defined, memo) for axis, i in enumerate(target)}
         if not parts:  # the loss does not use it
             return Expr(Number(Fraction(0)), target, adjoint[name], {name: len(target)}, origins)
         body = with_indices(Add(tuple(parts)) if len(parts) > 1 else parts[0], frozenset(target))
-        body = with_indices(reuse(body, forward), frozenset(target))
-        variables = {t.name: len(t.indices) for t in tensors(body)}
+        reused = reuse(body, forward)
+        body = body if reused is body else with_indices(reused, frozenset(target))
+        # The tensors used, and those the indices take their lengths from (so that compile asks for them).
+        variables = {t.name: len(t.indices) for t in tensors(body)} | {t: ranks[t] for t, _ in origins.values()}
         return Expr(body, target, adjoint[name], variables, origins)
 
     for s in reversed(statements[:-1]):
