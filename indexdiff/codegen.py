@@ -148,13 +148,20 @@ def python_text(expr: Expr, *wrt: str) -> str:
             if key not in exprs:
                 exprs[key] = diff(exprs[key[:-1]], key[-1])
     slot = {key: k for k, key in enumerate(exprs)}
-    code = {
-        key: EinsumCode(Expr(simplify(e.node, frozenset(e.free)), e.free, e.name, e.variables, e.origins), names)
-        for key, e in exprs.items()
-    }
-    bodies = {key: c.text() for key, c in code.items()}
-    # Lengths no array gives come from size parameters (n_b), keyword-only.
-    size_params = {p: i for c in code.values() for p, i in c.params.items()}
+    def einsum_code(e: Expr) -> tuple[str, dict[str, str]]:
+        """The simplified expression's code (stable functions) and its size parameters; the expression as written
+        where a length no array gives is needed, so that its size parameter has the name the user gave."""
+        for version in (Expr(simplify(e.node, frozenset(e.free)), e.free, e.name, e.variables, e.origins), e):
+            code = EinsumCode(version, names)
+            text = code.text()
+            if not code.params:
+                break
+        return text, code.params
+
+    bodies, size_params = {}, {}
+    for key, e in exprs.items():
+        bodies[key], params = einsum_code(e)
+        size_params.update(params)  # lengths no array gives come from size parameters (n_b), keyword-only
     _, sizes = _shapes(expr, {})
     axes = _axes(expr)
     params = ", ".join(names[n] for n in expr.variables)

@@ -14,6 +14,7 @@ from .errors import IndexDiffError, ShapeError
 from .evaluate import as_exponent, as_float, index_sizes, plan_product, real_array, unique_summed
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
 from .functions import logsumexp_parts
+from .names import all_indices
 from .program import inline
 from .simplify import simplify
 
@@ -393,12 +394,16 @@ class Compiled:
         for e in self.exprs:
             # Check the arrays against the statement as written, as the evaluator does, and take the output's
             # lengths from it; every other index's length comes from the simplified statement that runs (its Σs
-            # renamed apart, so that no length depends on a summed index's name).
+            # renamed apart, so that no length depends on a summed index's name). Where a length only dims give
+            # belongs to an index the simplifier renamed, the statement runs as written.
             written = self.sources[id(e)]
             text = str(written)
-            outer = index_sizes(unique_summed(written.node, written.free), known, written.origins, self.dims, text)
+            source = unique_summed(written.node, written.free)
+            outer = index_sizes(source, known, written.origins, self.dims, text)
             node = unique_summed(e.node, e.free)
             sizes = index_sizes(node, known, e.origins, self.dims, text)
+            if self.dims and any(sizes.get(i) is None for i in all_indices(node)):
+                node, sizes = source, outer
             builder.sizes = {i: n for i in sizes.parent if (n := sizes.get(i)) is not None}
             out_shape = []
             for i in e.free:

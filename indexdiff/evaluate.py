@@ -47,8 +47,10 @@ def unique_sums(node: Node, taken: set[str] | None = None) -> Node:
                 name = f"{j}#{n}"
             taken.add(name)
             mapping[j] = name
-        body = rename(node.body, mapping)
-        return Sum(tuple(sorted(mapping.values())), unique_sums(body, taken))
+        body = unique_sums(rename(node.body, mapping), taken)
+        if body is node.body and all(a == b for a, b in mapping.items()):
+            return node  # unchanged: keep the node (and what is cached on it)
+        return Sum(tuple(sorted(mapping.values())), body)
     return rebuild(node, tuple(unique_sums(c, taken) for c in children(node)))
 
 

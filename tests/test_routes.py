@@ -50,6 +50,8 @@ def test_dims_reach_summed_indices_that_evaluation_renamed_apart():
     x, m = np.array([1.0, 2.0, 4.0]), np.array(0.5)
     assert_routes(ix.parse("sum_b(x_b) + sum_b(m δ_b)"), {"x": x, "m": m}, x.sum() + 3 * 0.5, dims={"b": 3})
     assert_routes(ix.parse("(x_i x_i) / δ_ii"), {"x": x}, x @ x / 3, dims={"i": 3})
+    # The simplifier renames the inner Σ_i (i is free outside): dims still reach it, by the name the user gave.
+    assert_routes(ix.parse("-(δ_ij (δ_j δ_i δ_i))"), {}, [-3.0, -3.0, -3.0], dims={"i": 3, "j": 3})
     with pytest.raises(ShapeError, match="size of index 'b' is unknown"):
         ix.compile(ix.parse("sum_b(x_b) + sum_b(m δ_b)"))(x=x, m=m)  # no dims: b's second length is unknown
 
