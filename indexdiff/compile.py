@@ -15,7 +15,7 @@ from .evaluate import as_exponent, as_float, index_sizes, plan_product, real_arr
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
 from .functions import logsumexp_parts
 from .names import all_indices
-from .program import inline
+from .program import merged
 from .simplify import simplify
 
 __all__ = ["compile", "Compiled"]
@@ -485,10 +485,11 @@ def compile(*exprs: Expr | Program, dims: Mapping[str, int] | None = None) -> Co
         raise IndexDiffError("nothing to compile", hint="pass one or more expressions: ix.compile(e, ix.diff(e, 'x'))")
     if len(exprs) == 1 and isinstance(exprs[0], Program):
         return Compiled(exprs[0].statements, exprs[0].outputs, dims)
+    if any(isinstance(e, Program) for e in exprs) and all(isinstance(e, (Expr, Program)) for e in exprs):
+        together = merged(exprs)  # one program, statement by statement: shared statements run once
+        return Compiled(together.statements, together.outputs, dims)
     resolved = []
     for e in exprs:
-        if isinstance(e, Program):
-            e = inline(e)
         if not isinstance(e, Expr):
             raise IndexDiffError(f"expected an expression from indexdiff.parse, got {type(e).__name__}")
         resolved.append(e)

@@ -1,7 +1,7 @@
 """Programs of statements: their derivative programs as code, and substituting definitions (for small uses).
 
-Every route for programs works statement by statement; ``inline`` builds one tree, whose size can grow
-exponentially with the program's length, and serves only small expressions (``ix.compile`` of several).
+Every public route works on programs statement by statement; ``inline`` builds one tree, whose size can grow
+exponentially with the program's length, and is kept for small internal uses and tests.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from .errors import IndexDiffError
 from .expr import Expr, Node, Program, Tensor
 from .names import children, rebuild, rename
 
-__all__ = ["inline", "outputs_of", "program_einsum", "program_latex", "gradient_text"]
+__all__ = ["inline", "outputs_of", "program_einsum", "program_latex", "gradient_text", "merged"]
 
 
 def _substitute(node: Node, definitions: dict[str, Expr]) -> Node:
@@ -117,3 +117,55 @@ def gradient_text(program: Program, loss: str | None, chains: Sequence[Sequence[
     if all(len(chain) == 1 for chain in chains) and not needed(program, loss)[-1].free:
         return str(grad(program, loss, [chain[0] for chain in chains]))
     return "\n".join(_lines(outputs_of(program, chains, loss), str))
+
+
+def _renamed_tensors(node: Node, mapping: dict[str, str]) -> Node:
+    if isinstance(node, Tensor):
+        return Tensor(mapping.get(node.name, node.name), node.indices)
+    parts = children(node)
+    return rebuild(node, tuple(_renamed_tensors(p, mapping) for p in parts)) if parts else node
+
+
+def _renamed(s: Expr, mapping: dict[str, str], name: str | None) -> Expr:
+    """The statement ``s`` named ``name``, reading the tensors ``mapping`` renames under their new names."""
+    variables = {mapping.get(n, n): r for n, r in s.variables.items()}
+    origins = {i: (mapping.get(n, n), axis) for i, (n, axis) in s.origins.items()}
+    return Expr(_renamed_tensors(s.node, mapping), s.free, name, variables, origins)
+
+
+def merged(items: Sequence[Expr | Program]) -> Program:
+    """Programs and expressions as one program whose outputs are each one's value (a program's last statement).
+
+    A statement several of them share (a derivative program's forward pass) is computed once; a different
+    statement under a name already used is renamed, and so are the uses after it."""
+    from .jacobian import unique_name
+
+    defined = {n for item in items if isinstance(item, Program) for n in item.names}
+    for item in items:
+        inputs = item.inputs if isinstance(item, Program) else item.variables
+        clash = sorted(set(inputs) & defined)
+        if clash:
+            raise IndexDiffError(
+                f"'{clash[0]}' is an input of one of the expressions compiled together and defined by another",
+                str(item),
+                hint="compile them separately",
+            )
+    taken = set(defined) | {n for item in items for n in (item.inputs if isinstance(item, Program) else item.variables)}
+    written: dict[str, Expr] = {}
+    statements: list[Expr] = []
+    outputs: list[str] = []
+    for item in items:
+        mapping: dict[str, str] = {}
+        for s in item.statements if isinstance(item, Program) else (item,):
+            s = _renamed(s, mapping, s.name or unique_name("f", taken))
+            have = written.get(s.name or "")
+            if have is not None and have == s:
+                continue
+            if have is not None:
+                mapping[s.name or ""] = new = unique_name(s.name or "f", taken)
+                s = _renamed(s, {}, new)
+            written[s.name or ""] = s
+            statements.append(s)
+        last = item.statements[-1].name if isinstance(item, Program) else item.name
+        outputs.append(mapping.get(last or "", last or statements[-1].name or ""))
+    return Program(tuple(statements), tuple(outputs))

@@ -137,6 +137,30 @@ def test_long_programs_recurse_no_deeper_than_one_statement(capsys, tmp_path):
     assert cli[0] == 0 and json.loads(cli[1])["check"][0]["ok"]
 
 
+def test_compile_of_several_programs_shares_statements_and_renames_clashes(rng):
+    p = ix.parse("h_i = tanh(W_ij x_j)\ny_i = h_i + x_i")
+    q = ix.parse("h_i = 2 W_ij x_j\ny_i = h_i")  # other statements under the same names
+    d, dd = ix.diff(p, "x"), ix.diff(p, "x", "W")
+    a = {"W": rng.normal(size=(3, 3)), "x": rng.normal(size=3)}
+    out = ix.compile(p, d, dd, q, ix.parse("x_i x_i"))(**a)
+    wants = [ix.evaluate(e, a) for e in (p, d, dd, q)] + [a["x"] @ a["x"]]
+    assert all(o.shape == w.shape and np.allclose(o, w) for o, w in zip(out, wants, strict=True))
+    assert np.allclose(out[3], 2 * a["W"] @ a["x"])
+    with pytest.raises(ix.IndexDiffError, match="compile them separately"):
+        ix.compile(p, ix.parse("h_i h_i"))
+
+
+def test_grad_takes_named_indices():
+    p = ix.parse("h_i = tanh(W_ij x_j)\nL = sum_i(h_i h_i)")
+    g = ix.grad(p, wrt=["x_q", "W_{r,s}", "h_p"])
+    assert [str(s).split(" =")[0] for s in g.statements[-3:]] == ["dh_p", "dx_q", "dW_rs"]
+    assert ix.parse(str(g)) == g
+    with pytest.raises(ix.IndexDiffError, match="has 1 index but 2 were given"):
+        ix.grad(p, wrt=["x_kl"])
+    with pytest.raises(ix.IndexDiffError, match="given twice"):
+        ix.grad(p, wrt=["W_kk"])
+
+
 def test_program_cost_is_the_sum_of_its_statements():
     p = ix.parse("h_i = W_ij x_j\nL = h_i h_i")
     dims = {"i": 100, "j": 50}
