@@ -365,7 +365,7 @@ def check(
     if isinstance(expr, Program):  # evaluated statement by statement, differentiated into programs
         from .forward import check_parts
 
-        expr, value, final = check_parts(expr)
+        top, expr, value, final = check_parts(expr, wrt)
     dims = expect_dims(dims)
     if arrays is None:
         _, sizes = _shapes(expr, dims)

@@ -10,7 +10,7 @@ substituted, so every statement stays the size of the one it derives from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -42,20 +42,12 @@ def needed(program: Program, output: str | None = None) -> tuple[Expr, ...]:
 
 
 def _variable(program: Program, spec: str) -> tuple[str, tuple[str, ...]]:
-    """``"x"`` or ``"x_k"`` -> an input of the program and the derivative's new indices."""
-    if isinstance(spec, str) and spec.strip():
-        name = spec.strip().split("_")[0]
-        if name in program.names and name not in program.inputs:
-            raise DiffError(
-                f"cannot differentiate by '{name}': the program defines it",
-                spec.strip(),
-                0,
-                len(name),
-                hint=f"differentiate by an input: {', '.join(program.inputs)} (ix.grad also takes intermediates)",
-            )
+    """``"x"`` or ``"x_k"`` -> a tensor of the program and the derivative's new indices. An intermediate is a
+    variable as in ``ix.grad``: the statements after it see it as an input (its own definition is held fixed)."""
     out = program.statements[-1]
+    ranks = {**program.inputs, **{s.name: len(s.free) for s in program.statements[:-1] if s.name is not None}}
     letters = program_indices(program.statements)
-    stub = Expr(Tensor("#", tuple(sorted(letters))), out.free, None, program.inputs)
+    stub = Expr(Tensor("#", tuple(sorted(letters))), out.free, None, ranks)
     return _wrt(stub, spec)
 
 
@@ -70,7 +62,8 @@ def _step(program: Program, spec: str) -> Program:
     statements = needed(program)
     out = statements[-1]
     assert out.name is not None
-    rank = program.inputs[x]
+    ranks = {**program.inputs, **{s.name: len(s.free) for s in statements}}
+    rank = ranks[x]
     taken = set(program.names) | set(program.inputs)
     if not any(x in s.variables for s in statements):
         zero = _zero(out, unique_name(f"d{out.name}d{x}", taken), x, rank, new)
@@ -80,7 +73,6 @@ def _step(program: Program, spec: str) -> Program:
         last = relabel(gradient.statements[-1], new)
         return Program((*gradient.statements[:-1], last))
     letters = program_indices(statements) | set(new)
-    ranks = {**program.inputs, **{s.name: len(s.free) for s in statements}}
     # The new indices of every tangent but the output's: the output's own when no statement uses those letters.
     within = new if not set(new) & program_indices(statements) else fresh(letters, rank)
     forward = forward_keys(statements)
@@ -137,12 +129,18 @@ def shape_expr(program: Program) -> Expr:
     return Expr(everything, (), None, program.inputs, {})
 
 
-def check_parts(program: Program) -> tuple[Expr, Callable[..., Any], Callable[[Program], Expr]]:
-    """What ``ix.check`` needs for a program: the expression its random data is made for, how a program and its
-    derivative programs are evaluated (``value(p, arrays, dims)``: compiled once, then run statement by statement
-    at each perturbed input), and a program's output statement."""
+def check_parts(
+    program: Program, wrt: Sequence[str] = ()
+) -> tuple[Program, Expr, Callable[..., Any], Callable[[Program], Expr]]:
+    """What ``ix.check`` needs for a program: the program to check (an intermediate in ``wrt`` becomes an input,
+    its definition cut, as the derivative holds it fixed), the expression random data is made for, how a program
+    and its derivative programs are evaluated (``value(p, arrays, dims)``: compiled once, then run statement by
+    statement at each perturbed input), and a program's output statement."""
     from .compile import compile
 
+    cut = {str(w).strip().split("_")[0] for w in wrt} & set(program.names[:-1])
+    if cut:
+        program = Program(tuple(s for s in program.statements if s.name not in cut))
     compiled: dict[int, tuple[Program, Any]] = {}
 
     def value(p: Program, arrays: Mapping[str, Any], dims: Mapping[str, int]) -> Any:
@@ -151,4 +149,4 @@ def check_parts(program: Program) -> tuple[Expr, Callable[..., Any], Callable[[P
         f = compiled[id(p)][1]
         return f(**{name: arrays[name] for name in f.inputs})
 
-    return shape_expr(program), value, lambda p: p.statements[-1]
+    return program, shape_expr(program), value, lambda p: p.statements[-1]
