@@ -238,6 +238,8 @@ def test_softmax_gradient_reuses_p_by_name(rng):
     derived = [str(s) for s in g.statements[3:]]
     dS = next(s for s in derived if s.startswith("dS_"))
     assert "P_" in dS and all("exp" not in s for s in derived), derived
+    forward = ix.diff(ix.parse("S_ij = A_ik B_kj\nP_ij = exp(S_ij) / sum_k(exp(S_ik))\nO_ik = P_ij V_jk"), "A")
+    assert all("exp" not in str(s) for s in forward.statements[3:]) and "P_" in str(forward.statements[4])
     p = ix.parse("S_ij = A_ik B_kj\n" + SOFTMAX)
     assert ix.check(p, "A").ok and ix.check(p, "B", "A").ok
     a = {"A": rng.normal(size=(3, 2)) * 300, "B": rng.normal(size=(2, 4)), "T": rng.normal(size=(3, 4))}
