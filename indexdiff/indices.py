@@ -33,6 +33,7 @@ from .syntax import (
     STensor,
     Syn,
     constant,
+    foldable,
     representable,
 )
 
@@ -51,6 +52,13 @@ def make_sum(indices: frozenset[str] | set[str], body: Node) -> Node:
     if isinstance(body, Sum):
         return Sum(tuple(sorted(set(indices) | set(body.indices))), body.body)
     return Sum(tuple(sorted(indices)), body)
+
+
+def _coefficient(node: Node) -> Number | None:
+    """The number leading a product, if any."""
+    if isinstance(node, Mul) and isinstance(node.factors[0], Number):
+        return node.factors[0]
+    return None
 
 
 def _zero(node: Node) -> bool:
@@ -152,11 +160,21 @@ class _Resolver:
             self.ctx.use(s)
             return Tensor(s.name, s.indices)  # the common case: nothing to sum
         parts = s.factors if isinstance(s, SMul) else (s,)
-        nodes, counts = [], Counter[str]()
+        nodes, counts, coef = [], Counter[str](), Fraction(1)
         for part in parts:
             node, count = self.factor(part, bound)
             nodes.append(node)
             counts.update(count)
+            number = node if isinstance(node, Number) else _coefficient(node)
+            if number is not None:
+                coef *= number.value
+                if not foldable(coef):  # fail fast on a long run of huge numbers
+                    raise self.error(
+                        "the numbers here multiply to a number out of range",
+                        s,
+                        hint=f"{NUMBER_RULE.capitalize()}; rescale the expression",
+                        kind=ParseError,
+                    )
         summed = set()
         for index, n in counts.items():
             if index in bound:
@@ -175,10 +193,8 @@ class _Resolver:
 
     def folded(self, node: Node, s: Syn) -> Node:
         """``node`` (whose numbers the parser multiplied) when its number is representable, else an error at s."""
-        value = node.value if isinstance(node, Number) else None
-        if isinstance(node, Mul) and isinstance(node.factors[0], Number):
-            value = node.factors[0].value
-        if value is not None and not representable(value):
+        number = node if isinstance(node, Number) else _coefficient(node)
+        if number is not None and not representable(number.value):
             raise self.error(
                 "the numbers here multiply to a number out of range",
                 s,

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .errors import ParseError
+
 __all__ = [
     "NUMBER_LIMIT",
     "NUMBER_RULE",
     "representable",
+    "foldable",
+    "FOLD_LIMIT",
     "Syn",
     "SNumber",
     "STensor",
@@ -32,9 +36,28 @@ NUMBER_LIMIT = 10**300
 NUMBER_RULE = "numbers are exact fractions whose numerator and denominator are at most 1e300 (1e-300 <= |x| <= 1e300)"
 
 
+#: Bound on partial results while the parser folds numbers: beyond NUMBER_LIMIT (so 1e200 1e200 1e-200 still
+#: folds exactly), but small enough that a long run of huge numbers fails fast instead of taking minutes.
+FOLD_LIMIT = NUMBER_LIMIT**2
+
+
 def representable(value: Fraction) -> bool:
     """Whether ``value`` is a number of the notation (see ``NUMBER_LIMIT``)."""
     return abs(value.numerator) <= NUMBER_LIMIT and value.denominator <= NUMBER_LIMIT
+
+
+def foldable(value: Fraction) -> bool:
+    """Whether a partial result of folding numbers at parse time is still small enough to go on (FOLD_LIMIT)."""
+    return abs(value.numerator) <= FOLD_LIMIT and value.denominator <= FOLD_LIMIT
+
+
+def _too_large(node: Syn) -> ParseError:
+    return ParseError(
+        "the numbers here multiply to a number out of range",
+        pos=node.start,
+        end=node.end,
+        hint=f"{NUMBER_RULE.capitalize()}; rescale the expression",
+    )
 
 
 @dataclass(frozen=True)
@@ -136,8 +159,6 @@ def constant(node: Syn) -> Fraction | None:
     if isinstance(node, SPow):
         v = constant(node.base)
         if v == 0 and node.exponent < 0:
-            from .errors import ParseError
-
             raise ParseError(
                 "zero to a negative power: a division by zero",
                 pos=node.base.start,
@@ -152,12 +173,14 @@ def constant(node: Syn) -> Fraction | None:
     if isinstance(node, SDiv):
         a, b = constant(node.num), constant(node.den)
         if b == 0:
-            from .errors import ParseError
-
             raise ParseError(
                 "division by zero", pos=node.den.start, end=node.den.end, hint="divide by a nonzero number"
             )
-        return None if a is None or b is None else a / b
+        if a is None or b is None:
+            return None
+        if not foldable(a / b):
+            raise _too_large(node)
+        return a / b
     if isinstance(node, SMul):
         out = Fraction(1)
         for f in node.factors:
@@ -165,6 +188,8 @@ def constant(node: Syn) -> Fraction | None:
             if v is None:
                 return None
             out *= v
+            if not foldable(out):
+                raise _too_large(node)
         return out
     if isinstance(node, SAdd):
         total = Fraction(0)
@@ -173,5 +198,7 @@ def constant(node: Syn) -> Fraction | None:
             if v is None:
                 return None
             total += sign * v
+            if not foldable(total):
+                raise _too_large(node)
         return total
     return None

@@ -23,7 +23,7 @@ def refused(text: str, *wrt: str) -> ix.IndexDiffError:
         e = ix.parse(text)
         if wrt:
             ix.diff(e, *wrt)
-    assert time.perf_counter() - start < 0.5, text
+    assert time.perf_counter() - start < 2, text
     return err.value
 
 
@@ -248,3 +248,16 @@ def test_fuzzer_edge_cases_parse_and_round_trip_or_fail_fast(text):
 )  # fmt: skip
 def test_edge_numbers_have_the_right_value(text, value):
     assert np.isclose(ix.evaluate(ix.parse(text), {"x": 3.0}), value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [" ".join(["1e300"] * 4000) + " x", "x / (" + " ".join(["1e-300"] * 4000) + ")",
+     "x^(" + " ".join(["1e300"] * 4000) + ")", "x^(" + " + ".join(f"1/{k}" for k in range(1, 2000)) + ")",
+     " ".join(["(1/3)"] * 2000) + " x"],
+)  # fmt: skip
+def test_long_runs_of_numbers_fail_fast_instead_of_folding_for_minutes(text):
+    start = time.process_time()
+    err = refused(text)
+    assert "out of range" in err.reason and "1e300" in err.hint
+    assert time.process_time() - start < 1.5  # was 14 s for 4000 factors of 1e300 (a gcd per factor)
