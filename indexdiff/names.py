@@ -210,6 +210,8 @@ def origin(node: Node, index: str, _seen: frozenset[str] = frozenset()) -> tuple
             return found
     if isinstance(node, Mul):
         for f in node.factors:
+            if isinstance(f, Pow) and isinstance(f.base, Delta):  # δ_ij^0 joins i and j as δ_ij does
+                f = f.base
             if isinstance(f, Delta) and len(f.indices) == 2 and index in f.indices:
                 partner = f.indices[1] if f.indices[0] == index else f.indices[0]
                 found = origin(node, partner, _seen | {index})

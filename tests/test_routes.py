@@ -262,3 +262,10 @@ def test_huge_and_tiny_values_through_sigmoid_softplus_and_log_sum_exp(dtype):
                 assert value.dtype == dtype
                 assert np.allclose(value, want, rtol=tol, atol=tol), (text, value, want)
             assert_routes(e, {"z": z.astype(np.float64)}, want, rtol=tol, atol=tol)
+
+
+def test_a_free_index_joined_only_by_a_delta_power_keeps_its_length():
+    A = np.arange(6.0).reshape(3, 2)
+    e = ix.parse("A_jl δ_ji^0")  # i has A's first length through δ_ji^0
+    assert_routes(e, {"A": A}, np.broadcast_to(A.sum(axis=0), (3, 2)))
+    assert_routes(ix.diff(e, "A", "A"), {"A": A}, np.zeros((3, 2, 3, 2, 3, 2)))  # 0, still with i's length
