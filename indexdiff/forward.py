@@ -86,10 +86,11 @@ def _step(program: Program, spec: str) -> Program:
             continue
         assert s.name is not None
         n_s = new if s is out else within
-        terms: list[Node] = [jacobian(s, x, n_s)] if x in s.variables else []
+        # Each Jacobian raw: the statement's tangent is simplified once, as a whole.
+        terms: list[Node] = [jacobian(s, x, n_s, simplified=False)] if x in s.variables else []
         for h in uses:
             k = fresh(letters | set(within), ranks[h])
-            chain = Mul((jacobian(s, h, k), Tensor(tangent[h], (*k, *n_s))))
+            chain = Mul((jacobian(s, h, k, simplified=False), Tensor(tangent[h], (*k, *n_s))))
             terms.append(Sum(tuple(sorted(k)), chain) if k else chain)
         free = frozenset((*s.free, *n_s))
         body = with_indices(terms[0] if len(terms) == 1 else Add(tuple(terms)), free)

@@ -13,7 +13,7 @@ from itertools import permutations
 from .canonical import canonical
 from .diff import derivative, with_indices
 from .expr import Add, Expr, Func, Mul, Node, Number, Pow, Sum, Tensor, negate
-from .names import all_indices, children, fresh, rebuild, rename, separate
+from .names import all_indices, children, fresh, rebuild, rename, separate, tensors
 
 __all__ = ["jacobian", "reuse", "forward_keys", "unique_name", "program_indices", "axis_origin"]
 
@@ -39,20 +39,23 @@ def _softmax_axis(s: Expr, node: Node) -> tuple[Node, str] | None:
     return None
 
 
-def jacobian(s: Expr, name: str, new: tuple[str, ...]) -> Node:
-    """∂s/∂name_new for a statement ``s``, simplified; ``new`` must not clash with the indices of ``s``."""
+def jacobian(s: Expr, name: str, new: tuple[str, ...], simplified: bool = True) -> Node:
+    """∂s/∂name_new for a statement ``s``, simplified (or raw, for a caller that simplifies the expression it
+    goes into); ``new`` must not clash with the indices of ``s``."""
     assert s.name is not None
     free = frozenset((*s.free, *new))
     node = separate(s.node, free)
     softmax = _softmax_axis(s, node)
     if softmax is None:
-        return with_indices(derivative(node, name, new), free)
-    u, j = softmax
-    du = derivative(u, name, new)
-    (k,) = fresh(all_indices(node) | all_indices(du) | free, 1)
-    moved = Tensor(s.name, tuple(k if i == j else i for i in s.free))
-    mean = Sum((k,), Mul((moved, rename(du, {j: k}))))
-    return with_indices(Mul((Tensor(s.name, s.free), Add((du, negate(mean))))), free)
+        raw = derivative(node, name, new)
+    else:
+        u, j = softmax
+        du = derivative(u, name, new)
+        (k,) = fresh(all_indices(node) | all_indices(du) | free, 1)
+        moved = Tensor(s.name, tuple(k if i == j else i for i in s.free))
+        mean = Sum((k,), Mul((moved, rename(du, {j: k}))))
+        raw = Mul((Tensor(s.name, s.free), Add((du, negate(mean)))))
+    return with_indices(raw, free) if simplified else raw
 
 
 class ForwardKeys:
@@ -60,7 +63,7 @@ class ForwardKeys:
 
     def __init__(self, statements: Iterable[Expr]) -> None:
         self.keys: dict[object, str] = {}
-        self.heads: set[tuple[type, str | None]] = set()
+        self.heads: set[tuple[type, str | None, frozenset[str]]] = set()
         for s in statements:
             if s.name is not None and not isinstance(s.node, Tensor) and len(s.free) <= 3:
                 key = canonical(rename(s.node, {i: f"#{k}" for k, i in enumerate(s.free)}))
@@ -68,9 +71,9 @@ class ForwardKeys:
                 self.heads.add(_head(s.node))
 
 
-def _head(node: Node) -> tuple[type, str | None]:
-    """A cheap necessary condition for two nodes to be equal: their type, and the function's name."""
-    return type(node), node.name if isinstance(node, Func) else None
+def _head(node: Node) -> tuple[type, str | None, frozenset[str]]:
+    """A cheap necessary condition for two nodes to be equal: their type, the function's name, the tensors."""
+    return type(node), node.name if isinstance(node, Func) else None, frozenset(t.name for t in tensors(node))
 
 
 def forward_keys(statements: Iterable[Expr]) -> ForwardKeys:

@@ -139,7 +139,7 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
             if s.name != loss and s.name not in known:
                 continue
             new = fresh(all_indices(s.node) | set(s.free), ranks[name])
-            node = jacobian(s, name, new)
+            node = jacobian(s, name, new, simplified=False)  # simplified once, in the adjoint's sum
             if s.name != loss:  # chain: Σ_I dy_I ∂y_I/∂h
                 node = (
                     Sum(s.free, Mul((Tensor(adjoint[s.name], s.free), node)))
