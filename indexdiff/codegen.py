@@ -324,6 +324,8 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
             raise IndexDiffError(
                 f"a generated program module computes gradients, not the derivative {','.join(chain)}",
                 ",".join(chain),
+                0,
+                len(",".join(chain)),
                 hint="give one variable per gradient; --format einsum (ix.codegen) writes higher derivatives",
             )
         specs.append(chain[0])
