@@ -1,8 +1,10 @@
 """Reverse mode over programs: one adjoint statement per intermediate, derived by the δ rule, in index notation.
 
 For a statement ``y_I = f(..., h_K, ...)`` the adjoint of h collects ``Σ_I dy_I ∂y_I/∂h_K`` from every later
-statement that uses h; ``diff`` supplies the Jacobian and the simplifier contracts its deltas, so an element-wise
-layer gives ``dz_bi = dh_bi sigmoid(z_bi) (1 - sigmoid(z_bi))`` and an affine one ``dW_ij = dz_bi x_bj``.
+statement that uses h; ``jacobian`` supplies the Jacobian and the simplifier contracts its deltas, so an
+element-wise layer gives ``dz_bi = dh_bi sigmoid(z_bi) (1 - sigmoid(z_bi))`` and an affine one
+``dW_ij = dz_bi x_bj``; forward values are reused by name (a softmax statement's adjoint is written with P itself,
+``dS_ik = P_ik dP_ik - P_ij P_ik dP_ij``). Linear in the program's length.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
 
     The result holds the forward statements, then one adjoint statement per intermediate that the gradients need
     (in reverse order), then ``d<name>`` for each of ``wrt``; its ``outputs`` are the loss and the gradients.
+    ``wrt`` may name the gradient's indices: ``"W_kl"`` gives ``dW_kl = ...``.
 
     >>> import indexdiff as ix
     >>> p = ix.parse("z_bi = W_ij x_bj + c_i; h_bi = tanh(z_bi); L = sum_bi(h_bi^2)")
