@@ -266,18 +266,13 @@ def exact_power(base: Fraction, exponent: Fraction) -> Fraction | None:
     """``base^exponent`` when it is rational and a number of the notation (``syntax.representable``), else None:
     folding never makes a number that would not print and parse back. Quick for any input (no huge powers).
 
-    Negative bases take no fractional powers (numpy gives nan there, so folding would disagree). Zero to a
-    negative power divides by zero everywhere: an IndexDiffError.
+    Negative bases take no fractional powers (numpy gives nan there, so folding would disagree); nor does zero
+    take negative ones (a division by zero: ``printer.check_numbers`` refuses it in a simplified result).
     """
     from .syntax import representable
 
     if base == 0:
-        if exponent < 0:
-            raise IndexDiffError(
-                "the expression divides by zero everywhere: a power with a negative exponent has a base that is 0",
-                hint="check the base of each negative power (or divisor); it simplifies to 0",
-            )
-        return Fraction(1) if exponent == 0 else Fraction(0)
+        return None if exponent < 0 else Fraction(1) if exponent == 0 else Fraction(0)
     if (exponent.denominator != 1 and base < 0) or abs(exponent.numerator) > 64 or not representable(base):
         return None
     root = []

@@ -62,13 +62,14 @@ def _coefficient(node: Node) -> Number | None:
 
 
 def _zero(node: Node) -> bool:
-    """Whether the parser's own folding made ``node`` zero everywhere (0, 0 x, a sum of 0 x_j, (0 x)^2)."""
+    """Whether ``node`` is zero by the parser's own folding: 0, a product with such a factor (0 x, y (0 x)^2),
+    a sum_j of one, a positive power of one."""
     if isinstance(node, Sum):
         return _zero(node.body)
     if isinstance(node, Pow):
         return node.exponent > 0 and _zero(node.base)
     if isinstance(node, Mul):
-        return isinstance(node.factors[0], Number) and node.factors[0].value == 0
+        return any(_zero(f) for f in node.factors)
     return isinstance(node, Number) and node.value == 0
 
 

@@ -81,7 +81,8 @@ def _short(value: Fraction) -> str:
 
 def check_numbers(node: Node) -> Node:
     """``node``, after checking that each of its numbers and exponents is representable, so that it prints as
-    text that parses back: constant folding (x^a x^b, coefficients multiplied or added) can leave the range."""
+    text that parses back: constant folding (x^a x^b, coefficients multiplied or added) can leave the range.
+    A power of 0 with a negative exponent (``(a - a)^-1`` simplified) divides by zero everywhere: an error too."""
     seen: set[int] = set()
     stack = [node]
     while stack:
@@ -94,6 +95,11 @@ def check_numbers(node: Node) -> Node:
             raise IndexDiffError(
                 f"a number of the result is out of range: {_short(value)}",
                 hint=f"{NUMBER_RULE.capitalize()}; rescale the expression's constants",
+            )
+        if isinstance(n, Pow) and n.exponent < 0 and n.base == Number(Fraction(0)):
+            raise IndexDiffError(
+                f"the expression divides by zero everywhere: it simplifies to 0^{number_text(n.exponent)}",
+                hint="the base of a negative power (or a divisor) simplifies to 0; check the expression",
             )
         stack.extend(children(n))
     return node
