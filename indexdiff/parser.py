@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterator
-from fractions import Fraction
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -33,6 +32,7 @@ from .syntax import (
     STensor,
     Syn,
     constant,
+    number_value,
     representable,
 )
 
@@ -46,9 +46,6 @@ _LETTERS = "A-Za-z\u0391-\u03a1\u03a3-\u03a9\u03b1-\u03c9"
 _INDEX = re.compile(f"[{_LETTERS}][0-9{_LETTERS}]*$")
 _LETTER = re.compile(f"[{_LETTERS}]$")
 _LETTERS_ONLY = re.compile(f"[{_LETTERS}]+$")
-_NUMBER_PARTS = re.compile(r"(\d*)\.?(\d*)(?:[eE]([-+]?\d+))?$")
-#: Most significant digits a literal may have (every representable number needs fewer than 1000).
-_MAX_DIGITS = 1000
 #: Operators of other notations that an indexed name followed by "(" probably meant, with how to write them.
 _OPERATOR_HINTS = {
     "mean": "there is no mean operator yet: write sum_{i}(...) / n, with n the length of {i} as a scalar input "
@@ -159,36 +156,6 @@ def split_tensor(text: str, start: int = 0) -> tuple[str, tuple[str, ...], tuple
     return name, tuple(rest), tuple(base + k for k in range(len(rest)))
 
 
-def _literal(tok: Token) -> Fraction:
-    """A number token's exact value. Its digits and exponent are checked on the text first, so that no huge
-    integer is ever built; the value must then be representable (syntax.NUMBER_LIMIT)."""
-    text = str(tok)
-    parts = _NUMBER_PARTS.match(text)
-    assert parts is not None
-    whole, frac, exp = parts.groups()
-    shown = text if len(text) <= 24 else text[:20] + "..."
-    digits = (whole + frac).lstrip("0")
-    if len((exp or "").lstrip("+-").lstrip("0")) > 6:
-        reason = f"the exponent of {shown} is out of range"
-    elif not digits:
-        return Fraction(0)
-    else:
-        scale = int(exp or 0) - len(frac) + len(digits) - len(digits.rstrip("0"))  # value = int(digits) 10^scale
-        digits = digits.rstrip("0")
-        if not -300 <= scale + len(digits) <= 301:
-            reason = f"number out of range: {shown}"
-        elif len(digits) > _MAX_DIGITS:
-            reason = f"number with too many digits: {shown}"
-        else:
-            value = Fraction(int(digits) * 10 ** max(scale, 0), 10 ** max(-scale, 0))
-            if representable(value):
-                return value
-            reason = f"number out of range: {shown}"
-    raise ParseError(
-        reason, pos=tok.start_pos, end=tok.end_pos, hint=f"{NUMBER_RULE.capitalize()}; rescale the expression"
-    )
-
-
 def _indexed_call_error(tok: Token) -> ParseError:
     """``mean_i(`` or ``A_ij(``: an indexed name directly followed by '(' is neither a call nor (silently) a product."""
     text = str(tok)
@@ -254,7 +221,7 @@ class _Build(Transformer):
 
     def number(self, children: list[Token]) -> SNumber:
         (tok,) = children
-        return SNumber(*_span(tok), value=_literal(tok))
+        return SNumber(*_span(tok), value=number_value(str(tok), tok.start_pos, tok.end_pos))
 
     def tensor(self, children: list[Token]) -> STensor:
         (tok,) = children

@@ -96,7 +96,7 @@ def check_numbers(node: Node) -> Node:
                 f"a number of the result is out of range: {_short(value)}",
                 hint=f"{NUMBER_RULE.capitalize()}; rescale the expression's constants",
             )
-        if isinstance(n, Pow) and n.exponent < 0 and n.base == Number(Fraction(0)):
+        if isinstance(n, Pow) and n.exponent < 0 and isinstance(n.base, Number) and n.base.value == 0:
             raise IndexDiffError(
                 f"the expression divides by zero everywhere: it simplifies to 0^{number_text(n.exponent)}",
                 hint="the base of a negative power (or a divisor) simplifies to 0; check the expression",

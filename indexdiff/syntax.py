@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -11,6 +12,7 @@ __all__ = [
     "NUMBER_LIMIT",
     "NUMBER_RULE",
     "representable",
+    "number_value",
     "foldable",
     "FOLD_LIMIT",
     "Syn",
@@ -49,6 +51,39 @@ def representable(value: Fraction) -> bool:
 def foldable(value: Fraction) -> bool:
     """Whether a partial result of folding numbers at parse time is still small enough to go on (FOLD_LIMIT)."""
     return abs(value.numerator) <= FOLD_LIMIT and value.denominator <= FOLD_LIMIT
+
+
+_NUMBER_PARTS = re.compile(r"(\d*)\.?(\d*)(?:[eE]([-+]?\d+))?$")
+#: Most significant digits a literal may have (every representable number needs fewer than 1000).
+_MAX_DIGITS = 1000
+
+
+def number_value(text: str, start: int, end: int) -> Fraction:
+    """The exact value of the number literal ``text`` (at ``start..end`` of the input, for the caret). Its
+    digits and exponent are checked on the text first, so that no huge integer is ever built; the value must then
+    be representable."""
+    parts = _NUMBER_PARTS.match(text)
+    assert parts is not None
+    whole, frac, exp = parts.groups()
+    shown = text if len(text) <= 24 else text[:20] + "..."
+    digits = (whole + frac).lstrip("0")
+    if len((exp or "").lstrip("+-").lstrip("0")) > 6:
+        reason = f"the exponent of {shown} is out of range"
+    elif not digits:
+        return Fraction(0)
+    else:
+        scale = int(exp or 0) - len(frac) + len(digits) - len(digits.rstrip("0"))  # value = int(digits) 10^scale
+        digits = digits.rstrip("0")
+        if not -300 <= scale + len(digits) <= 301:
+            reason = f"number out of range: {shown}"
+        elif len(digits) > _MAX_DIGITS:
+            reason = f"number with too many digits: {shown}"
+        else:
+            value = Fraction(int(digits) * 10 ** max(scale, 0), 10 ** max(-scale, 0))
+            if representable(value):
+                return value
+            reason = f"number out of range: {shown}"
+    raise ParseError(reason, pos=start, end=end, hint=f"{NUMBER_RULE.capitalize()}; rescale the expression")
 
 
 def _too_large(node: Syn) -> ParseError:
