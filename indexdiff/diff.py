@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .errors import DiffError, IndexDiffError, expect_specs
-from .expr import ONE, ZERO, Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, memo
+from .expr import ONE, ZERO, Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, deep, memo
 from .functions import FUNCTIONS
 from .names import all_indices, fresh, separate, tensor_names, witness
 from .parser import split_tensor
@@ -138,11 +138,19 @@ def _wrt(expr: Expr, spec: str) -> tuple[str, tuple[str, ...]]:
 def with_indices(node: Node, free: frozenset[str]) -> Node:
     """``node`` simplified, carrying every index of ``free``: a result constant along an output index
     (∂x_i/∂c = 1 for every i) keeps that index as δ_i, the ones vector."""
+    return deep(_with_indices, node, free)
+
+
+def _with_indices(node: Node, free: frozenset[str]) -> Node:
     node = simplify(node, free)
     missing = free - node.free
     if missing and node != ZERO:
         node = simplify(Mul((node, ones(missing))), free)
     return node
+
+
+def _differentiate(node: Node, name: str, new: tuple[str, ...], free: frozenset[str]) -> Node:
+    return with_indices(derivative(separate(node, free), name, new), free)
 
 
 def diff(expr: Expr | Program, *wrt: str) -> Expr | Program:
@@ -169,8 +177,7 @@ def diff(expr: Expr | Program, *wrt: str) -> Expr | Program:
     for spec in wrt:
         name, new = _wrt(expr, spec)
         free = (*expr.free, *new)
-        node = separate(expr.node, frozenset(free))
-        node = with_indices(derivative(node, name, new), frozenset(free))
+        node = deep(_differentiate, expr.node, name, new, frozenset(free))
         origins = dict(expr.origins)
         origins.update({k: (name, axis) for axis, k in enumerate(new)})
         expr = Expr(node, free, None, expr.variables, origins)

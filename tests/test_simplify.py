@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import numpy as np
+
 import indexdiff as ix
 from indexdiff.expr import Add, Delta, Func, Mul, Number, Pow, Sum, Tensor
 from indexdiff.simplify import simplify
@@ -74,3 +76,23 @@ def test_simplify_is_idempotent_on_derivatives():
     for text, wrt in [("x_i A_ij x_j", "x"), ("sigmoid(W_ij x_j + b_i)", "W"), ("sum_i((A_ij x_j - b_i)^2)", "x")]:
         d = ix.diff(ix.parse(text), wrt)
         assert simplify(d.node, frozenset(d.free)) == d.node
+
+
+def test_delta_to_the_zero_is_one_everywhere_not_a_delta(rng):
+    # δ_ij^0 is 1 for every i, j (0^0 = 1): a size witness like x_i^0, never contracted or merged with δ_ij.
+    A = rng.normal(size=(3, 4))
+    e = ix.parse("A_jl δ_ji^0")  # Σ_j A_jl, broadcast along i (i has j's length)
+    expected = np.broadcast_to(A.sum(axis=0), (3, 4))
+    assert np.allclose(ix.evaluate(e, {"A": A}), expected)
+    assert np.allclose(ix.compile(e)(A=A), expected)
+    assert e != ix.parse("A_il")
+    dij, zero = Delta(("i", "j")), Fraction(0)
+    assert simplify(Mul((dij, Pow(dij, zero)))) == dij  # δ · 1 = δ
+    assert simplify(Mul((Pow(dij, zero), T("x", "i"), T("y", "j")))) == Mul((T("x", "i"), T("y", "j")))
+    assert simplify(Pow(dij, zero)) == Pow(dij, zero)
+
+
+def test_derivative_of_a_delta_to_the_zero_keeps_it_a_witness():
+    g = ix.diff(ix.parse("a δ_ij^0"), "a")
+    assert str(g) == "δ_ij^0"
+    assert np.array_equal(ix.evaluate(g, {"a": np.array(2.0)}, dims={"i": 3}), np.ones((3, 3)))
