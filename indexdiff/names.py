@@ -204,8 +204,9 @@ def origin(node: Node, index: str, _seen: frozenset[str] = frozenset()) -> tuple
         return None
     if isinstance(node, Tensor):
         return node.name, node.indices.index(index)
+    inner = _seen - set(node.indices) if isinstance(node, Sum) else _seen  # a Σ's own i is another index
     for child in children(node):
-        found = origin(child, index, _seen)
+        found = origin(child, index, inner)
         if found is not None:
             return found
     if isinstance(node, Mul):

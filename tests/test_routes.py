@@ -269,3 +269,7 @@ def test_a_free_index_joined_only_by_a_delta_power_keeps_its_length():
     e = ix.parse("A_jl δ_ji^0")  # i has A's first length through δ_ji^0
     assert_routes(e, {"A": A}, np.broadcast_to(A.sum(axis=0), (3, 2)))
     assert_routes(ix.diff(e, "A", "A"), {"A": A}, np.zeros((3, 2, 3, 2, 3, 2)))  # 0, still with i's length
+    B = np.arange(6.0).reshape(2, 3)
+    e = ix.parse("δ_mi (δ_mi B_ji)")  # the outer i reaches B through m and the inner (another) i
+    assert_routes(e, {"B": B}, B.T)
+    assert_routes(ix.diff(e, "B", "B"), {"B": B}, np.zeros((3, 2, 2, 3, 2, 3)))
