@@ -156,8 +156,9 @@ def expect_specs(specs: Any, function: str) -> None:
         raise ArgumentError(f"a variable to differentiate by must be a string, got {_short(spec)}", hint=hint)
 
 
-def expect_dims(dims: Any) -> dict[str, int]:
-    """``dims`` (None or a mapping from index names to positive integer sizes) as a dict; else an IndexDiffError."""
+def expect_dims(dims: Any, minimum: int = 1) -> dict[str, int]:
+    """``dims`` (None or a mapping from index names to integer sizes >= ``minimum``) as a dict; else an
+    IndexDiffError. Evaluation allows empty axes (``minimum=0``); a check or a cost needs entries."""
     if dims is None:
         return {}
     if not isinstance(dims, Mapping):
@@ -172,10 +173,10 @@ def expect_dims(dims: Any) -> dict[str, int]:
                 f"dims must map index names to sizes, got the key {_short(name)}",
                 hint="name each index as a string: dims={'i': 3}",
             )
-        if isinstance(n, bool) or not _is_int(n) or n < 1:
+        if isinstance(n, bool) or not _is_int(n) or n < minimum:
             raise ShapeError(
                 f"dims gives index '{name}' the size {_short(n)}",
-                hint=f"sizes are positive integers, e.g. dims={{'{name}': 3}}",
+                hint=f"sizes are integers >= {minimum}, e.g. dims={{'{name}': 3}}",
             )
         out[name] = int(n)
     return out

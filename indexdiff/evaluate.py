@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import opt_einsum
 
-from .errors import IndexDiffError, ShapeError
+from .errors import IndexDiffError, ShapeError, expect_dims
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
 from .functions import FUNCTIONS, logsumexp, logsumexp_parts
 from .names import UnionFind, all_indices, children, rebuild, rename, tensors
@@ -406,7 +406,7 @@ def evaluate(
     text = str(expr)
     node = unique_summed(expr.node, expr.free)
     given = _arrays_for(expr, node, arrays, text)
-    sizes = index_sizes(node, given, expr.origins, dims or {}, text)
+    sizes = index_sizes(node, given, expr.origins, expect_dims(dims, minimum=0), text)
     floats = [a.dtype for a in given.values() if np.issubdtype(a.dtype, np.inexact)]
     dtype = np.result_type(*floats) if floats else np.dtype(np.float64)
     ev = _Evaluator(given, sizes, dtype, text)
