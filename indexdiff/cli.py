@@ -36,7 +36,6 @@ examples:
   indexdiff "sum_i(log(1 + exp(-y_i X_ij w_j)))" --wrt w,w --cost --dims i=2000,j=500
   indexdiff -f net.idx --wrt W1 --wrt b1      a program: prints its backward pass (reverse mode)
   indexdiff "x_i A_ij x_j" --wrt x,x --format python > quad.py && python quad.py   code that checks itself
-
   indexdiff "x_i A_ij x_j" --wrt x --check --data arrays.npz    check at your own arrays (np.savez)
 
 notation: juxtaposition sums an index that occurs twice in a product (x_i A_ij x_j);
