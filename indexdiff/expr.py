@@ -327,11 +327,12 @@ def exact_power(base: Fraction, exponent: Fraction) -> Fraction | None:
             continue
         if q > n.bit_length():  # c^q == n needs c >= 2, so 2^q <= n
             return None
-        r = round(n ** (1 / q)) if n < 2**1000 else None
-        found = next((c for c in (r - 1, r, r + 1) if c >= 0 and c**q == n), None) if r is not None else None
-        if found is None:
+        c = 1 << -(-n.bit_length() // q)  # at least the q-th root; Newton's steps go down to its floor, exactly
+        while (step := ((q - 1) * c + n // c ** (q - 1)) // q) < c:
+            c = step
+        if c**q != n:
             return None
-        root.append(found)
+        root.append(c)
     value = (Fraction(root[0], root[1]) * (1 if base > 0 else -1)) ** exponent.numerator
     return value if representable(value) else None
 

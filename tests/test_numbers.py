@@ -266,3 +266,18 @@ def test_long_runs_of_numbers_fail_fast_instead_of_folding_for_minutes(text):
     err = refused(text)
     assert "out of range" in err.reason and "1e300" in err.hint
     assert time.process_time() - start < 1.5  # was 14 s for 4000 factors of 1e300 (a gcd per factor)
+
+
+@pytest.mark.parametrize(
+    ("base", "exponent", "value"),
+    [(Fraction(10) ** 300, Fraction(1, 2), Fraction(10) ** 150),
+     (Fraction(1, 10**300), Fraction(1, 3), Fraction(1, 10**100)),
+     (Fraction(3**600), Fraction(1, 600), Fraction(3)), (Fraction(8, 27), Fraction(-2, 3), Fraction(9, 4)),
+     (Fraction(2), Fraction(1, 2), None), (Fraction(10**300 - 1), Fraction(1, 2), None),
+     (Fraction(-8), Fraction(1, 3), None)],
+)  # fmt: skip
+def test_exact_roots_are_found_for_any_size(base, exponent, value):
+    assert exact_power(base, exponent) == value
+    if value is not None:
+        e = ix.parse(f"({number_text(base)})^({number_text(exponent)}) x")
+        assert str(ix.diff(e, "x")) == number_text(value)
