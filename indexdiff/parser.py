@@ -161,7 +161,7 @@ def _indexed_call_error(tok: Token) -> ParseError:
     text = str(tok)
     name, indices, _ = split_tensor(text, tok.start_pos)
     first = indices[0] if indices else "i"
-    if name in ("Σ", "∑"):
+    if name == "Σ":
         hint = f"the sum is written sum{text[len(name) :]}(...)"
     elif name in _OPERATOR_HINTS:
         hint = _OPERATOR_HINTS[name].replace("{i}", first)
@@ -393,6 +393,8 @@ def _syntax_error(text: str, err: UnexpectedInput) -> ParseError:
             )
         if char in "{}":
             return ParseError(f"stray {char!r}", pos=pos, hint="braces hold indices right after '_': W1_{ij}")
+        if char == "∑":
+            return ParseError("'∑' is not part of the notation", pos=pos, hint="a sum is written sum_i(...)")
         if char == "=":
             return ParseError(
                 "unexpected '='", pos=pos, hint="a statement has one '=' after its left-hand side, e.g. z_i = W_ij x_j"

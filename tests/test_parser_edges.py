@@ -44,6 +44,11 @@ def test_indexed_name_directly_followed_by_a_parenthesis_is_an_error_with_a_hint
     assert name.endswith("(") and "_" in name and text.index(name) == err.pos
 
 
+def test_the_n_ary_summation_sign_points_to_sum():
+    err = refused("∑_i(x_i)")
+    assert err.pos == 0 and "sum_i(...)" in err.hint
+
+
 def test_the_hints_formulas_are_valid_and_compute_what_they_say(rng):
     u, x = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
     n = np.array(3.0)
