@@ -122,36 +122,47 @@ def _compare_parts(a: Node, b: Node) -> int:
 
 
 class HashedKey:
-    """A node's sort key (summed-index names ignored) with a hash made from its children's: hashing the nested
-    key tuple itself would walk its whole depth on every dict lookup."""
+    """Stands for a node's sort key (summed-index names ignored), with a hash made from its children's: hashing
+    the nested key tuple itself would walk its whole depth on every dict lookup. The key tuple is only built
+    when two hashes are equal."""
 
-    __slots__ = ("key", "_hash")
+    __slots__ = ("node", "_hash")
 
-    def __init__(self, key: tuple[Any, ...], hashed: int) -> None:
-        self.key = key
+    def __init__(self, node: Node, hashed: int) -> None:
+        self.node = node
         self._hash = hashed
 
     def __hash__(self) -> int:
         return self._hash
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, HashedKey) and self._hash == other._hash and self.key == other.key
+        return (
+            isinstance(other, HashedKey)
+            and self._hash == other._hash
+            and (self.node is other.node or _key(self.node, {}) == _key(other.node, {}))
+        )
 
 
 def hashed_key(node: Node) -> HashedKey:
-    """``sort_key(node)``, hashable in O(1) (cached on each node)."""
+    """``sort_key(node)``, hashable in O(1) (its hash cached on each node)."""
+    return HashedKey(node, _key_hash(node))
+
+
+def _key_hash(node: Node) -> int:
     cache = memo(node)
-    found = cache.get("hashed key")
+    found = cache.get("key hash")
     if found is None:
-        if isinstance(node, (Func, Pow)):
-            part = hashed_key(node.arg if isinstance(node, Func) else node.base)._hash
-            hashed = hash((_TAG[type(node)], node.name if isinstance(node, Func) else node.exponent, part))
+        if isinstance(node, (Tensor, Number)):
+            found = node._hash  # the key holds just the node's fields
+        elif isinstance(node, Func):
+            found = hash((4, node.name, _key_hash(node.arg)))
+        elif isinstance(node, Pow):
+            found = hash((3, node.exponent, _key_hash(node.base)))
         elif isinstance(node, (Mul, Add)):
-            parts = node.factors if isinstance(node, Mul) else node.terms
-            hashed = hash((_TAG[type(node)], tuple(sorted(hashed_key(p)._hash for p in parts))))
+            found = hash((_TAG[type(node)], tuple(sorted(_key_hash(p) for p in children(node)))))
         else:
-            hashed = hash(_key(node, {}))
-        found = cache["hashed key"] = HashedKey(_key(node, {}), hashed)
+            found = hash(_key(node, {}))
+        cache["key hash"] = found
     return found
 
 

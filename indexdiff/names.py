@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from operator import attrgetter
+from typing import Any, TypeVar
 
 from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, memo
 
@@ -90,37 +91,47 @@ def _names_of(node: Node, parts: list[frozenset[str]]) -> frozenset[str]:
 def _bottom_up(node: Node, key: str, combine: Callable[[Node, list[T]], T]) -> T:
     """``combine(node, [results of its children])``, cached on every node under ``key``; iterative, so a deep
     tree needs no deep recursion, and a shared subtree is visited once."""
-    found = memo(node).get(key, _MISSING)
+    cache = memo(node)
+    found = cache.get(key, _MISSING)
     if found is not _MISSING:
         return found
-    stack: list[tuple[Node, bool]] = [(node, False)]
+    parts = children(node)
+    known = [c._memo.get(key, _MISSING) if c._memo is not None else _MISSING for c in parts]
+    if _MISSING not in known:  # the common case: a new node over known parts
+        found = cache[key] = combine(node, known)
+        return found
+    stack = [node]
     while stack:
-        n, expanded = stack.pop()
+        n = stack[-1]
         cache = memo(n)
         if key in cache:
+            stack.pop()
             continue
         parts = children(n)
-        if expanded:
-            cache[key] = combine(n, [memo(c)[key] for c in parts])
+        pending = [c for c in parts if c._memo is None or key not in c._memo]
+        if pending:
+            stack.extend(pending)
             continue
-        stack.append((n, True))
-        stack.extend((c, False) for c in parts if key not in memo(c))
+        stack.pop()
+        cache[key] = combine(n, [c._memo[key] for c in parts])  # type: ignore[index]
     return memo(node)[key]
 
 
 def children(node: Node) -> tuple[Node, ...]:
     """The sub-nodes of ``node``."""
-    if isinstance(node, (Mul,)):
-        return node.factors
-    if isinstance(node, Add):
-        return node.terms
-    if isinstance(node, Func):
-        return (node.arg,)
-    if isinstance(node, Pow):
-        return (node.base,)
-    if isinstance(node, Sum):
-        return (node.body,)
-    return ()
+    return _CHILDREN[type(node)](node)
+
+
+_CHILDREN: dict[type, Callable[[Any], tuple[Node, ...]]] = {
+    Mul: attrgetter("factors"),
+    Add: attrgetter("terms"),
+    Func: lambda n: (n.arg,),
+    Pow: lambda n: (n.base,),
+    Sum: lambda n: (n.body,),
+    Number: lambda n: (),
+    Tensor: lambda n: (),
+    Delta: lambda n: (),
+}
 
 
 def rebuild(node: Node, parts: tuple[Node, ...]) -> Node:
