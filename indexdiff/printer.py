@@ -23,13 +23,13 @@ _ADD, _TERM, _FACTOR, _POWER, _ATOM = 0, 1, 2, 3, 4
 
 
 def _integer_text(n: int) -> str:
-    """A non-negative integer: its digits, or ``12e300`` when it ends in zeros and is long."""
+    """A non-negative integer: its digits, or ``1.2e301`` when it is long and ends in zeros."""
     if n.bit_length() > 10_000:  # far beyond representable numbers (and beyond str()'s digit limit)
         return f"(about 2^{n.bit_length()})"
     digits = str(n)
     mantissa = digits.rstrip("0")
     if len(digits) > 16 and mantissa != digits:
-        return f"{mantissa}e{len(digits) - len(mantissa)}"
+        return f"{mantissa[0]}{'.' + mantissa[1:] if len(mantissa) > 1 else ''}e{len(digits) - 1}"
     return digits
 
 
@@ -396,10 +396,15 @@ class _LatexPrinter(_Printer):
         return rf"\left({text}\right)"
 
     def number(self, value: Fraction) -> str:
-        if value.denominator == 1 or "/" not in number_text(value):
-            return number_text(value)
-        sign = "-" if value < 0 else ""
-        return rf"{sign}\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
+        text = number_text(value)
+        if "/" in text:
+            sign = "-" if value < 0 else ""
+            numerator, denominator = text.lstrip("-").split("/")
+            return rf"{sign}\frac{{{self.number(Fraction(numerator))}}}{{{self.number(Fraction(denominator))}}}"
+        if "e" in text:
+            mantissa, exponent = text.split("e")
+            return (rf"{mantissa} \cdot " if mantissa.lstrip("-") != "1" else mantissa[:-1]) + f"10^{{{exponent}}}"
+        return text
 
     def _indices(self, indices: tuple[str, ...]) -> str:
         if not indices:

@@ -102,3 +102,19 @@ def test_equality_is_invariant_under_reordering_and_renaming():
             renamed = dict(zip(letters, rnd.sample(letters, len(letters))))
             shuffled = " ".join(f.split("_")[0] + "_" + "".join(renamed[c] for c in f.split("_")[1]) for f in factors)
             assert ix.parse(shuffled) == base, shuffled
+
+
+@pytest.mark.parametrize(
+    ("text", "printed", "latex"),
+    [
+        ("2.5e20 x", "2.5e20 x", r"2.5 \cdot 10^{20} x"),
+        ("1e-300 x", "1e-300 x", "10^{-300} x"),
+        ("x / 1e20", "1e-20 x", "10^{-20} x"),
+        ("1e300/3 x", "1e300/3 x", r"\frac{10^{300}}{3} x"),
+        ("B_ji * 0.1^-1", "B_ji (0.1)^-1", r"B_{ji} {\left(0.1\right)}^{-1}"),
+    ],
+)
+def test_long_numbers_print_in_scientific_notation_and_latex(text, printed, latex):
+    e = ix.parse(text)
+    assert str(e) == printed and ix.parse(printed) == e
+    assert ix.codegen(e, format="latex").splitlines()[0].endswith(latex)
