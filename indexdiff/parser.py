@@ -382,7 +382,26 @@ _TOKEN_NAMES = {
 }
 
 
+def _indexed_call_before(text: str, end: int) -> Token | None:
+    """The first indexed name followed by '(' before ``end``: the likelier cause of a syntax error after it
+    (``mean_i(x_i`` is better explained by the missing mean operator than by the missing ')')."""
+    try:
+        for tok in _parser().lex(text):
+            if tok.start_pos >= end:
+                break
+            if tok.type == "INDEXED_CALL":
+                return tok
+    except UnexpectedInput:
+        pass
+    return None
+
+
 def _syntax_error(text: str, err: UnexpectedInput) -> ParseError:
+    tok = err.token if isinstance(err, UnexpectedToken) else None
+    at = err.pos_in_stream if isinstance(err, UnexpectedCharacters) else len(text)
+    call = _indexed_call_before(text, tok.start_pos if tok is not None and tok.type != "$END" else at)
+    if call is not None:
+        return _indexed_call_error(call)
     if isinstance(err, UnexpectedCharacters):
         pos, char = err.pos_in_stream, text[err.pos_in_stream]
         if char == "_":
@@ -405,7 +424,6 @@ def _syntax_error(text: str, err: UnexpectedInput) -> ParseError:
             hint="index notation uses names with indices (x_i), numbers, + - * / ^, "
             "parentheses and functions such as exp(...)",
         )
-    tok = err.token if isinstance(err, UnexpectedToken) else None
     at_end = isinstance(err, UnexpectedEOF) or tok is None or tok.type == "$END"
     unbalanced = _balance(text)
     if unbalanced is not None and (at_end or unbalanced[0] == ")"):

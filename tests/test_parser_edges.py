@@ -44,6 +44,12 @@ def test_indexed_name_directly_followed_by_a_parenthesis_is_an_error_with_a_hint
     assert name.endswith("(") and "_" in name and text.index(name) == err.pos
 
 
+@pytest.mark.parametrize("text", ["mean_i(x_i", "softmax_j(u_ij +)", "A_ij(x_j) = 2"])
+def test_an_indexed_call_explains_a_syntax_error_after_it(text):
+    err = refused(text)
+    assert "not a function call" in err.reason and err.pos == 0
+
+
 def test_the_n_ary_summation_sign_points_to_sum():
     err = refused("∑_i(x_i)")
     assert err.pos == 0 and "sum_i(...)" in err.hint
