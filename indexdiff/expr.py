@@ -63,10 +63,10 @@ class Node:
     def __eq__(self, other: object) -> bool:
         if self is other:
             return True
-        if other.__class__ is not self.__class__:
+        if not isinstance(other, Node) or other.__class__ is not self.__class__:
             return NotImplemented
         # Iterative, so that comparing two deep trees needs no deep recursion.
-        stack: list[tuple[Node, Node]] = [(self, other)]  # type: ignore[list-item]
+        stack: list[tuple[Node, Node]] = [(self, other)]
         while stack:
             a, b = stack.pop()
             if a is b:

@@ -113,7 +113,7 @@ def _bottom_up(node: Node, key: str, combine: Callable[[Node, list[T]], T]) -> T
             stack.extend(pending)
             continue
         stack.pop()
-        cache[key] = combine(n, [c._memo[key] for c in parts])  # type: ignore[index]
+        cache[key] = combine(n, [memo(c)[key] for c in parts])
     return memo(node)[key]
 
 

@@ -247,9 +247,8 @@ def _terms(terms: list[Node]) -> Node:
     crowded = {k for k, n in Counter(rough).items() if n > 1}
     order: list[object] = []
     groups: dict[object, list] = {}
-    for (c, rest), key in zip(split, rough):
-        if key in crowded and summed_indices(rest):
-            key = (key, canonical(rest, scope))  # type: ignore[assignment]
+    for (c, rest), like in zip(split, rough):
+        key: object = (like, canonical(rest, scope)) if like in crowded and summed_indices(rest) else like
         if key not in groups:
             order.append(key)
             groups[key] = [Fraction(0), rest]
