@@ -46,9 +46,12 @@ exit status: 0 success, 1 a failed --check (a wrong derivative, or a value not f
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own errors: exit 2 with usage, as for bad input
+    def error(self, message: str) -> None:  # type: ignore[override]  # argparse's errors are bad input too
         self.print_usage(sys.stderr)
-        self.exit(2, f"indexdiff: error: {message}\n")
+        hint = "see indexdiff --help"
+        if "unrecognized arguments: -" in message and "unrecognized arguments: --" not in message:
+            hint = "an expression that starts with '-' goes after '--': indexdiff --wrt x -- '-x_i y_i'"
+        raise IndexDiffError(message, hint=hint)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -382,6 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except SystemExit as done:  # --help and --version: main returns the status
+        return done.code if isinstance(done.code, int) else 0
     except UnicodeEncodeError as err:  # stdout cannot show a character of the result (a Greek index, δ)
         print(
             f"indexdiff: error: the output needs characters that {err.encoding} cannot encode\n"

@@ -282,3 +282,23 @@ def test_output_the_terminal_cannot_encode_and_a_closed_pipe_end_cleanly():
     piped.stdout.close()  # the reader leaves before anything is written
     err = piped.stderr.read().decode()
     assert piped.wait() == 141 and err == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["-(x_i)*y_i", "--wrt", "x"], 2, "goes after '--'"),  # no space: argparse takes it for an option
+        (["--frob"], 2, "see indexdiff --help"),
+        (["x", "--format", "rust"], 2, "invalid choice"),
+        (["--version"], 0, ""),
+    ],
+)
+def test_main_returns_the_status_of_argparse_too(capsys, argv, code, message):
+    assert main(argv) == code  # never a SystemExit out of main
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_an_expression_starting_with_minus_goes_after_double_dash(capsys):
+    code, out, _ = run(capsys, "--wrt", "x", "--", "-(x_i)*y_i")
+    assert code == 0 and ix.parse(out) == ix.parse("-y_k")
