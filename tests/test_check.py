@@ -85,7 +85,7 @@ def test_random_data_that_would_not_fit_in_memory_is_refused_quickly():
     start = time.perf_counter()
     with pytest.raises(ix.ShapeError, match=r"74\.5 GiB .*A: 100000 x 100000") as info:
         ix.check(ix.parse("x_i A_ij x_j"), "x", dims={"i": 100000})
-    assert "smaller sizes" in str(info.value) and time.perf_counter() - start < 1
+    assert "smaller sizes" in str(info.value) and time.perf_counter() - start < 5  # no allocation
 
 
 def test_a_check_that_would_take_too_long_is_refused():

@@ -163,7 +163,7 @@ def test_bad_options_exit_2_with_a_quoted_message_and_hint(capsys, argv, message
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and message in err and "Traceback" not in err
     assert hint in next(line for line in err.splitlines() if line.startswith("hint: "))
-    assert time.perf_counter() - start < 2
+    assert time.perf_counter() - start < 5  # refused before any work (generous: the machine is shared)
     assert re.search(r"^ +\S", err, re.MULTILINE)  # the input is quoted
 
 
