@@ -17,6 +17,7 @@ from lark.lexer import Lexer
 from .errors import IndexDiffError, ParseError
 from .expr import Expr, Program
 from .functions import FUNCTIONS, RESERVED
+from .printer import indices_text
 from .syntax import (
     NUMBER_RULE,
     SAdd,
@@ -48,13 +49,13 @@ _LETTER = re.compile(f"[{_LETTERS}]$")
 _LETTERS_ONLY = re.compile(f"[{_LETTERS}]+$")
 #: Operators of other notations that an indexed name followed by "(" probably meant, with how to write them.
 _OPERATOR_HINTS = {
-    "mean": "there is no mean operator yet: write sum_{i}(...) / n, with n the length of {i} as a scalar input "
-    "(e.g. sum_j(x_ij) / n)",
+    "mean": "there is no mean operator yet: write {sum}(...) / n, with n a scalar input holding the number of "
+    "terms summed (e.g. sum_j(x_ij) / n)",
     "softmax": "there is no softmax operator yet: write it with a sum over a renamed index, e.g. for a softmax "
     "over j, p_ij = exp(u_ij) / sum_k(exp(u_ik))",
-    "logsumexp": "there is no logsumexp operator yet: write log(sum_{i}(exp(...))), which is computed stably",
-    "max": "there is no max over an index yet: log(sum_{i}(exp(...))) is a smooth maximum",
-    "min": "there is no min over an index yet: -log(sum_{i}(exp(-(...)))) is a smooth minimum",
+    "logsumexp": "there is no logsumexp operator yet: write log({sum}(exp(...))), which is computed stably",
+    "max": "there is no max over an index yet: log({sum}(exp(...))) is a smooth maximum",
+    "min": "there is no min over an index yet: -log({sum}(exp(-(...)))) is a smooth minimum",
 }
 
 
@@ -159,12 +160,14 @@ def split_tensor(text: str, start: int = 0) -> tuple[str, tuple[str, ...], tuple
 def _indexed_call_error(tok: Token) -> ParseError:
     """``mean_i(`` or ``A_ij(``: an indexed name directly followed by '(' is neither a call nor (silently) a product."""
     text = str(tok)
-    name, indices, _ = split_tensor(text, tok.start_pos)
-    first = indices[0] if indices else "i"
+    try:
+        name, indices, _ = split_tensor(text, tok.start_pos)
+    except ParseError as err:  # x_1( : the indices themselves are wrong
+        return err
     if name == "Σ":
         hint = f"the sum is written sum{text[len(name) :]}(...)"
     elif name in _OPERATOR_HINTS:
-        hint = _OPERATOR_HINTS[name].replace("{i}", first)
+        hint = _OPERATOR_HINTS[name].format(sum="sum" + indices_text(indices))
     elif name in FUNCTIONS:
         hint = f"functions take no indices: write {name}(...); they apply element-wise over their argument's indices"
     else:

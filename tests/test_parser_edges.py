@@ -35,6 +35,8 @@ def refused(text: str) -> ix.IndexDiffError:
         ("y_i + W_{ij}(x_j)", "W_{ij} (...)"),
         ("exp_i(x_i)", "write exp(...)"),
         ("δ_ij(x_j)", "δ_ij (...)"),
+        ("max_ij(A_ij)", "log(sum_ij(exp(...)))"),
+        ("mean_{row,}(x_{row,})", "sum_{row,}(...) / n"),
     ],
 )
 def test_indexed_name_directly_followed_by_a_parenthesis_is_an_error_with_a_hint(text, hint):
@@ -42,6 +44,11 @@ def test_indexed_name_directly_followed_by_a_parenthesis_is_an_error_with_a_hint
     assert isinstance(err, ix.ParseError) and hint in err.hint, err.hint
     name = text[err.pos : err.end]
     assert name.endswith("(") and "_" in name and text.index(name) == err.pos
+
+
+def test_an_indexed_call_with_bad_indices_reports_the_indices():
+    err = refused("x_1(y)")
+    assert "'1' is not an index" in err.reason and err.text == "x_1(y)" and err.pos == 2
 
 
 @pytest.mark.parametrize("text", ["mean_i(x_i", "softmax_j(u_ij +)", "A_ij(x_j) = 2"])
