@@ -6,8 +6,8 @@ from positive pieces (tensors hold positive random data in the checks), never fr
 ``case()`` draws the core notation. ``rich_case()`` and ``program()`` (the differential fuzzer's generators) also
 draw the corners where bugs hid: deltas over summed indices, the one-index delta ``δ_b`` (all ones), sums over an
 index only a delta carries (``sum_b(m δ_b)``, its size known only from ``dims``), ``^0`` (also of deltas), the
-non-smooth functions step/relu/abs/sign, index lists in braces, left-hand sides in non-sorted order, broadcasting
-terms, and small multi-statement programs.
+non-smooth functions step/relu/abs/sign, tan, index lists in braces, left-hand sides in non-sorted order, broadcasting
+terms, and small multi-statement programs (with comments).
 """
 
 from __future__ import annotations
@@ -128,6 +128,8 @@ def expression(
         f = draw(st.sampled_from(KINK_FUNCS))
         return f"{f}({sub(free, pos=True)})" if positive else f"{f}({sub(free, pos=draw(st.booleans()))})"
     if kind == "function":
+        if draw(st.integers(0, 7)) == 0 and rich:
+            return f"tan(sigmoid({sub(free, pos=False)}))"  # tan on (0, 1): no pole, positive
         if positive:
             f = draw(st.sampled_from(POSITIVE_FUNCS))
             return f"{f}({sub(free, pos=False)})"
@@ -227,4 +229,6 @@ def program(draw: st.DrawFn) -> str:
     free = tuple(LETTERS[:n])
     body = draw(expression(free, frozenset(free), depth=3, rich=True, names=names))
     lines.append(_statement(draw, "F" if free else "L", free, body, rich=True))
+    if draw(st.booleans()):
+        return "\n".join(f"{line}  # statement {k}" for k, line in enumerate(lines))
     return draw(st.sampled_from(["\n", "; "])).join(lines)

@@ -16,6 +16,7 @@ import os
 import warnings
 
 import numpy as np
+import pytest
 from fuzz_routes import check_expression, check_program, used_inputs
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -49,7 +50,7 @@ def _wrt(data: st.DataObject, variables: dict[str, int]) -> tuple[str, str] | tu
     return data.draw(st.sampled_from(names)), data.draw(st.sampled_from(names))
 
 
-@_settings(150)
+@_settings(400)
 @given(rich_case(), st.data())
 def test_expressions_agree_on_every_route(text: str, data: st.DataObject) -> None:
     with warnings.catch_warnings():
@@ -57,12 +58,67 @@ def test_expressions_agree_on_every_route(text: str, data: st.DataObject) -> Non
         check_expression(text, _wrt(data, ix.parse(text).variables))
 
 
-@_settings(50)
+@_settings(120)
 @given(program(), st.data())
 def test_programs_agree_on_every_route(text: str, data: st.DataObject) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         check_program(text, _wrt(data, used_inputs(ix.parse(text))))
+
+
+#: Inputs from issue 7 and from the fuzzers' findings (/work/coord/fuzz_findings.md, F1-F8), with two variables.
+KNOWN = [
+    ("sum_i(step(x_i) step(y_i))", ("x", "y")),
+    ("exp(step(x_i))", ("x", "x")),
+    ("y_i / step(x_i)", ("y", "x")),
+    ("A_jl δ_ji^0", ("A", "A")),
+    ("a δ_ij^0", ("a", "a")),
+    ("sum_b(x_b) + sum_b(m δ_b)", ("m", "x")),
+    ("(x_i x_i) / δ_ii", ("x", "x")),
+    ("L = sum_b((m δ_b + x_b)^2)", ("m", "x")),
+    ("(x_b - m δ_b)(x_b - m δ_b)", ("m", "x")),
+    ("sum_i(1 + δ_ki) B_ki", ("B", "B")),
+    ("sum_j(1 + δ_kj) B_ki", ("B", "B")),
+    ("L = sum_bd(x_bd - sum_e(x_be))", ("x", "x")),
+    ("a_a (A_ab + X_ac B_cd X_db) b_b", ("X", "X")),
+    ("δ_i δ_ij x_j", ("x", "x")),
+    ("f_ij = x_i^2 + y_j", ("x", "y")),
+    ("B_ji * 0.1^-1", ("B", "B")),
+    ("-(T_llk) * 1^-1", ("T", "T")),
+    ("P_ij = exp(S_ij) / sum_k(exp(S_ik))", ("S", "S")),
+    ("1 / (t^2)^0.5", ("t", "t")),  # F1
+    ("c 2^-1", ("c", "c")),  # F2
+    ("sum_r(δ_rs u_s)", ("u", "u")),  # F3
+    ("t (t^2)^-1.5", ("t", "t")),  # F4
+    ("sum_m((u_m^0.5)^0.5)", ("u", "u")),  # F4
+    ("(t^-1)^0.5", ("t", "t")),  # F4
+    ("δ_im (δ_mi B_ij)", ("B", "B")),  # F5
+    ("(δ_pp) w_p", ("w", "w")),  # F6
+    ("-(δ_ij (δ_j δ_i δ_i))", ()),  # F6
+    ("F_i = sum_j(B_ij - B_im δ_j δ_m)", ("B", "B")),  # F10
+    ("(-1) (A_jp T_jpi)", ("A", "T")),  # F11
+    ("F_i = (-1) (T_pij (A_pj / v_p))", ("v", "A")),  # F11
+]
+
+KNOWN_PROGRAMS = [
+    ("h_bi = tanh(W_ij x_bj); L = sum_bi(h_bi^2)", ("W", "x")),
+    ("z_bj = W_jk x_bk; L = sum_b(log(sum_j(exp(z_bj))) - z_bj t_bj)", ("W", "W")),
+    ("a1 = x; a2 = a1 a1 + a1; a3 = a2 a2 + a2", ("x", "x")),
+    ("H_ij = A_ij; L = a", ("a", "a")),  # F7
+    ("h_i = relu(W_ij x_j); L = h_i h_i", ("W", "x")),
+]
+
+
+@pytest.mark.parametrize(("text", "wrt"), KNOWN)
+def test_known_cases_agree_on_every_route(text: str, wrt: tuple[str, str] | tuple[()]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        check_expression(text, wrt)
+
+
+@pytest.mark.parametrize(("text", "wrt"), KNOWN_PROGRAMS)
+def test_known_programs_agree_on_every_route(text: str, wrt: tuple[str, str]) -> None:
+    check_program(text, wrt)
 
 
 def test_the_fuzzer_catches_a_wrong_derivative() -> None:

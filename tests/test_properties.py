@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from strategies import case
+from strategies import case, program, rich_case
 
 import indexdiff as ix
 from indexdiff.check import random_arrays, sizes_for
@@ -20,6 +20,15 @@ def test_printing_round_trips(text: str) -> None:
     printed = str(e)
     assert ix.parse(printed) == e, printed
     assert str(ix.parse(printed)) == printed  # printing is a fixed point
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(st.one_of(rich_case(), program()))
+def test_rich_notation_and_programs_print_round_trip(text: str) -> None:
+    e = ix.parse(text)
+    printed = str(e)
+    assert ix.parse(printed) == e, printed
+    assert str(ix.parse(printed)) == printed
 
 
 @SETTINGS
