@@ -300,4 +300,8 @@ def canonical(node: Node, scope: frozenset[str] = frozenset(), rename: bool = Tr
     With ``rename=False`` summed indices keep their names: only the structure and operand order are canonical.
     """
     scope = scope | node.free
-    return _canon(flatten(separate(node, scope)), scope, rename, {})
+    cache = memo(node)
+    found = cache.get(("canonical", scope, rename))
+    if found is None:
+        found = cache[("canonical", scope, rename)] = _canon(flatten(separate(node, scope)), scope, rename, {})
+    return found

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from .errors import DiffError, IndexDiffError, expect_specs
 from .expr import ONE, ZERO, Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, deep, memo
 from .functions import FUNCTIONS
-from .names import all_indices, fresh, separate, tensor_names, witness
+from .names import all_indices, fresh, separate, share, tensor_names, witness
 from .parser import split_tensor
 from .simplify import ones, simplify
 
@@ -150,7 +150,7 @@ def _with_indices(node: Node, free: frozenset[str]) -> Node:
 
 
 def _differentiate(node: Node, name: str, new: tuple[str, ...], free: frozenset[str]) -> Node:
-    return with_indices(derivative(separate(node, free), name, new), free)
+    return with_indices(derivative(share(separate(node, free)), name, new), free)
 
 
 def diff(expr: Expr | Program, *wrt: str) -> Expr | Program:

@@ -369,6 +369,13 @@ def negate(node: Node) -> Node:
     return Mul((Number(Fraction(-1)), node))
 
 
+def _canonical_form(node: Node, free: frozenset[str]) -> Node:
+    from .canonical import canonical
+    from .names import share
+
+    return canonical(share(node), free)
+
+
 class Expr:
     """An expression or one statement: a node, its output indices in axis order, and what it was made from.
 
@@ -402,9 +409,7 @@ class Expr:
 
     def _canonical(self) -> Any:
         if self._key is None:
-            from .canonical import canonical
-
-            self._key = (deep(canonical, self.node, frozenset(self.free)), self.free)
+            self._key = (deep(_canonical_form, self.node, frozenset(self.free)), self.free)
         return self._key
 
     def __eq__(self, other: object) -> bool:

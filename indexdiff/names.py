@@ -23,6 +23,7 @@ __all__ = [
     "tensors",
     "tensor_names",
     "summed_indices",
+    "share",
     "witness",
     "rebuild",
     "rename_summed",
@@ -259,6 +260,28 @@ def tensors(node: Node) -> Iterator[Tensor]:
             yield n
         elif not isinstance(n, (Number, Delta)):
             stack.extend(children(n))
+
+
+def share(node: Node) -> Node:
+    """``node`` with equal subtrees made one object, so that the work cached on nodes (derivatives, simplified
+    forms, sort keys) is done once for all the copies: ``f + f + ... + f`` as parsed holds n separate copies."""
+    table: dict[Node, Node] = {}
+    done: dict[int, Node] = {}  # by identity: every node stays alive in ``node`` meanwhile
+    stack = [node]
+    while stack:
+        n = stack[-1]
+        if id(n) in done:
+            stack.pop()
+            continue
+        parts = children(n)
+        pending = [c for c in parts if id(c) not in done]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        new = rebuild(n, tuple(done[id(c)] for c in parts))
+        done[id(n)] = table.setdefault(new, new)
+    return done[id(node)]
 
 
 def summed_indices(node: Node) -> frozenset[str]:

@@ -208,13 +208,22 @@ def _func(name: str, arg: Node) -> Node:
 
 
 def _split_coef(term: Node) -> tuple[Fraction, Node]:
+    """A term's number and the rest (cached on the term, so that copies of one term share the rest)."""
+    cache = memo(term)
+    found = cache.get("split")
+    if found is None:
+        found = cache["split"] = _split(term)
+    return found
+
+
+def _split(term: Node) -> tuple[Fraction, Node]:
     if isinstance(term, Number):
         return term.value, ONE
     if isinstance(term, Mul) and isinstance(term.factors[0], Number):
         return term.factors[0].value, _mul(list(term.factors[1:]))
     if isinstance(term, Sum):
         c, body = _split_coef(term.body)
-        return c, Sum(term.indices, body)
+        return c, term if body is term.body else Sum(term.indices, body)
     return Fraction(1), term
 
 
