@@ -394,15 +394,16 @@ class Compiled:
         for e in self.exprs:
             # Check the arrays against the statement as written, as the evaluator does, and take the output's
             # lengths from it; every other index's length comes from the simplified statement that runs (its Σs
-            # renamed apart, so that no length depends on a summed index's name). Where a length only dims give
-            # belongs to an index the simplifier renamed, the statement runs as written.
+            # renamed apart, so that no length depends on a summed index's name). Where the simplified statement
+            # lacks a length the statement as written has (an index the simplifier renamed, which dims name by
+            # its written name, or a size witness it dropped), the statement runs as written.
             written = self.sources[id(e)]
             text = str(written)
             source = unique_summed(written.node, written.free)
             outer = index_sizes(source, known, written.origins, self.dims, text)
             node = unique_summed(e.node, e.free)
             sizes = index_sizes(node, known, e.origins, self.dims, text)
-            if self.dims and any(sizes.get(i) is None for i in all_indices(node)):
+            if any(sizes.get(i) is None for i in all_indices(node)):
                 node, sizes = source, outer
             builder.sizes = {i: n for i in sizes.parent if (n := sizes.get(i)) is not None}
             out_shape = []

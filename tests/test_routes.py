@@ -275,3 +275,9 @@ def test_a_free_index_joined_only_by_a_delta_power_keeps_its_length():
     e = ix.parse("δ_mi (δ_mi B_ji)")  # the outer i reaches B through m and the inner (another) i
     assert_routes(e, {"B": B}, B.T)
     assert_routes(ix.diff(e, "B", "B"), {"B": B}, np.zeros((3, 2, 2, 3, 2, 3)))
+
+
+def test_compile_runs_a_statement_as_written_where_simplifying_lost_a_length():
+    u, a = np.array([1.0, 2.0, 3.0]), np.array(0.5)
+    # Σ_p (u_p - exp(δ_p a)) splits into two sums; the second knows p's length only from the first.
+    assert_routes(ix.parse("F = u_p - exp(δ_p a)"), {"u": u, "a": a}, u.sum() - 3 * np.exp(0.5))
