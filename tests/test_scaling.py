@@ -150,3 +150,15 @@ def test_fresh_names_are_bounded_and_skip_what_they_must_avoid():
     assert len(new) == 3 and not set(new) & set(taken)
     assert fresh(["k"], 0) == ()
     assert fresh(["k", "l"], 2, "kl") == ("k1", "l1")
+
+
+def test_copies_of_one_term_are_differentiated_and_simplified_once():
+    term = "a_a (A_ab + X_ac B_cd X_db) b_b"
+
+    def make(n: int) -> Callable[[], object]:
+        e = ix.parse(" + ".join([term] * n))
+        return lambda: ix.diff(e, "X")
+
+    one, hundred = make(1), make(100)
+    assert calls(hundred) / 100 < calls(one) / 3  # each copy is only walked over, not differentiated again
+    assert ix.diff(ix.parse(" + ".join([term] * 7)), "X") == ix.diff(ix.parse(f"7 {term}"), "X")
