@@ -173,6 +173,12 @@ def test_grad_takes_named_indices():
         ix.grad(p, wrt=["W_kk"])
 
 
+def test_program_check_estimates_its_time_from_compiled_runs():
+    # compiling the program takes far longer than running it; the estimate must not count the compiling
+    p = ix.parse(long_program(40))
+    assert ix.check(p, "x", dims={"i": 40}, max_seconds=5).ok
+
+
 def test_program_cost_is_the_sum_of_its_statements():
     p = ix.parse("h_i = W_ij x_j\nL = h_i h_i")
     dims = {"i": 100, "j": 50}
