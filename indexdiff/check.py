@@ -26,7 +26,7 @@ from .errors import (
     expect_seed,
     expect_specs,
 )
-from .expr import Add, Delta, Expr, Mul, Node, Number, Program, Sum, Tensor
+from .expr import Add, Delta, Expr, Mul, Node, Number, Program, Sum, Tensor, depth_safe
 from .names import UnionFind, all_indices, children, tensors
 
 __all__ = ["check", "random_arrays", "sizes_for", "CheckReport", "CheckResult", "MAX_BYTES"]
@@ -332,6 +332,7 @@ def _elements(expr: Expr, data: Mapping[str, np.ndarray], sizes: Mapping[str, in
     return math.prod(sizes.get(i) or origin.get(i, 1) for i in expr.free)
 
 
+@depth_safe
 def check(
     expr: Expr | Program,
     *wrt: str,

@@ -7,7 +7,7 @@ import keyword
 
 from .einsumcode import EinsumCode, einsum_text
 from .errors import IndexDiffError, expect_expr, expect_specs
-from .expr import Delta, Expr, Mul, Program, Tensor
+from .expr import Delta, Expr, Mul, Program, Tensor, depth_safe
 from .names import children
 
 __all__ = ["codegen", "einsum_text", "latex_text", "python_text", "python_names"]
@@ -281,6 +281,7 @@ def _axes(expr: Expr) -> dict[str, tuple[str, ...]]:
     return out
 
 
+@depth_safe
 def codegen(expr: Expr | Program, *wrt: str, format: str = "python", loss: str | None = None) -> str:  # noqa: A002
     """``expr`` and its derivatives by each of ``wrt`` (``"x"``, ``"x,x"``, ``"A_kl"``) as code.
 

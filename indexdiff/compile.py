@@ -12,7 +12,7 @@ from .backends import Backend, backend_of
 from .canonical import canonical
 from .errors import IndexDiffError, ShapeError
 from .evaluate import as_exponent, as_float, index_sizes, plan_product, real_array, unique_summed
-from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
+from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, deep, depth_safe
 from .functions import logsumexp_parts
 from .names import all_indices
 from .program import merged
@@ -336,7 +336,7 @@ class Compiled:
         signature = tuple((a.shape, a.dtype, type(a)) for a in given.values())
         plan = self._plans.get(signature)
         if plan is None:
-            plan = self._plans[signature] = self._build(given)
+            plan = self._plans[signature] = deep(self._build, given)
         out = plan.run(given)
         return out[0] if len(out) == 1 else tuple(out)
 
@@ -472,6 +472,7 @@ def _output(
     return out
 
 
+@depth_safe
 def compile(*exprs: Expr | Program, dims: Mapping[str, int] | None = None) -> Compiled:  # noqa: A001
     """One callable computing all ``exprs``, sharing work between them (``dims``: sizes no array determines).
 

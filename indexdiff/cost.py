@@ -10,7 +10,7 @@ import opt_einsum
 from .check import _shapes
 from .errors import expect_expr
 from .evaluate import plan_product, unique_sums
-from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
+from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, depth_safe
 from .names import all_indices, tensors
 
 __all__ = ["cost", "Cost"]
@@ -78,6 +78,7 @@ def _cost(node: Node, size: Mapping[str, int]) -> Cost:
     return _NONE
 
 
+@depth_safe
 def cost(expr: Expr | Program, dims: Mapping[str, int]) -> Cost:
     """The cost of evaluating ``expr`` when its indices have the sizes ``dims`` (every index needs one).
 

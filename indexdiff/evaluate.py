@@ -16,7 +16,7 @@ import numpy as np
 import opt_einsum
 
 from .errors import IndexDiffError, ShapeError, expect_dims
-from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor
+from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, depth_safe
 from .functions import FUNCTIONS, logsumexp, logsumexp_parts
 from .names import UnionFind, all_indices, children, rebuild, rename, tensors
 
@@ -370,6 +370,7 @@ def real_array(name: str, a: Any) -> Any:
     raise ShapeError(f"the array for '{name}' is not numeric (dtype {a.dtype})", hint="pass a numeric array")
 
 
+@depth_safe
 def evaluate(
     expr: Expr | Program,
     arrays: Mapping[str, Any],

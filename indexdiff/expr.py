@@ -7,6 +7,7 @@ stands, and the printer turns ``Sum`` nodes back into the convention.
 
 from __future__ import annotations
 
+import functools
 import gc
 import sys
 import threading
@@ -38,6 +39,7 @@ __all__ = [
     "negate",
     "memo",
     "deep",
+    "depth_safe",
 ]
 
 Indices = tuple[str, ...]
@@ -126,6 +128,17 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def depth_safe(fn: Callable[..., T]) -> Callable[..., T]:
+    """Decorates a public function so that it runs through ``deep``: deep trees work, and trees too deep even
+    for that are an IndexDiffError, never a RecursionError."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        return deep(functools.partial(fn, *args, **kwargs))
+
+    return wrapper
 
 
 def deep(fn: Callable[..., T], *args: Any) -> T:

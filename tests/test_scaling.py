@@ -162,3 +162,12 @@ def test_copies_of_one_term_are_differentiated_and_simplified_once():
     one, hundred = make(1), make(100)
     assert calls(hundred) / 100 < calls(one) / 3  # each copy is only walked over, not differentiated again
     assert ix.diff(ix.parse(" + ".join([term] * 7)), "X") == ix.diff(ix.parse(f"7 {term}"), "X")
+
+
+def test_every_public_function_takes_a_deep_tree():
+    e, x = deep_chain(2000), np.array([0.1, 0.2])
+    assert np.allclose(ix.evaluate(e, {"x": x}), x)
+    assert np.allclose(ix.compile(e)(x=x), x)
+    assert ix.cost(e, {"i": 2}).flops > 0
+    assert ix.codegen(e, "x", format="einsum").count("np.log(np.exp(") == 1000
+    assert ix.check(e, "x").ok
