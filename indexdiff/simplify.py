@@ -15,7 +15,7 @@ from fractions import Fraction
 from .canonical import canonical, hashed_key
 from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, exact_power, memo, negate
 from .functions import logsumexp_parts
-from .names import UnionFind, all_indices, rename, rename_summed, summed_indices, tensors, witness
+from .names import UnionFind, all_indices, children, rename, rename_summed, summed_indices, tensors, witness
 from .printer import check_numbers
 
 __all__ = ["simplify", "ones"]
@@ -88,13 +88,31 @@ def _powers(factors: list[Node]) -> list[Node]:
     out = [f if not isinstance(f, Pow) or f.exponent == 0 else _pow(f.base, f.exponent) for f in out]
     # x_p^0, δ_pq^0 and δ_p are 1 along p: drop them where another factor carries p, keep one where it is the
     # only record of p's length (Σ_p x_p / x_p = n_p), preferring x_p^0, which knows that length.
+    # A witness x_p^0 is dropped only where a tensor or a two-index delta carries p: a one-index δ_p (exp(a δ_p))
+    # knows no length.
     kept = [f for f in out if not _is_one(f)]
     covered = frozenset().union(*(f.free for f in kept))
-    for f in sorted((f for f in out if _is_one(f)), key=lambda f: isinstance(f, Delta)):
-        if not f.free <= covered:
+    ones_ = sorted((f for f in out if _is_one(f)), key=lambda f: isinstance(f, Delta))
+    carried = frozenset().union(*(_carried(f) for f in kept)) if ones_ and isinstance(ones_[0], Pow) else covered
+    for f in ones_:
+        if not f.free <= (covered if isinstance(f, Delta) else carried):
             kept.append(f)
             covered |= f.free
+            carried |= f.free
     return kept
+
+
+def _carried(f: Node) -> frozenset[str]:
+    """The free indices of ``f`` whose length a tensor or a two-index delta inside it carries."""
+    inside = {i for t in tensors(f) for i in t.indices}
+    stack = [f]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Delta) and len(n.indices) == 2:
+            inside.update(n.indices)
+        elif not isinstance(n, (Tensor, Number)):
+            stack.extend(children(n))
+    return f.free & frozenset(inside)
 
 
 def _is_one(f: Node) -> bool:

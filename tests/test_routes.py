@@ -281,3 +281,5 @@ def test_compile_runs_a_statement_as_written_where_simplifying_lost_a_length():
     u, a = np.array([1.0, 2.0, 3.0]), np.array(0.5)
     # Σ_p (u_p - exp(δ_p a)) splits into two sums; the second knows p's length only from the first.
     assert_routes(ix.parse("F = u_p - exp(δ_p a)"), {"u": u, "a": a}, u.sum() - 3 * np.exp(0.5))
+    d = ix.diff(ix.parse("L = sum_p(u_p - exp(δ_p a))"), "a")  # the derivative keeps a witness of p's length
+    assert_routes(d, {"u": u, "a": a}, -3 * np.exp(0.5))
