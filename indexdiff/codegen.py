@@ -148,6 +148,7 @@ def python_text(expr: Expr, *wrt: str) -> str:
             if key not in exprs:
                 exprs[key] = diff(exprs[key[:-1]], key[-1])
     slot = {key: k for k, key in enumerate(exprs)}
+
     def einsum_code(e: Expr) -> tuple[str, dict[str, str]]:
         """The simplified expression's code (stable functions) and its size parameters; the expression as written
         where a length no array gives is needed, so that its size parameter has the name the user gave."""
