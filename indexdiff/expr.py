@@ -190,30 +190,31 @@ def deep(fn: Callable[..., T], *args: Any) -> T:
     return outcome["value"]
 
 
-def _init(node: Node, free: frozenset[str]) -> None:
-    object.__setattr__(node, "free", free)
-    object.__setattr__(node, "_hash", hash((node.__class__.__name__, node._fields(node))))
+_set = object.__setattr__  # the nodes are frozen: their constructors set each field once
 
 
 def _private() -> Any:
     return field(init=False, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, init=False)
 class Number(Node):
     """An exact rational constant."""
 
     value: Fraction
     free: frozenset[str] = _private()
     _hash: int = _private()
-    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _memo: dict[Any, Any] | None = _private()
     _fields = attrgetter("value")
 
-    def __post_init__(self) -> None:
-        _init(self, frozenset())
+    def __init__(self, value: Fraction) -> None:
+        _set(self, "value", value)
+        _set(self, "free", frozenset())
+        _set(self, "_hash", hash(("Number", value)))
+        _set(self, "_memo", None)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, init=False)
 class Tensor(Node):
     """A named input, ``A_ij``; a scalar name has no indices. ``A_ii`` (unsummed) is A's diagonal."""
 
@@ -221,28 +222,35 @@ class Tensor(Node):
     indices: Indices
     free: frozenset[str] = _private()
     _hash: int = _private()
-    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _memo: dict[Any, Any] | None = _private()
     _fields = attrgetter("name", "indices")
 
-    def __post_init__(self) -> None:
-        _init(self, frozenset(self.indices))
+    def __init__(self, name: str, indices: Indices) -> None:
+        _set(self, "name", name)
+        _set(self, "indices", indices)
+        _set(self, "free", frozenset(indices))
+        _set(self, "_hash", hash(("Tensor", (name, indices))))
+        _set(self, "_memo", None)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, init=False)
 class Delta(Node):
     """Kronecker delta ``δ_ij``; with one index, ``δ_i`` is 1 for every i (the all-ones vector)."""
 
     indices: Indices
     free: frozenset[str] = _private()
     _hash: int = _private()
-    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _memo: dict[Any, Any] | None = _private()
     _fields = attrgetter("indices")
 
-    def __post_init__(self) -> None:
-        _init(self, frozenset(self.indices))
+    def __init__(self, indices: Indices) -> None:
+        _set(self, "indices", indices)
+        _set(self, "free", frozenset(indices))
+        _set(self, "_hash", hash(("Delta", indices)))
+        _set(self, "_memo", None)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, init=False)
 class Func(Node):
     """An element-wise function of its argument, ``exp(u)``."""
 
@@ -250,14 +258,18 @@ class Func(Node):
     arg: Node
     free: frozenset[str] = _private()
     _hash: int = _private()
-    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _memo: dict[Any, Any] | None = _private()
     _fields = attrgetter("name", "arg")
 
-    def __post_init__(self) -> None:
-        _init(self, self.arg.free)
+    def __init__(self, name: str, arg: Node) -> None:
+        _set(self, "name", name)
+        _set(self, "arg", arg)
+        _set(self, "free", arg.free)
+        _set(self, "_hash", hash(("Func", (name, arg))))
+        _set(self, "_memo", None)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, init=False)
 class Pow(Node):
     """An element-wise power with an exact rational exponent, ``u^2``, ``u^-1``."""
 
@@ -265,42 +277,52 @@ class Pow(Node):
     exponent: Fraction
     free: frozenset[str] = _private()
     _hash: int = _private()
-    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _memo: dict[Any, Any] | None = _private()
     _fields = attrgetter("base", "exponent")
 
-    def __post_init__(self) -> None:
-        _init(self, self.base.free)
+    def __init__(self, base: Node, exponent: Fraction) -> None:
+        _set(self, "base", base)
+        _set(self, "exponent", exponent)
+        _set(self, "free", base.free)
+        _set(self, "_hash", hash(("Pow", (base, exponent))))
+        _set(self, "_memo", None)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, init=False)
 class Mul(Node):
     """An element-wise product: shared indices are matched, not summed (summing is ``Sum``'s job)."""
 
     factors: tuple[Node, ...]
     free: frozenset[str] = _private()
     _hash: int = _private()
-    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _memo: dict[Any, Any] | None = _private()
     _fields = attrgetter("factors")
 
-    def __post_init__(self) -> None:
-        _init(self, frozenset().union(*(f.free for f in self.factors)))
+    def __init__(self, factors: tuple[Node, ...]) -> None:
+        _set(self, "factors", factors)
+        _set(self, "free", frozenset().union(*[f.free for f in factors]))
+        _set(self, "_hash", hash(("Mul", factors)))
+        _set(self, "_memo", None)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, init=False)
 class Add(Node):
     """A sum of terms; a term lacking some of the indices is broadcast along them."""
 
     terms: tuple[Node, ...]
     free: frozenset[str] = _private()
     _hash: int = _private()
-    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _memo: dict[Any, Any] | None = _private()
     _fields = attrgetter("terms")
 
-    def __post_init__(self) -> None:
-        _init(self, frozenset().union(*(t.free for t in self.terms)))
+    def __init__(self, terms: tuple[Node, ...]) -> None:
+        _set(self, "terms", terms)
+        _set(self, "free", frozenset().union(*[t.free for t in terms]))
+        _set(self, "_hash", hash(("Add", terms)))
+        _set(self, "_memo", None)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, init=False)
 class Sum(Node):
     """``Σ`` over ``indices`` (sorted) of ``body``."""
 
@@ -308,11 +330,15 @@ class Sum(Node):
     body: Node
     free: frozenset[str] = _private()
     _hash: int = _private()
-    _memo: dict[Any, Any] | None = field(init=False, compare=False, repr=False, default=None)
+    _memo: dict[Any, Any] | None = _private()
     _fields = attrgetter("indices", "body")
 
-    def __post_init__(self) -> None:
-        _init(self, self.body.free - frozenset(self.indices))
+    def __init__(self, indices: Indices, body: Node) -> None:
+        _set(self, "indices", indices)
+        _set(self, "body", body)
+        _set(self, "free", body.free - frozenset(indices))
+        _set(self, "_hash", hash(("Sum", (indices, body))))
+        _set(self, "_memo", None)
 
 
 ZERO = Number(Fraction(0))
