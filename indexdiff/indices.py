@@ -193,7 +193,10 @@ class _Resolver:
         return make_sum(summed, self.folded(product(nodes), s))
 
     def folded(self, node: Node, s: Syn) -> Node:
-        """``node`` (whose numbers the parser multiplied) when its number is representable, else an error at s."""
+        """``node`` (whose numbers the parser multiplied) when its number is representable, else an error at s.
+
+        A number times one sum goes inside it, ``2 (x_j y_j) -> Σ_j 2 x_j y_j``, as negation does (``-(x_j y_j)``
+        is ``Σ_j -x_j y_j``): one form, whichever way the text writes it, so printing parses back the same."""
         number = node if isinstance(node, Number) else _coefficient(node)
         if number is not None and not representable(number.value):
             raise self.error(
@@ -202,6 +205,10 @@ class _Resolver:
                 hint=f"{NUMBER_RULE.capitalize()}; rescale the expression",
                 kind=ParseError,
             )
+        if isinstance(node, Mul) and len(node.factors) == 2 and number is not None:
+            inner = node.factors[1]
+            if isinstance(inner, Sum):
+                return Sum(inner.indices, product([number, inner.body]))
         return node
 
     def quotient(self, s: SDiv, bound: frozenset[str]) -> Node:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import indexdiff as ix
@@ -118,3 +119,19 @@ def test_long_numbers_print_in_scientific_notation_and_latex(text, printed, late
     e = ix.parse(text)
     assert str(e) == printed and ix.parse(printed) == e
     assert ix.codegen(e, format="latex").splitlines()[0].endswith(latex)
+
+
+@pytest.mark.parametrize(
+    ("text", "same_as"),
+    [
+        ("(-1) (A_jp T_jpi)", "-(A_jp T_jpi)"),
+        ("F_i = (-1) (T_pij (A_pj / v_p))", "F_i = -sum_p(T_pij A_pj / v_p)"),
+        ("2 (x_j y_j)", "x_j y_j 2"),
+        ("sum_j(x_j) / 2", "0.5 sum_j(x_j)"),
+    ],
+)
+def test_a_number_times_a_sum_has_one_form_however_it_is_written(text, same_as, rng):
+    e = ix.parse(text)
+    assert e == ix.parse(same_as) and ix.parse(str(e)) == e and str(ix.parse(str(e))) == str(e)
+    arrays = {t: rng.uniform(0.5, 1.5, size=(3,) * rank) for t, rank in e.variables.items()}
+    assert np.allclose(ix.evaluate(ix.parse(str(e)), arrays), ix.evaluate(ix.parse(same_as), arrays))
