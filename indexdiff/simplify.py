@@ -103,16 +103,14 @@ def _powers(factors: list[Node]) -> list[Node]:
 
 
 def _carried(f: Node) -> frozenset[str]:
-    """The free indices of ``f`` whose length a tensor or a two-index delta inside it carries."""
-    inside = {i for t in tensors(f) for i in t.indices}
-    stack = [f]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, Delta) and len(n.indices) == 2:
-            inside.update(n.indices)
-        elif not isinstance(n, (Tensor, Number)):
-            stack.extend(children(n))
-    return f.free & frozenset(inside)
+    """The free indices of ``f`` whose length a tensor or a two-index delta carries in every term of it."""
+    if isinstance(f, Tensor):
+        return f.free
+    if isinstance(f, Delta):
+        return f.free if len(f.indices) == 2 else frozenset()
+    if isinstance(f, Add):
+        return frozenset.intersection(*(_carried(t) for t in f.terms)) & f.free
+    return frozenset().union(*(_carried(c) for c in children(f))) & f.free
 
 
 def _is_one(f: Node) -> bool:

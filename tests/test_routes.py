@@ -283,3 +283,12 @@ def test_compile_runs_a_statement_as_written_where_simplifying_lost_a_length():
     assert_routes(ix.parse("F = u_p - exp(δ_p a)"), {"u": u, "a": a}, u.sum() - 3 * np.exp(0.5))
     d = ix.diff(ix.parse("L = sum_p(u_p - exp(δ_p a))"), "a")  # the derivative keeps a witness of p's length
     assert_routes(d, {"u": u, "a": a}, -3 * np.exp(0.5))
+
+
+def test_a_witness_stays_where_only_some_terms_carry_the_index():
+    B = np.arange(6.0).reshape(2, 3) / 7
+    d = ix.diff(ix.parse("F_i = sum_j(B_ij - B_im δ_j δ_m)"), "B")  # F_i = Σ_j B_ij - n_j Σ_m B_im
+    jac = np.zeros((2, 2, 3))  # ∂F_i/∂B_kl = δ_ik (1 - n_j)
+    for k in range(2):
+        jac[k, k, :] = 1 - B.shape[1]
+    assert_routes(d, {"B": B}, jac)
