@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 #: Tensor names by rank, so every name always has the same rank.
 NAMES = {0: ["a", "c"], 1: ["u", "v", "w"], 2: ["A", "B"], 3: ["T"]}
 LETTERS = "ijmnpqrs"
+#: Multi-letter index names (written in braces with commas: A_{row,col}), for summed indices in rich mode.
+LONG_INDICES = ("row", "col")
 ANY_FUNCS = ["exp", "sin", "cos", "tanh", "sigmoid", "softplus"]
 POSITIVE_FUNCS = ["exp", "sigmoid", "softplus"]
 POSITIVE_ARG_FUNCS = ["log", "sqrt"]
@@ -45,6 +47,8 @@ def _index_list(draw: st.DrawFn, letters: tuple[str, ...] | list[str], rich: boo
         return ""
     text = "".join(letters)
     style = draw(st.integers(0, 5)) if rich else 0
+    if any(len(i) > 1 for i in letters):
+        style = 5
     if style == 4:
         return "_{" + text + "}"
     if style == 5:
@@ -68,6 +72,10 @@ def expression(
     """
     names = names or NAMES
     avoid = set(free) | set(bound)
+    spare = [*LETTERS, *(LONG_INDICES if rich else ())]  # candidates for summed indices
+
+    def idx(letters: tuple[str, ...]) -> str:
+        return _index_list(draw, letters, rich)
 
     def sub(f: tuple[str, ...], b: frozenset[str] = bound, d: int = depth - 1, pos: bool = positive) -> str:
         return draw(expression(f, b, d, pos, rich, names))
@@ -98,32 +106,33 @@ def expression(
         choices = names.get(len(free)) or NAMES[len(free)]
         return draw(st.sampled_from(choices)) + _index_list(draw, order, rich)
     if kind == "number":
-        return draw(st.sampled_from(["2", "3", "0.5", "1.5"] + (["(1/3)", "0.25", "1e-1", "2.5e1"] if rich else [])))
+        extra = ["(1/3)", "0.25", "1e-1", "2.5e1", "2^-1", "0.1^-1", "(1/3)^2", "1^-1", "4^0.5", "(2/4)"]
+        return draw(st.sampled_from(["2", "3", "0.5", "1.5"] + (extra if rich else [])))
     if kind == "ones":
         return "δ" + _index_list(draw, free, rich)
     if kind == "trace_delta":
-        m = draw(st.sampled_from([c for c in LETTERS if c not in avoid]))
-        return f"(δ_{m}{m})"  # the identity's trace, the size of m (from dims only); grouped: m is its own
+        m = draw(st.sampled_from([c for c in spare if c not in avoid]))
+        return f"(δ{idx((m, m))})"  # the identity's trace, the size of m (from dims only); grouped: m is its own
     if kind == "negate":
         return f"-{_atomic(sub(free))}"
     if kind == "delta":
         a, b = free
         if draw(st.booleans()):
-            return f"δ_{draw(st.sampled_from([a + b, b + a]))}"
-        m = draw(st.sampled_from([c for c in LETTERS if c not in avoid]))
+            return f"δ{idx(draw(st.sampled_from([(a, b), (b, a)])))}"
+        m = draw(st.sampled_from([c for c in spare if c not in avoid]))
         other = sub((m, b), pos=False)
-        return f"δ_{a}{m} {_atomic(other)}"
+        return f"δ{idx((a, m))} {_atomic(other)}"
     if kind == "summed_delta":
         # δ_am X_..m..: a summed index renamed through a delta (positive when X is).
-        m = draw(st.sampled_from([c for c in LETTERS if c not in avoid]))
+        m = draw(st.sampled_from([c for c in spare if c not in avoid]))
         if not free:
-            n = draw(st.sampled_from([c for c in LETTERS if c not in avoid and c != m]))
-            pair = draw(st.sampled_from([m + n, n + m]))
-            return f"δ_{pair} {_atomic(sub((m, n)))}"
+            n = draw(st.sampled_from([c for c in spare if c not in avoid and c != m]))
+            pair = draw(st.sampled_from([(m, n), (n, m)]))
+            return f"δ{idx(pair)} {_atomic(sub((m, n)))}"
         a = draw(st.sampled_from(free))
         inner = tuple(m if i == a else i for i in free)
-        pair = draw(st.sampled_from([a + m, m + a]))
-        return f"δ_{pair} {_atomic(sub(inner))}"
+        pair = draw(st.sampled_from([(a, m), (m, a)]))
+        return f"δ{idx(pair)} {_atomic(sub(inner))}"
     if kind == "kink":
         f = draw(st.sampled_from(KINK_FUNCS))
         return f"{f}({sub(free, pos=True)})" if positive else f"{f}({sub(free, pos=draw(st.booleans()))})"
@@ -142,6 +151,8 @@ def expression(
             return f"δ{_index_list(draw, draw(st.permutations(free)), rich)}^0"  # 1, not δ
         base = sub(free, pos=positive or e not in ("2", "3", "1"))
         return f"{_atomic(base)}^{e}"
+    if kind == "quotient" and rich and draw(st.integers(0, 4)) == 0:
+        return f"{_atomic(sub(free))} / {draw(st.sampled_from(['2', '0.1', '3', '(1/3)', '2^-1']))}"
     if kind == "quotient":
         split = [draw(st.sampled_from(["num", "den", "both"])) for _ in free]
         num = tuple(i for i, s in zip(free, split) if s != "den")
@@ -164,12 +175,12 @@ def expression(
             terms.append(t if k == 0 else f"{sign} {_atomic(t) if t.startswith('-') else t}")
         return " ".join(terms)
     if kind == "explicit_sum":
-        s = draw(st.sampled_from([c for c in LETTERS if c not in avoid]))
+        s = draw(st.sampled_from([c for c in spare if c not in avoid]))
         body = sub((*free, s), bound | {s})
-        return f"sum_{s}({body})"
+        return f"sum{idx((s,))}({body})"
     # product: each free index in one factor (a bound one may be in several), each summed index in two.
     count = draw(st.integers(2, 3))
-    summed = draw(st.lists(st.sampled_from([c for c in LETTERS if c not in avoid]), max_size=2, unique=True))
+    summed = draw(st.lists(st.sampled_from([c for c in spare if c not in avoid]), max_size=2, unique=True))
     assigned: list[list[str]] = [[] for _ in range(count)]
     for i in free:
         holders = {draw(st.integers(0, count - 1))}

@@ -316,7 +316,7 @@ def test_mutated_command_lines_exit_0_1_or_2(offset: int) -> None:
             wrt = _variables(e)[:1]
         except ix.IndexDiffError:
             wrt = [rng.choice(["x", "A", "x,x"])]
-        argv = [text, *(["--wrt", wrt[0]] if wrt else []), *rng.choice(options)]
+        argv = [*(["--wrt", wrt[0]] if wrt else []), *rng.choice(options), "--", text]
         code, err = _cli(argv)
         if code not in (0, 1, 2) or "Traceback" in err:
             problems.append(f"exit {code} {err[-300:]}: {_show(' '.join(argv))}")
