@@ -20,6 +20,7 @@ import numpy as np
 
 import indexdiff as ix
 from indexdiff.check import random_arrays, sizes_for
+from indexdiff.codegen import python_names
 from indexdiff.errors import ShapeError
 from indexdiff.expr import Expr, Program
 from indexdiff.names import all_indices
@@ -261,6 +262,20 @@ def compiled(p: Program, case: Case) -> Callable[..., Any]:
     return lambda **arrays: f(**{n: arrays[n] for n in f.inputs})
 
 
+def check_program_module(text: str, p: Program, v: str, case: Case, want: np.ndarray, grad: np.ndarray) -> None:
+    """The generated module of a scalar program: forward(...) is the loss, gradients(...) the loss and d/dv."""
+    module_text = call("program codegen python", text, lambda: ix.codegen(p, v, format="python"))
+    module: dict[str, Any] = {"__name__": "generated"}
+    call("program module import", text, lambda: exec(module_text, module))  # noqa: S102 - generated code
+    names = python_names(p.inputs)
+    args = {names[n]: a for n, a in case.arrays.items() if n in names}
+    sizes = case.parameters(module)
+    value = call("program module forward", text, lambda: module["forward"](**args, **sizes))
+    both = call("program module gradients", text, lambda: module["gradients"](**args, **sizes))
+    if not (close(value, want) and close(both[0], want) and close(both[1], grad)):
+        raise fail(text, "program module", f"forward {value}, gradients {both} != ({want}, {grad})")
+
+
 def check_program(text: str, wrt: tuple[str, str] | tuple[()]) -> None:
     """A program: print -> parse, evaluate, compile, diff against central differences, grad, einsum code.
 
@@ -301,6 +316,7 @@ def check_program(text: str, wrt: tuple[str, str] | tuple[()]) -> None:
         got = call(f"compile grad by {v1}", text, lambda: compiled(g, case)(**arrays))
         if not (isinstance(got, tuple) and len(got) == 2 and close(got[0], want) and close(got[1], w1)):
             raise fail(text, f"compile grad by {v1}", f"{got} != ({want}, {w1})")
+        check_program_module(text, p, v1, case, want, w1)
     code = call("program codegen einsum", text, lambda: ix.codegen(p, v1, format="einsum"))
     namespace = {**case.namespace(p), **case.namespace(d1)}
     call("program einsum code", text, lambda: exec(code, namespace))  # noqa: S102 - generated code

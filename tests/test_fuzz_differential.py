@@ -106,6 +106,7 @@ KNOWN_PROGRAMS = [
     ("z_bj = W_jk x_bk; L = sum_b(log(sum_j(exp(z_bj))) - z_bj t_bj)", ("W", "W")),
     ("a1 = x; a2 = a1 a1 + a1; a3 = a2 a2 + a2", ("x", "x")),
     ("H_ij = A_ij; L = a", ("a", "a")),  # F7
+    ("G_i = δ_i + c; L = c T_ii", ("c", "c")),  # F12
     ("h_i = relu(W_ij x_j); L = h_i h_i", ("W", "x")),
 ]
 
