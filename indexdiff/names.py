@@ -222,15 +222,28 @@ def origin(node: Node, index: str, _seen: frozenset[str] = frozenset()) -> tuple
         if found is not None:
             return found
     if isinstance(node, Mul):
-        for f in node.factors:
-            if isinstance(f, Pow) and isinstance(f.base, Delta):  # δ_ij^0 joins i and j as δ_ij does
-                f = f.base
-            if isinstance(f, Delta) and len(f.indices) == 2 and index in f.indices:
-                partner = f.indices[1] if f.indices[0] == index else f.indices[0]
+        for d in _joins(node):
+            if index in d.indices:
+                partner = d.indices[1] if d.indices[0] == index else d.indices[0]
                 found = origin(node, partner, _seen | {index})
                 if found is not None:
                     return found
     return None
+
+
+def _joins(node: Node) -> Iterator[Delta]:
+    """The two-index deltas inside ``node`` (in a factor, a power, a function: δ_ij^0 and sigmoid(δ_ij) join i and
+    j as δ_ij does) whose indices are ``node``'s own, not bound by a Σ on the way."""
+    stack: list[tuple[Node, frozenset[str]]] = [(node, frozenset())]
+    while stack:
+        n, bound = stack.pop()
+        if isinstance(n, Delta):
+            if len(n.indices) == 2 and not bound & set(n.indices):
+                yield n
+        elif isinstance(n, Sum):
+            stack.append((n.body, bound | set(n.indices)))
+        else:
+            stack.extend((c, bound) for c in children(n))
 
 
 def witness(body: Node, index: str) -> Node | None:
@@ -242,13 +255,26 @@ def witness(body: Node, index: str) -> Node | None:
     from fractions import Fraction
 
     zero = Fraction(0)
-    for t in tensors(body):
-        if index in t.indices:
-            inner = set(t.indices) - body.free
-            if not inner:
-                return Pow(t, zero)
-            return Pow(Sum(tuple(sorted(inner)), Pow(t, zero)), zero)
-    return None
+    carrier: Node | None = next((t for t in tensors(body) if index in t.indices), None)
+    if carrier is None:  # only through a delta (Σ_j δ_ij u_j): the smallest part of body that knows the length
+        carrier = _knows(body, index)
+        if carrier is None:
+            return None
+    inner = set(carrier.free) - body.free
+    if not inner:
+        return Pow(carrier, zero)
+    return Pow(Sum(tuple(sorted(inner)), Pow(carrier, zero)), zero)
+
+
+def _knows(node: Node, index: str) -> Node | None:
+    """The deepest part of ``node`` with ``index`` free whose length a tensor gives through deltas, or None."""
+    if index not in node.free:
+        return None
+    for child in children(node):
+        found = _knows(child, index)
+        if found is not None:
+            return found
+    return node if origin(node, index) is not None else None
 
 
 def tensors(node: Node) -> Iterator[Tensor]:

@@ -292,3 +292,12 @@ def test_a_witness_stays_where_only_some_terms_carry_the_index():
     for k in range(2):
         jac[k, k, :] = 1 - B.shape[1]
     assert_routes(d, {"B": B}, jac)
+
+
+def test_lengths_reach_through_deltas_inside_functions_and_sums():
+    u = np.array([1.0, 2.0, 3.0])
+    d = ix.diff(ix.parse("sum_i(δ_ij u_j - a)"), "a")  # -n_i, n_i known only through δ_ij u_j
+    assert_routes(d, {"u": u, "a": np.array(1.0)}, -3.0)
+    e = ix.parse("F_ij = u_j tan(sigmoid(δ_ij))")  # i has u's length through the δ inside the functions
+    assert_routes(e, {"u": u}, u[None, :] * np.tan(1 / (1 + np.exp(-np.eye(3)))))
+    assert_routes(ix.diff(e, "u", "u"), {"u": u}, np.zeros((3, 3, 3, 3)))
