@@ -119,12 +119,16 @@ def round_trip(text: str, label: str, x: Expr | Program) -> Expr | Program:
 class Case:
     """Arrays and, when the arrays do not fix every length, sizes for each route."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], size: int | None) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], size: int | None, user: set[str] | None = None) -> None:
         self.arrays = arrays
         self.size = size  # None: the arrays fix every length; else every index has this length
+        self.user = user  # the indices the user can name: dims for these (and a result's free ones) must do
 
     def dims(self, x: Expr | Program) -> dict[str, int] | None:
-        return None if self.size is None else dict.fromkeys(letters(x), self.size)
+        if self.size is None:
+            return None
+        names = letters(x) if self.user is None or isinstance(x, Program) else self.user | set(x.free)
+        return dict.fromkeys(names, self.size)
 
     def parameters(self, module: dict[str, Any]) -> dict[str, int]:
         sizes = module.get("SIZES", {})
@@ -164,8 +168,9 @@ def check_expr_routes(text: str, label: str, x: Expr, case: Case, want: np.ndarr
         if not close(got32, want, RTOL32):
             raise fail(text, f"{label} compile float32", f"{got32} != {want}")
     again = round_trip(text, label, x)
-    # Printed text keeps no lengths for indices no tensor carries (a derivative's δ_ik): give the output's.
-    dims = case.dims(again) or dict(zip(again.free, want.shape))
+    # Printed text keeps no lengths for indices no tensor carries (a derivative's δ_ik): give the output's, or
+    # every index of the printed text its length.
+    dims = dict.fromkeys(letters(again), case.size) if case.size else dict(zip(again.free, want.shape))
     got = call(f"{label} reparsed evaluate", text, lambda: ix.evaluate(again, mine, dims))
     if not close(got, want):
         raise fail(text, f"{label} reparsed evaluate", f"{got} != {want}")
@@ -209,7 +214,7 @@ def check_expression(text: str, wrt: tuple[str, str] | tuple[()]) -> None:
         want = ix.evaluate(e, arrays)
         case = Case(arrays, None)
     except ShapeError:
-        case = Case(random_arrays(e, dict.fromkeys(dims, 3)), 3)
+        case = Case(random_arrays(e, dict.fromkeys(dims, 3)), 3, letters(e))
         want = call("evaluate with dims", text, lambda: ix.evaluate(e, case.arrays, case.dims(e)))
     if not _small(want):
         return  # e.g. exp(exp(ΣA²)): outside float64's comfortable range

@@ -99,6 +99,8 @@ KNOWN = [
     ("sum_i(δ_ij u_j - a)", ("a", "u")),  # F10
     ("(-1) (A_jp T_jpi)", ("A", "T")),  # F11
     ("F_i = (-1) (T_pij (A_pj / v_p))", ("v", "A")),  # F11
+    ("(δ_ii) / u_i", ("u", "u")),  # F13
+    ("c * log(δ_i) * (δ_ii)", ("c", "c")),  # F13
 ]
 
 KNOWN_PROGRAMS = [
