@@ -171,3 +171,14 @@ def test_program_module_self_check_passes_a_steep_tan_program_and_catches_a_wron
     module["gradients"] = lambda **a: (lambda r: (r[0], 1.001 * r[1], r[2]))(right(**a))
     results = module["check"]({"W": W, "x": x})
     assert not results["x"][0] and results["W"][0]
+
+
+def test_program_module_takes_lengths_no_array_gives_as_size_parameters(tmp_path):
+    code = ix.codegen(ix.parse("H = a\nL = a (δ_ii) + a c"), "a", "c")
+    path = tmp_path / "sizes.py"
+    path.write_text(code, encoding="utf-8")
+    run = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, check=False)
+    assert run.returncode == 0 and run.stdout.count(": ok") == 2, run.stdout + run.stderr
+    module = _module(code)
+    loss, da, dc = module["gradients"](a=np.array(2.0), c=np.array(5.0), n_i=4)  # L = a n_i + a c
+    assert (loss, da, dc) == (18.0, 9.0, 2.0)
