@@ -262,7 +262,7 @@ def used_inputs(p: Program) -> dict[str, int]:
 
 
 def compiled(p: Program, case: Case) -> Callable[..., Any]:
-    """``ix.compile(p)`` called with the arrays it takes (fuzz_findings F7: it refuses unused program inputs)."""
+    """``ix.compile(p)`` called with the arrays it takes (it refuses inputs the program's output does not use)."""
     f = ix.compile(p, dims=case.dims(p))
     return lambda **arrays: f(**{n: arrays[n] for n in f.inputs})
 
