@@ -99,6 +99,8 @@ KNOWN = [
     ("F_i = sum_j(B_ij - B_im δ_j δ_m)", ("B", "B")),  # a derivative keeps a summed index's length
     ("sum_i(δ_ij u_j - a)", ("a", "u")),  # a derivative keeps a summed index's length
     ("F_j = (δ_pq A_jp) (δ_pq + a)", ("a", "A")),  # a derivative keeps a summed index's length
+    ("sum_p(δ_pq (u_q - a))", ("a", "u")),  # a derivative keeps a summed index's length
+    ("F = tanh(δ_pq (u_q - u_q - a))", ("a", "a")),  # a derivative keeps a summed index's length
     ("(-1) (A_jp T_jpi)", ("A", "T")),  # -1 times a parenthesized contraction round-trips
     ("F_i = (-1) (T_pij (A_pj / v_p))", ("v", "A")),  # -1 times a parenthesized contraction round-trips
     ("(δ_ii) / u_i", ("u", "u")),  # dims reach a derivative's renamed trace index
