@@ -1,13 +1,13 @@
 """Mutation fuzzer: every mutated input parses or raises an IndexDiffError, quickly, never another exception.
 
-A corpus of valid inputs (README examples, test cases, generated expressions and programs) is mutated: characters
-and tokens deleted, inserted, replaced and duplicated, two inputs spliced, operators inserted, Unicode, huge and
-tiny numbers, deep nesting and long repetitions. For each mutant: ``ix.parse`` either returns (then ``str`` round-trips
-and ``ix.diff`` by each variable returns or raises an IndexDiffError, and its result prints and parses back) or
-raises an IndexDiffError; each input finishes within ``LIMIT`` seconds. A subset also goes through the command line
-(``indexdiff.cli.main``): exit status 0, 1 or 2, never a traceback.
+A corpus of valid inputs (README examples, issue 7's inputs, test cases, generated expressions and programs) is
+mutated: characters and tokens deleted, inserted, replaced and duplicated, two inputs spliced, operators inserted,
+Unicode, huge and tiny numbers, deep nesting and long repetitions. For each mutant, ``ix.parse`` either returns
+(then ``str`` round-trips, and ``ix.diff`` by each variable returns, its result printing and parsing back, or raises
+an IndexDiffError) or raises an IndexDiffError; each input takes under ``LIMIT`` seconds of CPU time. A subset also
+goes through the command line (``indexdiff.cli.main``): exit status 0, 1 or 2, never a traceback.
 
-The default run is derandomized (fixed seeds, about 15 s on 2 cores). A longer run with fresh seeds:
+The default run is derandomized (fixed seeds, about 15 s of CPU time). A longer run with fresh seeds:
 ``INDEXDIFF_FUZZ=long pytest tests/test_fuzz_mutation.py`` (``INDEXDIFF_FUZZ_EXAMPLES=N`` mutants, 20000 by
 default in the long run).
 """
@@ -85,6 +85,15 @@ CORPUS = [
     "-(T_llk) * 1^-1",
     "B_ji * 0.1^-1",
     "F_ji = A_ij + 2.5e1 δ_ij",
+    # drawn from strategies.rich_case and strategies.program
+    "F_{i,m,j} = (T_rji v_s) ((u_r B_mp) * (δ_s (1.5)) * u_p)",
+    "F_ij = (T_{i,p,col} * T_sji * A_{s,col} + 2 + 1e-1)^(1/3)",
+    "F = (δ_jj) sum_{m,}(w_m)",
+    "sigmoid((T_{s,j,i} u_{row,}) * A_{s,row} * (δ_{sm} δ_s))",
+    "H_{i,} = sigmoid(δ_in A_{n,p})  # statement 0\nF_{i,} = sin(δ_ij u_j)^2  # statement 1",
+    "H_{j,m,i} = T_ijm w_p; F_{i,} = δ_{i,n} (δ_{nr} (δ_r / c))",
+    "-step(B_{ji}) - A_{i,j} + A_{j,i} + B_ji + sum_s(T_jsi) - u_{q} * A_{qr} * T_jir - abs(B_ij^-1)",
+    "F_ij = tan(sigmoid(A_jp / A_{i,j})) / 2^-1",
 ]
 
 #: Pieces inserted by mutations: operators, notation, Unicode, hostile numbers.
