@@ -135,6 +135,8 @@ def test_more_than_52_index_names_in_one_expression():
     arrays = {f"M{k}": rng.normal(size=(2, 2)) for k in range(60)}
     assert ix.codegen(chain, format="einsum").isascii()
     assert_routes(chain, arrays, np.linalg.multi_dot(list(arrays.values())), rtol=1e-9)
+    ones = {name: np.full((1, 1), 0.5) for name in arrays}  # tiny: compile's direct np.einsum path
+    assert_routes(chain, ones, np.full((1, 1), 0.5**60))
 
 
 def _expr(node, free=("i",)):
