@@ -303,6 +303,25 @@ def _witnessed(term: Node, body: Node, summed: frozenset[str]) -> Node:
     return Mul((*_flatten_mul([term]), *lost)) if lost else term  # _sum contracts the deltas before _product
 
 
+def _sized(body: Node, summed: frozenset[str]) -> frozenset[str]:
+    """The indices of ``summed`` whose length ``body`` knows: a tensor carries them, directly or through two-index
+    deltas, or a delta joins them to an index that is free around the sum."""
+    joined = UnionFind()
+    known = set(body.free - summed)
+    stack = [body]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Tensor):
+            known.update(n.indices)
+        elif isinstance(n, Delta):
+            if len(n.indices) == 2:
+                joined.union(*n.indices)
+        else:
+            stack.extend(children(n))
+    roots = {joined.find(i) for i in known}
+    return frozenset(j for j in summed if joined.find(j) in roots)
+
+
 def _contractible(term: Node, summed: frozenset[str]) -> bool:
     factors = term.factors if isinstance(term, Mul) else (term,)
     return any(isinstance(f, Delta) and len(f.indices) == 2 and set(f.indices) & summed for f in factors)
@@ -375,10 +394,19 @@ def _rewrite(node: Node) -> Node:
         return _terms([_pass(t) for t in node.terms])
     if isinstance(node, Sum):
         body = _pass(node.body)
-        # Cancellation can remove the last factor that carries a summed index (Σ_p (A_pi - A_pi + c)):
-        # a witness from the body as it was keeps the index's length known.
-        lost = [w for j in node.indices if j not in body.free and (w := witness(node.body, j)) is not None]
-        return _sum(node.indices, Mul((body, *lost)) if lost else body)
+        # Cancellation can remove the last factor that carries a summed index (Σ_p (A_pi - A_pi + c)), and a
+        # delta between two summed indices can outlive the witness it made redundant (Σ_pq δ_pq u_q^0): a witness
+        # from the body as it was keeps the length of each index the body knew and no longer knows.
+        summed = frozenset(node.indices)
+        lost_length = set()
+        if body is not node.body and (unsized := summed - _sized(body, summed)):
+            lost_length = unsized & _sized(node.body, summed)
+        lost = [
+            w
+            for j in node.indices
+            if (j not in body.free or j in lost_length) and (w := witness(node.body, j)) is not None
+        ]
+        return _sum(node.indices, Mul((*_flatten_mul([body]), *lost)) if lost else body)
     raise AssertionError(node)
 
 
