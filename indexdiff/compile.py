@@ -276,6 +276,14 @@ def _sum_terms(v: list[Any], parts: tuple[tuple[int, tuple[int, ...] | None], ..
     return total
 
 
+def _simplified(e: Expr) -> Node:
+    """``e``'s node simplified; an error simplification raises quotes ``e``."""
+    try:
+        return simplify(e.node, frozenset(e.free))
+    except IndexDiffError as err:
+        raise err.with_source(str(e)) from None
+
+
 class Compiled:
     """Expressions compiled together: ``f(**arrays)`` returns one array, or a tuple for several expressions.
 
@@ -291,9 +299,7 @@ class Compiled:
                 f"dims must map index names to sizes, got {type(dims).__name__}", hint="pass dims={'i': 3}"
             )
         self.dims = dict(dims or {})
-        self.exprs = tuple(
-            Expr(simplify(e.node, frozenset(e.free)), e.free, e.name, e.variables, e.origins) for e in exprs
-        )
+        self.exprs = tuple(Expr(_simplified(e), e.free, e.name, e.variables, e.origins) for e in exprs)
         self.sources = dict(zip((id(e) for e in self.exprs), exprs))  # each simplified statement -> as written
         # A program: its statements run in order, each once; ``outputs`` name what the call returns.
         self.outputs = outputs

@@ -177,7 +177,10 @@ def diff(expr: Expr | Program, *wrt: str) -> Expr | Program:
     for spec in wrt:
         name, new = _wrt(expr, spec)
         free = (*expr.free, *new)
-        node = deep(_differentiate, expr.node, name, new, frozenset(free))
+        try:
+            node = deep(_differentiate, expr.node, name, new, frozenset(free))
+        except IndexDiffError as err:  # raised while simplifying (a number out of range, a zero divisor)
+            raise err.with_source(str(expr)) from None
         origins = dict(expr.origins)
         origins.update({k: (name, axis) for axis, k in enumerate(new)})
         expr = Expr(node, free, None, expr.variables, origins)

@@ -119,3 +119,12 @@ def test_sum_of_constant_counts_its_terms(rng):
     d = ix.diff(e, "a")
     A = rng.normal(size=(3, 7))
     assert np.allclose(ix.evaluate(d, {"A": A, "a": np.float64(1.0)}), -7.0 * np.ones(3))
+
+
+def test_errors_raised_while_simplifying_quote_the_expression() -> None:
+    for call in (lambda e: ix.diff(e, "x"), ix.compile):
+        with pytest.raises(ix.IndexDiffError) as info:
+            call(ix.parse("x / (a - a)"))
+        assert "divides by zero" in str(info.value) and "x / (a - a)" in str(info.value)
+    with pytest.raises(ix.IndexDiffError, match=r"out of range(.|\n)*1e300 x\^3"):
+        ix.diff(ix.parse("1e300 x^3"), "x")
