@@ -324,6 +324,7 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
     its gradients (the backward pass ix.grad derives); run as a script it checks them by central differences."""
     from .check import _shapes
     from .forward import needed
+    from .program import used
     from .reverse import grad
 
     specs = []
@@ -347,15 +348,16 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
                 len(w),
                 hint=f"the inputs are: {', '.join(program.inputs)} (ix.grad itself also takes intermediates)",
             )
+    # Only the statements the outputs need: one the loss does not use would ask for arrays or lengths for nothing.
     if specs:
         gradient = grad(program, loss, specs)
+        gradient = Program(used(gradient.statements, gradient.outputs), gradient.outputs)
     else:  # the forward pass alone
-        last = needed(program, loss)[-1]
-        gradient = Program(program.statements[: program.statements.index(last) + 1])
+        gradient = Program(needed(program, loss))
     names = python_names({**program.inputs, **{s.name: 0 for s in gradient.statements}})
     inputs = [n for n in program.inputs if any(n in s.variables for s in gradient.statements) or n in wrt]
     params = ", ".join(names[n] for n in inputs)
-    n_forward = program.names.index(gradient.outputs[0]) + 1
+    n_forward = gradient.names.index(gradient.outputs[0]) + 1
 
     size_params: dict[str, str] = {}
 

@@ -15,7 +15,7 @@ from .evaluate import as_exponent, as_float, index_sizes, plan_product, real_arr
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, deep, depth_safe
 from .functions import logsumexp_parts
 from .names import all_indices
-from .program import merged
+from .program import merged, used
 from .simplify import simplify
 
 __all__ = ["compile", "Compiled"]
@@ -276,6 +276,12 @@ def _sum_terms(v: list[Any], parts: tuple[tuple[int, tuple[int, ...] | None], ..
     return total
 
 
+def _inputs(exprs: tuple[Expr, ...], program: bool) -> set[str]:
+    """The tensors ``exprs`` use that none of them defines (a program's statements define their names)."""
+    defined = {e.name for e in exprs} if program else set()
+    return {n for e in exprs for n in e.variables} - defined
+
+
 def _simplified(e: Expr) -> Node:
     """``e``'s node simplified; an error simplification raises quotes ``e``."""
     try:
@@ -303,12 +309,9 @@ class Compiled:
         self.sources = dict(zip((id(e) for e in self.exprs), exprs))  # each simplified statement -> as written
         # A program: its statements run in order, each once; ``outputs`` name what the call returns.
         self.outputs = outputs
+        every_input = _inputs(self.exprs, outputs is not None)
         if outputs is not None:
-            needed = set(outputs)
-            for e in reversed(self.exprs):
-                if e.name in needed:
-                    needed.update(e.variables)
-            self.exprs = tuple(e for e in self.exprs if e.name in needed)
+            self.exprs = used(self.exprs, outputs)
         defined = {e.name for e in self.exprs} if outputs is not None else set()
         ranks: dict[str, int] = {}
         for e in self.exprs:
@@ -319,6 +322,8 @@ class Compiled:
                         hint="compile expressions that agree on their tensors",
                     )
         self.inputs = dict(sorted((n, r) for n, r in ranks.items() if n not in defined))
+        # Inputs only statements the outputs do not need take: accepted by a call, and not used.
+        self.unused = every_input - set(self.inputs)
         self._plans: dict[tuple[Any, ...], _Plan] = {}
 
     def __call__(self, *args: Any, **arrays: Any) -> Any:
@@ -347,7 +352,7 @@ class Compiled:
         return out[0] if len(out) == 1 else tuple(out)
 
     def _validate(self, arrays: dict[str, Any]) -> dict[str, np.ndarray]:
-        unexpected = sorted(set(arrays) - set(self.inputs))
+        unexpected = sorted(set(arrays) - set(self.inputs) - self.unused)
         if unexpected:
             raise ShapeError(
                 f"unexpected array '{unexpected[0]}'",

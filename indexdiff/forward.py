@@ -19,6 +19,7 @@ from .errors import DiffError, IndexDiffError
 from .expr import Add, Expr, Mul, Node, Number, Program, Sum, Tensor
 from .jacobian import axis_origin, forward_keys, jacobian, program_indices, reuse, unique_name
 from .names import fresh, tensors
+from .program import used
 from .reverse import grad, relabel
 
 __all__ = ["derivative_program", "needed", "shape_expr", "check_parts"]
@@ -33,12 +34,7 @@ def needed(program: Program, output: str | None = None) -> tuple[Expr, ...]:
                 f"the program defines no '{output}'", str(program), hint=f"choose one of: {', '.join(program.names)}"
             )
         statements = statements[: program.names.index(output) + 1]
-    wanted = {statements[-1].name}
-    for s in reversed(statements):
-        if s.name in wanted:  # what it uses, and the tensors its indices take their lengths from
-            wanted.update(s.variables)
-            wanted.update(name for name, _ in s.origins.values())
-    return tuple(s for s in statements if s.name in wanted)
+    return used(statements, (statements[-1].name,))
 
 
 def _variable(program: Program, spec: str) -> tuple[str, tuple[str, ...]]:

@@ -12,7 +12,18 @@ from .errors import IndexDiffError
 from .expr import Expr, Node, Program, Tensor
 from .names import children, rebuild, rename
 
-__all__ = ["inline", "outputs_of", "program_einsum", "program_latex", "gradient_text", "merged"]
+__all__ = ["used", "inline", "outputs_of", "program_einsum", "program_latex", "gradient_text", "merged"]
+
+
+def used(statements: Sequence[Expr], outputs: Sequence[str]) -> tuple[Expr, ...]:
+    """The statements that compute ``outputs``, in order: each output's statement, what it uses, and the tensors its
+    indices take their lengths from."""
+    wanted = set(outputs)
+    for s in reversed(statements):
+        if s.name in wanted:
+            wanted.update(s.variables)
+            wanted.update(name for name, _ in s.origins.values())
+    return tuple(s for s in statements if s.name in wanted)
 
 
 def _substitute(node: Node, definitions: dict[str, Expr]) -> Node:

@@ -284,3 +284,24 @@ def test_cli_program_formats_check_and_cost(capsys, tmp_path):
     assert len(ix.parse(out).statements[-1].free) == 2
     code, out, _ = run(capsys, "-f", str(f), "--wrt", "W1", "--cost", "--dims", "i=10")
     assert code == 0 and "d/dW1" in out
+
+
+def test_a_compiled_program_accepts_and_ignores_inputs_only_unused_statements_take() -> None:
+    p = ix.parse("H_ij = A_ij; L = a")
+    f = ix.compile(p)
+    assert f(A=np.ones((2, 2)), a=np.array(2.0)) == 2.0
+    assert f(a=np.array(2.0)) == 2.0
+    with pytest.raises(ix.ShapeError, match="unexpected array 'B'"):
+        f(a=np.array(2.0), B=np.ones(2))
+
+
+def test_a_generated_program_module_leaves_out_statements_the_loss_does_not_use() -> None:
+    p = ix.parse("G_i = δ_i + c; L = c T_ii")  # G's length only dims could give: the module must not ask for it
+    T = np.arange(4.0).reshape(2, 2)
+    for wrt in ((), ("c",)):
+        namespace: dict = {}
+        exec(ix.codegen(p, *wrt, format="python"), namespace)
+        assert "n_i" not in namespace["forward"].__code__.co_varnames
+        assert float(namespace["forward"](c=np.array(1.5), T=T)) == pytest.approx(1.5 * np.trace(T))
+    loss, dc = namespace["gradients"](c=np.array(1.5), T=T)
+    assert float(dc) == pytest.approx(np.trace(T))
