@@ -13,6 +13,7 @@ gets it: ``dims=`` for evaluate and compile, ``n_<index>`` for the generated cod
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -119,16 +120,15 @@ def round_trip(text: str, label: str, x: Expr | Program) -> Expr | Program:
 class Case:
     """Arrays and, when the arrays do not fix every length, sizes for each route."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], size: int | None, user: set[str] | None = None) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], size: int | None) -> None:
         self.arrays = arrays
         self.size = size  # None: the arrays fix every length; else every index has this length
-        self.user = user  # the indices the user can name: dims for these (and a result's free ones) must do
 
     def dims(self, x: Expr | Program) -> dict[str, int] | None:
+        """A length for every index ``x`` prints (dims name indices as the expression printed them)."""
         if self.size is None:
             return None
-        names = letters(x) if self.user is None or isinstance(x, Program) else self.user | set(x.free)
-        return dict.fromkeys(names, self.size)
+        return dict.fromkeys(letters(x) | letters(ix.parse(str(x))), self.size)
 
     def parameters(self, module: dict[str, Any]) -> dict[str, int]:
         sizes = module.get("SIZES", {})
@@ -214,7 +214,7 @@ def check_expression(text: str, wrt: tuple[str, str] | tuple[()]) -> None:
         want = ix.evaluate(e, arrays)
         case = Case(arrays, None)
     except ShapeError:
-        case = Case(random_arrays(e, dict.fromkeys(dims, 3)), 3, letters(e))
+        case = Case(random_arrays(e, dict.fromkeys(dims, 3)), 3)
         want = call("evaluate with dims", text, lambda: ix.evaluate(e, case.arrays, case.dims(e)))
     if not _small(want):
         return  # e.g. exp(exp(ΣA²)): outside float64's comfortable range
@@ -273,7 +273,9 @@ def check_program_module(text: str, p: Program, v: str, case: Case, want: np.nda
     module: dict[str, Any] = {"__name__": "generated"}
     call("program module import", text, lambda: exec(module_text, module))  # noqa: S102 - generated code
     names = python_names(p.inputs)
-    args = {names[n]: a for n, a in case.arrays.items() if n in names}
+    # The module takes the inputs of the statements the loss uses.
+    taken = inspect.signature(module["forward"]).parameters
+    args = {names[n]: a for n, a in case.arrays.items() if n in names and names[n] in taken}
     sizes = case.parameters(module)
     value = call("program module forward", text, lambda: module["forward"](**args, **sizes))
     both = call("program module gradients", text, lambda: module["gradients"](**args, **sizes))

@@ -103,8 +103,8 @@ KNOWN = [
     ("F = tanh(δ_pq (u_q - u_q - a))", ("a", "a")),  # a derivative keeps a summed index's length
     ("(-1) (A_jp T_jpi)", ("A", "T")),  # -1 times a parenthesized contraction round-trips
     ("F_i = (-1) (T_pij (A_pj / v_p))", ("v", "A")),  # -1 times a parenthesized contraction round-trips
-    ("(δ_ii) / u_i", ("u", "u")),  # dims reach a derivative's renamed trace index
-    ("c * log(δ_i) * (δ_ii)", ("c", "c")),  # dims reach a derivative's renamed trace index
+    ("(δ_ii) / u_i", ("u", "u")),  # dims by printed name reach a derivative's renamed trace
+    ("c * log(δ_i) * (δ_ii)", ("c", "c")),  # dims by printed name reach a derivative's renamed trace
 ]
 
 KNOWN_PROGRAMS = [
