@@ -355,7 +355,7 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
     else:  # the forward pass alone
         gradient = Program(needed(program, loss))
     names = python_names({**program.inputs, **{s.name: 0 for s in gradient.statements}})
-    inputs = [n for n in program.inputs if any(n in s.variables for s in gradient.statements) or n in wrt]
+    inputs = list(program.inputs)  # every input of the program, as ix.compile takes them (unused ones ignored)
     params = ", ".join(names[n] for n in inputs)
     n_forward = gradient.names.index(gradient.outputs[0]) + 1
 

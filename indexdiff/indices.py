@@ -16,7 +16,7 @@ from fractions import Fraction
 
 from .errors import IndexDiffError, IndexRuleError, ParseError
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, negate, product
-from .names import origin
+from .names import origin, separate
 from .printer import indices_text
 from .syntax import (
     NUMBER_RULE,
@@ -303,6 +303,9 @@ def _expr(ctx: _Context, s: Syn) -> Expr:
     else:
         node = resolver.resolve(s, frozenset())
         free, name = output_order(node.free), None
+    # A summed index that repeats a name visible around it takes the name the printed form gives it (in
+    # (δ_ii) / u_i the trace's i prints as j): one name per index, so dims name the indices as they print.
+    node = separate(node, frozenset(free))
     variables = {n: ctx.ranks[n][0] for n in ctx.used}
     origins = {}
     for index in free:

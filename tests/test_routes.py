@@ -51,10 +51,28 @@ def test_dims_reach_summed_indices_that_evaluation_renamed_apart():
     x, m = np.array([1.0, 2.0, 4.0]), np.array(0.5)
     assert_routes(ix.parse("sum_b(x_b) + sum_b(m δ_b)"), {"x": x, "m": m}, x.sum() + 3 * 0.5, dims={"b": 3})
     assert_routes(ix.parse("(x_i x_i) / δ_ii"), {"x": x}, x @ x / 3, dims={"i": 3})
-    # The simplifier renames the inner Σ_i (i is free outside): dims still reach it, by the name the user gave.
-    assert_routes(ix.parse("-(δ_ij (δ_j δ_i δ_i))"), {}, [-3.0, -3.0, -3.0], dims={"i": 3, "j": 3})
+    # The inner Σ_i repeats the outer i, a different index: it prints (and is) Σ_k, and dims name it so.
+    e = ix.parse("-(δ_ij (δ_j δ_i δ_i))")
+    assert str(e) == "-δ_ij (δ_j δ_k δ_k)"
+    assert_routes(e, {}, [-3.0, -3.0, -3.0], dims={"i": 3, "j": 3, "k": 3})
+    with pytest.raises(ShapeError, match=r"size of index 'k' is unknown(.|\n)*dims=\{'k'"):
+        ix.evaluate(e, {}, dims={"i": 3, "j": 3})
     with pytest.raises(ShapeError, match="size of index 'b' is unknown"):
         ix.compile(ix.parse("sum_b(x_b) + sum_b(m δ_b)"))(x=x, m=m)  # no dims: b's second length is unknown
+
+
+def test_dims_by_the_printed_name_reach_a_renamed_trace_and_its_derivatives(capsys):
+    from indexdiff.cli import main
+
+    e = ix.parse("(δ_ii) / u_i")  # the trace's i is another index than u's: it prints as j
+    u = np.array([1.0, 2.0])
+    assert str(e) == "sum_j(δ_j) / u_i"
+    assert_routes(e, {"u": u}, 3 / u, dims={"j": 3})
+    d = ix.diff(e, "u")
+    assert_routes(d, {"u": u}, np.diag(-3 / u**2), dims={"j": 3})
+    assert ix.check(e, "u", "u", dims={"j": 3}).ok
+    assert main(["(δ_ii) / u_i", "--wrt", "u", "--check", "--dims", "j=3"]) == 0
+    capsys.readouterr()
 
 
 def test_dims_reach_check_and_the_cli(tmp_path, capsys):
