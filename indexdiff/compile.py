@@ -6,7 +6,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import opt_einsum
 
 from .backends import Backend, backend_of
 from .canonical import canonical
@@ -17,6 +16,7 @@ from .functions import logsumexp_parts
 from .names import all_indices
 from .program import merged, used
 from .simplify import simplify
+from .steps import broadcast_shape, contraction, diagonal, product_step, sum_terms
 
 __all__ = ["compile", "Compiled"]
 
@@ -130,9 +130,9 @@ class _Builder:
             for t in node.terms:
                 slot, own, shape = self.emit(t)
                 self.sizes.update(zip(own, shape))
-                parts.append((slot, _broadcast_shape(own, labels, shape)))
+                parts.append((slot, broadcast_shape(own, labels, shape)))
             shape = tuple(self.size(i) for i in labels)
-            return self.plan.add(lambda v, p=tuple(parts): _sum_terms(v, p)), labels, shape
+            return self.plan.add(lambda v, p=tuple(parts): sum_terms(v, p)), labels, shape
         raise AssertionError(node)
 
     def product(self, node: Node, summed: frozenset[str]) -> tuple[int, Labels, tuple[int, ...]]:
@@ -153,127 +153,17 @@ class _Builder:
         shapes = [slots[id(f)][1] for f in plan.operands]
         ones = [self.backend.ones(n, self.like) for n in plan.ones]
         if shapes or plan.ones:
-            contraction = _contraction(plan.spec, [*shapes, *((n,) for n in plan.ones)], self.backend.name == "numpy")
+            contract = contraction(plan.spec, [*shapes, *((n,) for n in plan.ones)], self.backend.name == "numpy")
         else:  # numbers and deltas only
             one = self.backend.scalar(1.0, self.like)
-            contraction = lambda: one  # noqa: E731
+            contract = lambda: one  # noqa: E731
         out_shape = tuple(self.size(i) for i in plan.out)
         self.sizes.update(zip(plan.out, out_shape))
-        diagonal = None
+        embed = None
         if plan.diagonal is not None:
-            diagonal = _diagonal(plan.diagonal, out_shape, self.dtype, self.backend, self.like)
-        step = _product_step(contraction, tuple(sources), tuple(ones), coef, diagonal)
+            embed = diagonal(plan.diagonal, out_shape, self.dtype, self.backend, self.like)
+        step = product_step(contract, tuple(sources), tuple(ones), coef, embed)
         return self.plan.add(step), plan.out, out_shape
-
-
-#: Below this many multiply-adds (the naive einsum's), one direct np.einsum call beats a planned contraction,
-#: whose per-call overhead (about 10 µs) would dominate.
-SMALL = 4096
-
-
-def _contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Callable[..., Any]:
-    """The contraction for ``spec``: opt_einsum's planned path, or plain np.einsum when it is tiny."""
-    inputs, output = spec.split("->")
-    product = _matrix_product(inputs.split(","), output) if numpy and len(shapes) == 2 else None
-    if product is not None:
-        return product
-    if len(shapes) > 1 and all(term == output for term in inputs.split(",")):
-        # An element-wise product (nothing summed, the same axes everywhere): multiply, as numpy would by hand.
-        def multiply(*ops: Any) -> Any:
-            value = ops[0] * ops[1]
-            for op in ops[2:]:
-                value = value * op
-            return value
-
-        return multiply
-    sizes: dict[str, int] = {}
-    for term, shape in zip(spec.split("->")[0].split(","), shapes):
-        sizes.update(zip(term, shape))
-    naive = 1
-    for n in sizes.values():
-        naive *= n
-    if numpy and naive <= SMALL and spec.isascii():  # np.einsum takes 52 letters; opt_einsum any number
-        return lambda *ops: np.einsum(spec, *ops)
-    return opt_einsum.contract_expression(spec, *shapes)
-
-
-def _matrix_product(terms: list[str], output: str) -> Callable[..., Any] | None:
-    """``a @ b`` for a two-operand contraction that is one matrix (or matrix-vector) product, with the operands
-    transposed (as views) so the result comes out in ``output``'s axis order, contiguous; None otherwise."""
-    t1, t2 = terms
-    shared = set(t1) & set(t2)
-    if len(shared) != 1 or len(t1) > 2 or len(t2) > 2 or len(set(t1)) < len(t1) or len(set(t2)) < len(t2):
-        return None
-    (s,) = shared
-    if s in output or set(output) != (set(t1) | set(t2)) - {s}:
-        return None
-    rest1, rest2 = t1.replace(s, ""), t2.replace(s, "")
-    # The operand whose free axis comes first in the output goes on the left.
-    left = 0 if (rest1 and output.startswith(rest1)) or not rest2 else 1
-    lt, rt = (t1, t2) if left == 0 else (t2, t1)
-    transpose_left = len(lt) == 2 and lt[1] != s  # the left operand as (rows, s)
-    transpose_right = len(rt) == 2 and rt[0] != s  # the right one as (s, columns)
-
-    def matmul(*ops: Any) -> Any:
-        a, b = (ops[0], ops[1]) if left == 0 else (ops[1], ops[0])
-        return (a.T if transpose_left else a) @ (b.T if transpose_right else b)
-
-    return matmul
-
-
-def _diagonal(spec: str, shape: tuple[int, ...], dtype: Any, backend: Backend, like: Any) -> Callable[[Any], Any]:
-    """Writes a contraction's result onto the diagonal its output indices share (δ between two of them)."""
-    if backend.name == "numpy":
-
-        def embed(value: Any) -> Any:
-            full = np.zeros(shape, dtype=np.result_type(value, dtype))
-            np.einsum(spec, full)[...] = value
-            return full
-
-        return embed
-    # Other libraries have no writable diagonal views: multiply by identities instead.
-    full, reduced = spec.split("->")
-    letters, terms, eyes = list(full), [reduced], []
-    for k, c in enumerate(full):
-        if c in full[:k]:
-            letters[k] = opt_einsum.get_symbol(200 + k)
-            terms.append(c + letters[k])
-            eyes.append(backend.eye(shape[k], like))
-    shapes = [tuple(shape[full.index(c)] for c in reduced), *(e.shape for e in eyes)]
-    contract = opt_einsum.contract_expression(",".join(terms) + "->" + "".join(letters), *shapes)
-    return lambda value: contract(value, *eyes)
-
-
-def _product_step(
-    contraction: Any,
-    sources: tuple[int, ...],
-    ones: tuple[Any, ...],
-    coef: float,
-    diagonal: Callable[[Any], Any] | None,
-) -> Step:
-    def run(v: list[Any]) -> Any:
-        value = contraction(*(v[s] for s in sources), *ones)
-        if coef != 1.0:
-            value = value * coef
-        return value if diagonal is None else diagonal(value)
-
-    return run
-
-
-def _broadcast_shape(own: Labels, target: Labels, shape: tuple[int, ...]) -> tuple[int, ...] | None:
-    """The shape that lines ``own`` axes up with ``target`` (1 where a term lacks an index); None if already so."""
-    if own == target:
-        return None
-    sizes = dict(zip(own, shape))
-    return tuple(sizes.get(i, 1) for i in target)
-
-
-def _sum_terms(v: list[Any], parts: tuple[tuple[int, tuple[int, ...] | None], ...]) -> Any:
-    total = None
-    for slot, shape in parts:
-        value = v[slot] if shape is None else v[slot].reshape(shape)
-        total = value if total is None else total + value
-    return total
 
 
 def _inputs(exprs: tuple[Expr, ...], program: bool) -> set[str]:
@@ -454,7 +344,7 @@ def _output(
 ) -> Callable[[list[Any]], Any]:
     present = tuple(i for i in free if i in labels)
     order = tuple(labels.index(i) for i in present)
-    aligned = _broadcast_shape(present, free, tuple(shape[free.index(i)] for i in present))
+    aligned = broadcast_shape(present, free, tuple(shape[free.index(i)] for i in present))
 
     transpose = order != tuple(range(len(order)))
 

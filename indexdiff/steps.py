@@ -1,0 +1,126 @@
+"""How compiled plans run one step: contractions (a matrix product, a multiply, np.einsum or an opt_einsum plan),
+diagonals, and sums of broadcast terms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import opt_einsum
+
+from .backends import Backend
+
+__all__ = ["SMALL", "contraction", "diagonal", "product_step", "broadcast_shape", "sum_terms"]
+
+Labels = tuple[str, ...]
+Step = Callable[[list[Any]], Any]
+
+#: Below this many multiply-adds (the naive einsum's), one direct np.einsum call beats a planned contraction,
+#: whose per-call overhead (about 10 µs) would dominate.
+SMALL = 4096
+
+
+def contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Callable[..., Any]:
+    """The contraction for ``spec``: opt_einsum's planned path, or plain np.einsum when it is tiny."""
+    inputs, output = spec.split("->")
+    product = _matrix_product(inputs.split(","), output) if numpy and len(shapes) == 2 else None
+    if product is not None:
+        return product
+    if len(shapes) > 1 and all(term == output for term in inputs.split(",")):
+        # An element-wise product (nothing summed, the same axes everywhere): multiply, as numpy would by hand.
+        def multiply(*ops: Any) -> Any:
+            value = ops[0] * ops[1]
+            for op in ops[2:]:
+                value = value * op
+            return value
+
+        return multiply
+    sizes: dict[str, int] = {}
+    for term, shape in zip(spec.split("->")[0].split(","), shapes):
+        sizes.update(zip(term, shape))
+    naive = 1
+    for n in sizes.values():
+        naive *= n
+    if numpy and naive <= SMALL and spec.isascii():  # np.einsum takes 52 letters; opt_einsum any number
+        return lambda *ops: np.einsum(spec, *ops)
+    return opt_einsum.contract_expression(spec, *shapes)
+
+
+def _matrix_product(terms: list[str], output: str) -> Callable[..., Any] | None:
+    """``a @ b`` for a two-operand contraction that is one matrix (or matrix-vector) product, with the operands
+    transposed (as views) so the result comes out in ``output``'s axis order, contiguous; None otherwise."""
+    t1, t2 = terms
+    shared = set(t1) & set(t2)
+    if len(shared) != 1 or len(t1) > 2 or len(t2) > 2 or len(set(t1)) < len(t1) or len(set(t2)) < len(t2):
+        return None
+    (s,) = shared
+    if s in output or set(output) != (set(t1) | set(t2)) - {s}:
+        return None
+    rest1, rest2 = t1.replace(s, ""), t2.replace(s, "")
+    # The operand whose free axis comes first in the output goes on the left.
+    left = 0 if (rest1 and output.startswith(rest1)) or not rest2 else 1
+    lt, rt = (t1, t2) if left == 0 else (t2, t1)
+    transpose_left = len(lt) == 2 and lt[1] != s  # the left operand as (rows, s)
+    transpose_right = len(rt) == 2 and rt[0] != s  # the right one as (s, columns)
+
+    def matmul(*ops: Any) -> Any:
+        a, b = (ops[0], ops[1]) if left == 0 else (ops[1], ops[0])
+        return (a.T if transpose_left else a) @ (b.T if transpose_right else b)
+
+    return matmul
+
+
+def diagonal(spec: str, shape: tuple[int, ...], dtype: Any, backend: Backend, like: Any) -> Callable[[Any], Any]:
+    """Writes a contraction's result onto the diagonal its output indices share (δ between two of them)."""
+    if backend.name == "numpy":
+
+        def embed(value: Any) -> Any:
+            full = np.zeros(shape, dtype=np.result_type(value, dtype))
+            np.einsum(spec, full)[...] = value
+            return full
+
+        return embed
+    # Other libraries have no writable diagonal views: multiply by identities instead.
+    full, reduced = spec.split("->")
+    letters, terms, eyes = list(full), [reduced], []
+    for k, c in enumerate(full):
+        if c in full[:k]:
+            letters[k] = opt_einsum.get_symbol(200 + k)
+            terms.append(c + letters[k])
+            eyes.append(backend.eye(shape[k], like))
+    shapes = [tuple(shape[full.index(c)] for c in reduced), *(e.shape for e in eyes)]
+    contract = opt_einsum.contract_expression(",".join(terms) + "->" + "".join(letters), *shapes)
+    return lambda value: contract(value, *eyes)
+
+
+def product_step(
+    contraction: Any,
+    sources: tuple[int, ...],
+    ones: tuple[Any, ...],
+    coef: float,
+    diagonal: Callable[[Any], Any] | None,
+) -> Step:
+    def run(v: list[Any]) -> Any:
+        value = contraction(*(v[s] for s in sources), *ones)
+        if coef != 1.0:
+            value = value * coef
+        return value if diagonal is None else diagonal(value)
+
+    return run
+
+
+def broadcast_shape(own: Labels, target: Labels, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The shape that lines ``own`` axes up with ``target`` (1 where a term lacks an index); None if already so."""
+    if own == target:
+        return None
+    sizes = dict(zip(own, shape))
+    return tuple(sizes.get(i, 1) for i in target)
+
+
+def sum_terms(v: list[Any], parts: tuple[tuple[int, tuple[int, ...] | None], ...]) -> Any:
+    total = None
+    for slot, shape in parts:
+        value = v[slot] if shape is None else v[slot].reshape(shape)
+        total = value if total is None else total + value
+    return total
