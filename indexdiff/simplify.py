@@ -133,13 +133,16 @@ def _sigmoid(factors: list[Node]) -> list[Node]:
 
 def _softmax(factors: list[Node]) -> list[Node]:
     """``exp(u) / Σ_j exp(v) -> exp(u - log(Σ_j exp(v)))``: the softmax, computed without overflow because
-    log(Σ exp) is evaluated as a log-sum-exp."""
+    log(Σ exp) is evaluated as a log-sum-exp. A higher power of the sum (``exp(a) exp(b) / (Σ_j exp(v))^2``, in
+    a softmax's derivative) takes one exp at a time, until the exps or the power run out."""
     for k, f in enumerate(factors):
-        if isinstance(f, Pow) and f.exponent == -1 and logsumexp_parts(Func("log", f.base)) is not None:
+        e = f.exponent if isinstance(f, Pow) else None
+        if e is not None and e < 0 and e.denominator == 1 and logsumexp_parts(Func("log", f.base)) is not None:
             for m, g in enumerate(factors):
                 if isinstance(g, Func) and g.name == "exp":
                     shifted = Func("exp", Add((g.arg, negate(Func("log", f.base)))))
-                    return [h for n, h in enumerate(factors) if n not in (k, m)] + [shifted]
+                    rest = [h for n, h in enumerate(factors) if n not in (k, m)]
+                    return [*rest, shifted] + ([Pow(f.base, e + 1)] if e + 1 else [])
     return factors
 
 
