@@ -123,7 +123,7 @@ def test_a_power_with_a_huge_root_is_not_folded_and_its_derivative_is_quick():
     e = ix.parse("2^(1/10000000000) x")
     start = time.perf_counter()
     d = ix.diff(e, "x")
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 2  # a guard against the 40 s MemoryError it was (about 0.1 s)
     round_trips(d)
     assert np.isclose(ix.evaluate(d, {"x": 3.0}), 2 ** (1 / 10000000000))
     assert exact_power(Fraction(2), Fraction(1, 10**10)) is None
@@ -243,7 +243,7 @@ def test_fuzzer_edge_cases_parse_and_round_trip_or_fail_fast(text):
         round_trips(e)
         for v in sorted(e.variables)[:1]:
             round_trips(ix.diff(e, v))
-    assert time.perf_counter() - start < 0.1 + 0.4  # 0.1 s each, with slack for a loaded machine
+    assert time.perf_counter() - start < 2  # a guard against a hang (each takes well under 0.1 s)
 
 
 @pytest.mark.parametrize(

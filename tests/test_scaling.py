@@ -13,26 +13,11 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from counting import calls
 
 import indexdiff as ix
 from indexdiff.expr import Add, Expr, Func, Mul, Node, Pow, Tensor, deep
 from indexdiff.names import children, fresh
-
-
-def calls(fn: Callable[[], object]) -> int:
-    """How many Python functions ``fn()`` calls."""
-    count = 0
-
-    def profile(frame: object, event: str, arg: object) -> None:
-        nonlocal count
-        count += event == "call"
-
-    sys.setprofile(profile)
-    try:
-        fn()
-    finally:
-        sys.setprofile(None)
-    return count
 
 
 def growth(make: Callable[[int], Callable[[], object]], n: int) -> float:
