@@ -1,4 +1,4 @@
-"""The summation rules of DESIGN.md §1: syntax -> explicit nodes, with an IndexRuleError for each broken rule.
+"""The summation rules (README, "Summation rules"): syntax -> explicit nodes, an IndexRuleError per broken rule.
 
 Rule 1, Einstein per product: an index in two factors of one product (or twice in one tensor) is summed there,
 unless bound.  Rule 2: terms of a sum share their free indices, except scalar terms and terms lacking a bound

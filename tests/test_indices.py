@@ -1,4 +1,4 @@
-"""The summation rules of DESIGN.md §1, each checked numerically against numpy.einsum."""
+"""The summation rules (README, "Summation rules"), each checked numerically against numpy.einsum."""
 
 from __future__ import annotations
 
