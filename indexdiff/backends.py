@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import IndexDiffError
 from .functions import FUNCTIONS, logsumexp
 
 __all__ = ["Backend", "backend_of"]
@@ -42,6 +43,17 @@ class Backend:
             return jax.scipy.special.logsumexp(value, axis=axes)
         m = self.xp.max(value, axis=axes, keepdims=True)
         return self.xp.log(self.xp.sum(self.xp.exp(value - m), axis=axes)) + self.xp.squeeze(m, axis=axes)
+
+    def operator(self, name: str, value: Any, axes: tuple[int, ...]) -> Any:
+        """The operator ``name`` (operators.py) over ``axes`` of ``value``."""
+        if self.name == "numpy":
+            from .operators import apply
+
+            return apply(name, value, axes)
+        raise IndexDiffError(
+            f"the operator {name} is not available for {self.name} arrays yet",
+            hint="pass numpy arrays (np.asarray(...)) for expressions with operators",
+        )
 
     def scalar(self, value: float, like: Any) -> Any:
         """A 0-d array of ``like``'s library, dtype (and device)."""

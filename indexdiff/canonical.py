@@ -9,14 +9,14 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, exact_power, memo, product
-from .names import SUMMED_ORDER, all_indices, children, fresh, rename, separate
+from .expr import Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, bound_indices, exact_power, memo, product
+from .names import SUMMED_ORDER, all_indices, body_of, children, fresh, rename, separate
 
 __all__ = ["canonical", "flatten", "sort_key", "hashed_key", "HashedKey"]
 
 _MASK = "?"
 # Display order of factors in a product: numbers, tensors, deltas, powers, functions, sums, products.
-_TAG = {Number: 0, Tensor: 1, Delta: 2, Pow: 3, Func: 4, Add: 5, Mul: 6, Sum: 7}
+_TAG = {Number: 0, Tensor: 1, Delta: 2, Pow: 3, Func: 4, Op: 5, Add: 6, Mul: 7, Sum: 8}
 
 
 def sort_key(node: Node, masked: frozenset[str] | dict[str, str] = frozenset()) -> tuple[Any, ...]:
@@ -58,6 +58,11 @@ def _make_key(node: Node, colors: dict[str, str]) -> tuple[Any, ...]:
         return (tag, tuple(sorted(_key(f, colors) for f in children(node))))
     if isinstance(node, Sum):
         return (tag, len(node.indices), _key(node.body, {**colors, **dict.fromkeys(node.indices, _MASK)}))
+    if isinstance(node, Op) and bound_indices(node):
+        inner = {**colors, **dict.fromkeys(node.indices, _MASK)}
+        return (tag, node.name, len(node.indices), _key(node.arg, inner))
+    if isinstance(node, Op):
+        return (tag, node.name, tuple(sorted(colors.get(i, i) for i in node.indices)), _key(node.arg, colors))
     raise AssertionError(node)
 
 
@@ -213,6 +218,8 @@ def flatten(node: Node) -> Node:
 def _flatten(node: Node) -> Node:
     if isinstance(node, Func):
         return Func(node.name, flatten(node.arg))
+    if isinstance(node, Op):
+        return Op(node.name, node.indices, flatten(node.arg))
     if isinstance(node, Pow):
         base = flatten(node.base)
         if node.exponent.denominator == 1:
@@ -244,7 +251,10 @@ def _first_appearance(node: Node, wanted: frozenset[str], masked: dict[str, str]
     if isinstance(node, (Tensor, Delta)):
         indices = node.indices if isinstance(node, Tensor) else sorted(node.indices, key=lambda i: i in wanted)
         out.extend(i for i in indices if i in wanted and i not in out)
-    elif isinstance(node, Func):
+    elif isinstance(node, Op) and bound_indices(node):
+        inner = {**masked, **dict.fromkeys(node.indices, _MASK)}
+        _first_appearance(node.arg, wanted - set(node.indices), inner, out)
+    elif isinstance(node, (Func, Op)):
         _first_appearance(node.arg, wanted, masked, out)
     elif isinstance(node, Pow):
         _first_appearance(node.base, wanted, masked, out)
@@ -271,6 +281,9 @@ def _canon_node(node: Node, scope: frozenset[str], rename_sums: bool, done: dict
         return Delta(tuple(sorted(node.indices)))
     if isinstance(node, Func):
         return Func(node.name, _canon(node.arg, scope, rename_sums, done))
+    if isinstance(node, Op) and not (rename_sums and bound_indices(node)):
+        inner = scope | frozenset(node.indices) if bound_indices(node) else scope
+        return Op(node.name, tuple(sorted(node.indices)), _canon(node.arg, inner, rename_sums, done))
     if isinstance(node, Pow):
         return Pow(_canon(node.base, scope, rename_sums, done), node.exponent)
     if isinstance(node, Mul):
@@ -279,18 +292,20 @@ def _canon_node(node: Node, scope: frozenset[str], rename_sums: bool, done: dict
         return Add(tuple(sorted((_canon(t, scope, rename_sums, done) for t in node.terms), key=_term_key)))
     if isinstance(node, Sum) and not rename_sums:
         return Sum(node.indices, _canon(node.body, scope | frozenset(node.indices), False, done))
-    if isinstance(node, Sum):
-        summed = frozenset(node.indices)
+    if bound_indices(node):
+        summed = frozenset(bound_indices(node))
+        inside = body_of(node)
         order: list[str] = []
-        _first_appearance(node.body, summed, _colors(node.body, summed), order)
+        _first_appearance(inside, summed, _colors(inside, summed), order)
         order += sorted(summed - set(order))
-        avoid = scope | (node.body.free - summed)
+        avoid = scope | (inside.free - summed)
         # Move the summed indices out of the way first, so the canonical names cannot collide with them.
-        temp = fresh(avoid | all_indices(node.body), len(order), "ιοκλμνξπρστυφχψω")
-        body = rename(node.body, dict(zip(order, temp)))
+        temp = fresh(avoid | all_indices(inside), len(order), "ιοκλμνξπρστυφχψω")
+        body = rename(inside, dict(zip(order, temp)))
         names = fresh(avoid, len(order), SUMMED_ORDER)
         body = rename(body, dict(zip(temp, names)))
-        return Sum(tuple(sorted(names)), _canon(body, scope | frozenset(names), True, done))
+        body = _canon(body, scope | frozenset(names), True, done)
+        return Sum(tuple(sorted(names)), body) if isinstance(node, Sum) else Op(node.name, tuple(sorted(names)), body)  # type: ignore[attr-defined]
     return node
 
 

@@ -11,7 +11,23 @@ from .backends import Backend, backend_of
 from .canonical import canonical
 from .errors import IndexDiffError, ShapeError
 from .evaluate import as_exponent, as_float, index_sizes, plan_product, real_array, unique_summed
-from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, deep, depth_safe
+from .expr import (
+    Add,
+    Delta,
+    Expr,
+    Func,
+    Mul,
+    Node,
+    Number,
+    Op,
+    Pow,
+    Program,
+    Sum,
+    Tensor,
+    bound_indices,
+    deep,
+    depth_safe,
+)
 from .functions import logsumexp_parts
 from .names import all_indices
 from .program import merged, used
@@ -114,6 +130,8 @@ class _Builder:
                 tuple(labels[k] for k in keep),
                 tuple(shape[k] for k in keep),
             )
+        if isinstance(node, Op):
+            return self.operator(node)
         if isinstance(node, Func):
             slot, labels, shape = self.emit(node.arg)
             f = self.backend.functions[node.name]
@@ -134,6 +152,30 @@ class _Builder:
             shape = tuple(self.size(i) for i in labels)
             return self.plan.add(lambda v, p=tuple(parts): sum_terms(v, p)), labels, shape
         raise AssertionError(node)
+
+    def operator(self, node: Op) -> tuple[int, Labels, tuple[int, ...]]:
+        """An operator over axes of its argument's value (broadcast first along an index the argument lacks)."""
+        slot, labels, shape = self.emit(node.arg)
+        self.sizes.update(zip(labels, shape))
+        missing = [i for i in node.indices if i not in labels]
+        if missing:
+            full = tuple(sorted((*labels, *missing)))
+            target = tuple(self.size(i) for i in full)
+            spread = broadcast_shape(labels, full, shape)
+            xp = self.backend.xp
+            slot = self.plan.add(lambda v, s=slot, b=spread, t=target: xp.broadcast_to(v[s].reshape(b), t))
+            labels, shape = full, target
+        if node.name in ("inv", "det", "logdet") and shape[0] != shape[1]:
+            raise ShapeError(
+                f"{node.name}(...) needs a square matrix, but its indices {labels[0]!r} and {labels[1]!r} have "
+                f"sizes {shape[0]} and {shape[1]}",
+                hint="the argument's two free indices must have the same length",
+            )
+        axes = tuple(labels.index(i) for i in node.indices)
+        f = self.backend.operator
+        keep = tuple(k for k, i in enumerate(labels) if i not in bound_indices(node))
+        step = self.plan.add(lambda v, s=slot, a=axes, name=node.name: f(name, v[s], a))
+        return step, tuple(labels[k] for k in keep), tuple(shape[k] for k in keep)
 
     def product(self, node: Node, summed: frozenset[str]) -> tuple[int, Labels, tuple[int, ...]]:
         factors = node.factors if isinstance(node, Mul) else (node,)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import overload
 
 from .errors import DiffError, IndexDiffError, expect_specs
-from .expr import ONE, ZERO, Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, deep, memo
+from .expr import ONE, ZERO, Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Program, Sum, Tensor, deep, memo
 from .functions import FUNCTIONS
 from .names import all_indices, fresh, separate, share, tensor_names, witness
 from .parser import split_tensor
@@ -53,6 +54,14 @@ def _sum(node: Sum, name: str, new: tuple[str, ...]) -> Node:
     return Sum(node.indices, Mul((derivative(node.body, name, new), *witnesses)))
 
 
+def _op(node: Op, name: str, new: tuple[str, ...]) -> Node:
+    from .operators import operator_derivative
+
+    d = derivative(node.arg, name, new)
+    avoid = all_indices(node) | all_indices(d) | set(new)
+    return operator_derivative(node, d, lambda n: fresh(avoid, n))
+
+
 RULES: dict[type, Rule] = {
     Number: lambda node, name, new: ZERO,
     Delta: lambda node, name, new: ZERO,
@@ -62,6 +71,7 @@ RULES: dict[type, Rule] = {
     Sum: _sum,
     Func: _func,
     Pow: _pow,
+    Op: _op,
 }
 
 
@@ -153,6 +163,10 @@ def _differentiate(node: Node, name: str, new: tuple[str, ...], free: frozenset[
     return with_indices(derivative(share(separate(node, free)), name, new), free)
 
 
+@overload
+def diff(expr: Expr, *wrt: str) -> Expr: ...
+@overload
+def diff(expr: Program, *wrt: str) -> Program: ...
 def diff(expr: Expr | Program, *wrt: str) -> Expr | Program:
     """∂expr/∂wrt[0]/∂wrt[1]...: the new indices are appended to ``expr.free`` in order.
 

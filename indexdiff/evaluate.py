@@ -16,9 +16,25 @@ import numpy as np
 import opt_einsum
 
 from .errors import IndexDiffError, ShapeError, expect_dims
-from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, depth_safe
+from .expr import (
+    Add,
+    Delta,
+    Expr,
+    Func,
+    Mul,
+    Node,
+    Number,
+    Op,
+    Pow,
+    Program,
+    Sum,
+    Tensor,
+    bound_indices,
+    depth_safe,
+    with_bound,
+)
 from .functions import FUNCTIONS, logsumexp, logsumexp_parts
-from .names import UnionFind, all_indices, children, rebuild, rename, tensors
+from .names import UnionFind, all_indices, body_of, children, rebuild, rename, tensors
 
 __all__ = [
     "evaluate",
@@ -37,9 +53,9 @@ Labels = tuple[str, ...]
 def unique_sums(node: Node, taken: set[str] | None = None) -> Node:
     """``node`` with every Σ binding a name used nowhere else, so one size table serves the whole tree."""
     taken = set(node.free) if taken is None else taken
-    if isinstance(node, Sum):
+    if bound_indices(node):
         mapping = {}
-        for j in node.indices:
+        for j in bound_indices(node):
             name = j
             n = 0
             while name in taken:
@@ -47,10 +63,11 @@ def unique_sums(node: Node, taken: set[str] | None = None) -> Node:
                 name = f"{j}#{n}"
             taken.add(name)
             mapping[j] = name
-        body = unique_sums(rename(node.body, mapping), taken)
-        if body is node.body and all(a == b for a, b in mapping.items()):
+        inside = body_of(node)
+        body = unique_sums(rename(inside, mapping), taken)
+        if body is inside and all(a == b for a, b in mapping.items()):
             return node  # unchanged: keep the node (and what is cached on it)
-        return Sum(tuple(sorted(mapping.values())), body)
+        return with_bound(node, tuple(sorted(mapping.values())), body)  # type: ignore[arg-type]
     return rebuild(node, tuple(unique_sums(c, taken) for c in children(node)))
 
 
@@ -196,6 +213,8 @@ class _Evaluator:
         if isinstance(node, Pow):
             value, labels = self.eval(node.base)
             return np.power(value, as_exponent(node.exponent)), labels
+        if isinstance(node, Op):
+            return self.operator(node)
         if isinstance(node, Add):
             labels = tuple(sorted(node.free))
             total = None
@@ -206,6 +225,41 @@ class _Evaluator:
             assert total is not None
             return np.asarray(total, dtype=self.dtype) if total.ndim == 0 else total, labels
         raise AssertionError(node)
+
+    def operator(self, node: Op) -> tuple[np.ndarray, Labels]:
+        from .operators import OPERATORS
+
+        value, labels = self.eval(node.arg)
+        value, labels = self.spread(value, labels, node.indices)
+        if node.name in ("inv", "det", "logdet"):
+            self.square(node, labels)
+        axes = tuple(labels.index(i) for i in node.indices)
+        try:
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                out = OPERATORS[node.name].numpy(value, axes)
+        except ShapeError as err:
+            raise ShapeError(err.reason, self.text, *_locate(self.text, node.name), hint=err.hint) from None
+        return out, tuple(i for i in labels if i not in bound_indices(node))
+
+    def spread(self, value: np.ndarray, labels: Labels, wanted: tuple[str, ...]) -> tuple[np.ndarray, Labels]:
+        """``value`` broadcast along those of ``wanted`` it lacks (an operator's argument constant along its index)."""
+        missing = [i for i in wanted if i not in labels]
+        if not missing:
+            return value, labels
+        full = tuple(sorted((*labels, *missing)))
+        shape = tuple(self.size(i) for i in full)
+        return np.broadcast_to(_align(value, labels, full), shape), full
+
+    def square(self, node: Op, labels: Labels) -> None:
+        a, b = labels
+        if self.size(a) != self.size(b):
+            raise ShapeError(
+                f"{node.name}(...) needs a square matrix, but its index '{_user_name(a)}' has size {self.size(a)} "
+                f"and '{_user_name(b)}' has size {self.size(b)}",
+                self.text,
+                *_locate(self.text, node.name),
+                hint="the argument's two free indices must have the same length",
+            )
 
     def product(self, node: Node, summed: frozenset[str]) -> tuple[np.ndarray, Labels]:
         """One contraction: Σ_summed of the factors, deltas merged into the indices they join."""
@@ -424,7 +478,6 @@ def _summed_names(node: Node) -> set[str]:
     stack = [node]
     while stack:
         n = stack.pop()
-        if isinstance(n, Sum):
-            out.update(n.indices)
+        out.update(bound_indices(n))
         stack.extend(children(n))
     return out

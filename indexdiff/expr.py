@@ -25,6 +25,8 @@ __all__ = [
     "Mul",
     "Add",
     "Sum",
+    "Op",
+    "bound_indices",
     "Expr",
     "Program",
     "ZERO",
@@ -91,6 +93,8 @@ def _split(node: Node) -> tuple[Any, tuple[Node, ...]]:
         return node.exponent, (node.base,)
     if isinstance(node, Sum):
         return node.indices, (node.body,)
+    if isinstance(node, Op):
+        return (node.name, node.indices), (node.arg,)
     return node._fields(node), ()
 
 
@@ -253,6 +257,53 @@ class Sum(Node):
         _set(self, "free", body.free - frozenset(indices))
         _set(self, "_hash", hash(("Sum", (indices, body))))
         _set(self, "_memo", None)
+
+
+#: Operators that bind their indices, as ``sum_j`` does: the result lacks them (see ``operators.py``).
+BINDING = frozenset({"logsumexp", "mean", "max", "min", "det", "logdet"})
+
+
+@dataclass(frozen=True, slots=True, eq=False, init=False)
+class Op(Node):
+    """An operator over indices of its argument: ``softmax_j(u)``, ``logsumexp_j(u)``, ``mean_j(u)``,
+    ``max_j(u)``, ``min_j(u)``, ``ismax_j(u)``, ``ismin_j(u)``, and the matrix functions ``inv(M)``, ``det(M)``,
+    ``logdet(M)`` of an argument with exactly two free indices.
+
+    A binding operator (``BINDING``: the reductions, det and logdet) binds ``indices`` as ``Sum`` does: its value
+    lacks them. The others keep every index of the argument; ``indices`` are the axes they normalize over
+    (softmax, ismax, ismin), or empty (inv: the inverse of a matrix is labelled by the same two indices whichever
+    is taken as the row, since (Mᵀ)⁻¹ = (M⁻¹)ᵀ).
+    """
+
+    name: str
+    indices: Indices
+    arg: Node
+    free: frozenset[str] = _private()
+    _hash: int = _private()
+    _memo: dict[Any, Any] | None = _private()
+    _fields = attrgetter("name", "indices", "arg")
+
+    def __init__(self, name: str, indices: Indices, arg: Node) -> None:
+        _set(self, "name", name)
+        _set(self, "indices", indices)
+        _set(self, "arg", arg)
+        _set(self, "free", arg.free - frozenset(indices) if name in BINDING else arg.free)
+        _set(self, "_hash", hash(("Op", (name, indices, arg))))
+        _set(self, "_memo", None)
+
+
+def bound_indices(node: Node) -> Indices:
+    """The indices ``node`` itself binds: a Σ's, or a binding operator's (``logsumexp_j``, ``det``)."""
+    if isinstance(node, Sum) or (isinstance(node, Op) and node.name in BINDING):
+        return node.indices
+    return ()
+
+
+def with_bound(node: Sum | Op, indices: Indices, body: Node) -> Node:
+    """A Σ or binding operator like ``node`` over ``indices`` of ``body``."""
+    if isinstance(node, Sum):
+        return Sum(indices, body)
+    return Op(node.name, indices, body)
 
 
 ZERO = Number(Fraction(0))

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from .errors import IndexDiffError, IndexRuleError, ParseError
-from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Program, Sum, Tensor, negate, product
+from .expr import BINDING, Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Program, Sum, Tensor, negate, product
+from .identities import recognize
 from .names import origin, separate
 from .printer import indices_text
 from .syntax import (
@@ -27,6 +28,7 @@ from .syntax import (
     SMul,
     SNeg,
     SNumber,
+    SOp,
     SPow,
     SStatement,
     SSum,
@@ -142,6 +144,8 @@ class _Resolver:
             return self.sum_of_terms(s, bound)
         if isinstance(s, SSum):
             return self.explicit_sum(s, bound)
+        if isinstance(s, SOp):
+            return self.operator(s, bound) if s.indices else self.matrix_function(s, bound)
         raise AssertionError(f"unexpected syntax {s!r}")
 
     def factor(self, s: Syn, bound: frozenset[str]) -> tuple[Node, Counter[str]]:
@@ -271,6 +275,59 @@ class _Resolver:
                 )
         return make_sum(set(s.indices), body)
 
+    def _head(self, s: SOp) -> int:
+        return self.ctx.text.index("(", s.start)
+
+    def operator(self, s: SOp, bound: frozenset[str]) -> Node:
+        """``softmax_j(...)``, ``mean_j(...)``...: j is bound inside the argument (no Einstein sum over it there).
+        A reduction binds j as sum_j does; softmax and the indicators keep it free."""
+        own = frozenset(s.indices)
+        if s.name in BINDING:
+            for i, at in zip(s.indices, s.index_pos):
+                if i in bound:
+                    raise self.error(
+                        f"{s.name}{indices_text((i,))}(...) binds an index that is already bound",
+                        s,
+                        hint=f"'{i}' is bound by a left-hand side or an enclosing sum or operator; use another letter",
+                        end=self._head(s),
+                    )
+        arg = self.resolve(s.arg, bound | own)
+        for i in s.indices:
+            if i not in arg.free:
+                raise self.error(
+                    f"{s.name}{indices_text((i,))}(...): '{i}' is not a free index of the argument",
+                    s,
+                    hint=f"the argument's free indices are {_fmt(arg.free)}; take the {s.name} over one of those",
+                    end=self._head(s),
+                )
+        return Op(s.name, tuple(sorted(own)), arg)
+
+    def matrix_function(self, s: SOp, bound: frozenset[str]) -> Node:
+        """``inv(M)``, ``det(M)``, ``logdet(M)``: M has exactly two free indices; det and logdet bind them."""
+        arg = self.resolve(s.arg, bound)
+        if len(arg.free) != 2:
+            text = self.ctx.text[s.arg.start : s.arg.end]
+            raise self.error(
+                f"{s.name}(...) needs a matrix: an argument with exactly two free indices, but '{text}' has "
+                f"{_count(len(arg.free)).replace('index', 'free index').replace('indices', 'free indices')}"
+                + (f" {_fmt(arg.free)}" if arg.free else ""),
+                s.arg,
+                hint=f"write {s.name}(A_ij), {s.name}(X_ni X_nj + c δ_ij), ...: the two free indices are the "
+                "matrix's rows and columns (in sorted order)",
+            )
+        if s.name == "inv":
+            return Op("inv", (), arg)
+        taken = sorted(arg.free & bound)
+        if taken:
+            raise self.error(
+                f"{s.name}(...) binds its argument's indices, but '{taken[0]}' is already bound",
+                s,
+                hint=f"'{taken[0]}' is bound by a left-hand side or an enclosing sum or operator; use another letter "
+                f"inside {s.name}(...)",
+                end=self._head(s),
+            )
+        return Op(s.name, tuple(sorted(arg.free)), arg)
+
 
 def _expr(ctx: _Context, s: Syn) -> Expr:
     ctx.used = {}
@@ -305,7 +362,7 @@ def _expr(ctx: _Context, s: Syn) -> Expr:
         free, name = output_order(node.free), None
     # A summed index that repeats a name visible around it takes the name the printed form gives it (in
     # (δ_ii) / u_i the trace's i prints as j): one name per index, so dims name the indices as they print.
-    node = separate(node, frozenset(free))
+    node = separate(recognize(node), frozenset(free))
     variables = {n: ctx.ranks[n][0] for n in ctx.used}
     origins = {}
     for index in free:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from .expr import Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, memo
+from .expr import Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, bound_indices, memo, with_bound
 
 T = TypeVar("T")
 _MISSING = object()
@@ -70,7 +70,7 @@ def all_indices(node: Node) -> frozenset[str]:
 def _indices_of(node: Node, parts: list[frozenset[str]]) -> frozenset[str]:
     if isinstance(node, (Tensor, Delta)):
         return frozenset(node.indices)
-    own = frozenset(node.indices) if isinstance(node, Sum) else frozenset()
+    own = frozenset(node.indices) if isinstance(node, (Sum, Op)) else frozenset()
     if len(parts) == 1 and not own:
         return parts[0]
     return own.union(*parts)
@@ -129,6 +129,7 @@ _CHILDREN: dict[type, Callable[[Any], tuple[Node, ...]]] = {
     Func: lambda n: (n.arg,),
     Pow: lambda n: (n.base,),
     Sum: lambda n: (n.body,),
+    Op: lambda n: (n.arg,),
     Number: lambda n: (),
     Tensor: lambda n: (),
     Delta: lambda n: (),
@@ -150,17 +151,26 @@ def rebuild(node: Node, parts: tuple[Node, ...]) -> Node:
         return Pow(parts[0], node.exponent)
     if isinstance(node, Sum):
         return Sum(node.indices, parts[0])
+    if isinstance(node, Op):
+        return Op(node.name, node.indices, parts[0])
     return node
 
 
-def rename_summed(node: Sum, avoid: set[str] | frozenset[str]) -> Sum:
-    """``node`` with those of its summed indices that are in ``avoid`` renamed to fresh names."""
-    clash = [j for j in node.indices if j in avoid]
+def body_of(node: Node) -> Node:
+    """The one sub-node of a Σ or an operator."""
+    return node.body if isinstance(node, Sum) else node.arg  # type: ignore[attr-defined]
+
+
+def rename_summed(node: Node, avoid: set[str] | frozenset[str]) -> Node:
+    """``node`` (a Σ or a binding operator) with those of its bound indices that are in ``avoid`` renamed to fresh
+    names."""
+    clash = [j for j in bound_indices(node) if j in avoid]
     if not clash:
         return node
     new = fresh(set(avoid) | all_indices(node), len(clash), SUMMED_ORDER)
     mapping = dict(zip(clash, new))
-    return Sum(tuple(sorted(mapping.get(j, j) for j in node.indices)), rename(node.body, mapping))
+    indices = tuple(sorted(mapping.get(j, j) for j in node.indices))  # type: ignore[attr-defined]
+    return with_bound(node, indices, rename(body_of(node), mapping))  # type: ignore[arg-type]
 
 
 class UnionFind:
@@ -200,10 +210,14 @@ def _rename(node: Node, mapping: dict[str, str], done: dict[Node, Node]) -> Node
     elif isinstance(node, Delta):
         idx = tuple(mapping.get(i, i) for i in node.indices)
         new = Delta((idx[0],)) if len(idx) == 2 and idx[0] == idx[1] else Delta(idx)
-    elif isinstance(node, Sum):
+    elif bound_indices(node):
         moved = rename_summed(node, set(mapping.values()))
-        inner = {a: b for a, b in mapping.items() if a not in moved.indices}  # bound names are not renamed
-        new = Sum(moved.indices, _rename(moved.body, inner, done if len(inner) == len(mapping) else {}))
+        own = bound_indices(moved)
+        inner = {a: b for a, b in mapping.items() if a not in own}  # bound names are not renamed
+        body = _rename(body_of(moved), inner, done if len(inner) == len(mapping) else {})
+        new = with_bound(moved, own, body)  # type: ignore[arg-type]
+    elif isinstance(node, Op):
+        new = Op(node.name, tuple(mapping.get(i, i) for i in node.indices), _rename(node.arg, mapping, done))
     else:
         new = rebuild(node, tuple(_rename(c, mapping, done) for c in children(node)))
     done[node] = new
@@ -216,7 +230,7 @@ def origin(node: Node, index: str, _seen: frozenset[str] = frozenset()) -> tuple
         return None
     if isinstance(node, Tensor):
         return node.name, node.indices.index(index)
-    inner = _seen - set(node.indices) if isinstance(node, Sum) else _seen  # a Σ's own i is another index
+    inner = _seen - set(bound_indices(node))  # a Σ's own i is another index
     for child in children(node):
         found = origin(child, index, inner)
         if found is not None:
@@ -240,8 +254,8 @@ def _joins(node: Node) -> Iterator[Delta]:
         if isinstance(n, Delta):
             if len(n.indices) == 2 and not bound & set(n.indices):
                 yield n
-        elif isinstance(n, Sum):
-            stack.append((n.body, bound | set(n.indices)))
+        elif bound_indices(n):
+            stack.append((body_of(n), bound | set(bound_indices(n))))
         else:
             stack.extend((c, bound) for c in children(n))
 
@@ -318,9 +332,10 @@ def summed_indices(node: Node) -> frozenset[str]:
 def _summed_of(node: Node, parts: list[tuple[frozenset[str], bool]]) -> tuple[frozenset[str], bool]:
     """The indices Σs in ``node`` bind, and whether one of them shadows another (``Σ_i (... Σ_i ...)``)."""
     shadows = any(shadow for _, shadow in parts)
-    if isinstance(node, Sum):
+    own = bound_indices(node)
+    if own:
         inner = parts[0][0]
-        return inner.union(node.indices), shadows or not inner.isdisjoint(node.indices)
+        return inner.union(own), shadows or not inner.isdisjoint(own)
     if len(parts) == 1:
         return parts[0]
     return frozenset().union(*(summed for summed, _ in parts)), shadows
@@ -338,10 +353,11 @@ def _separate(node: Node, scope: frozenset[str], done: dict[tuple[Node, frozense
     found = done.get((node, scope))
     if found is not None:
         return found
-    if isinstance(node, Sum):
+    if bound_indices(node):
         moved = rename_summed(node, scope)
-        body = _separate(moved.body, scope | frozenset(moved.indices), done)
-        new = moved if body is moved.body else Sum(moved.indices, body)
+        own = bound_indices(moved)
+        body = _separate(body_of(moved), scope | frozenset(own), done)
+        new = moved if body is body_of(moved) else with_bound(moved, own, body)  # type: ignore[arg-type]
     else:
         new = rebuild(node, tuple(_separate(c, scope, done) for c in children(node)))
     done[(node, scope)] = new

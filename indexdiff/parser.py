@@ -17,7 +17,7 @@ from lark.lexer import Lexer
 from .errors import IndexDiffError, ParseError
 from .expr import Expr, Program
 from .functions import FUNCTIONS, RESERVED
-from .printer import indices_text
+from .operators import INDEX_OPERATORS, MATRIX_FUNCTIONS, OPERATORS
 from .syntax import (
     NUMBER_RULE,
     SAdd,
@@ -27,6 +27,7 @@ from .syntax import (
     SMul,
     SNeg,
     SNumber,
+    SOp,
     SPow,
     SStatement,
     SSum,
@@ -47,16 +48,6 @@ _LETTERS = "A-Za-z\u0391-\u03a1\u03a3-\u03a9\u03b1-\u03c9"
 _INDEX = re.compile(f"[{_LETTERS}][0-9{_LETTERS}]*$")
 _LETTER = re.compile(f"[{_LETTERS}]$")
 _LETTERS_ONLY = re.compile(f"[{_LETTERS}]+$")
-#: Operators of other notations that an indexed name followed by "(" probably meant, with how to write them.
-_OPERATOR_HINTS = {
-    "mean": "there is no mean operator yet: write {sum}(...) / n, with n a scalar input holding the number of "
-    "terms summed (e.g. sum_j(x_ij) / n)",
-    "softmax": "there is no softmax operator yet: write it with a sum over a renamed index, e.g. for a softmax "
-    "over j, p_ij = exp(u_ij) / sum_k(exp(u_ik))",
-    "logsumexp": "there is no logsumexp operator yet: write log({sum}(exp(...))), which is computed stably",
-    "max": "there is no max over an index yet: log({sum}(exp(...))) is a smooth maximum",
-    "min": "there is no min over an index yet: -log({sum}(exp(-(...)))) is a smooth minimum",
-}
 
 
 def _grammar_text() -> str:
@@ -166,8 +157,8 @@ def _indexed_call_error(tok: Token) -> ParseError:
         return err
     if name == "Σ":
         hint = f"the sum is written sum{text[len(name) :]}(...)"
-    elif name in _OPERATOR_HINTS:
-        hint = _OPERATOR_HINTS[name].format(sum="sum" + indices_text(indices))
+    elif name in MATRIX_FUNCTIONS:
+        hint = f"{name} takes no indices: write {name}(...); the matrix's two indices are its argument's"
     elif name in FUNCTIONS:
         hint = f"functions take no indices: write {name}(...); they apply element-wise over their argument's indices"
     else:
@@ -190,6 +181,20 @@ def _reserved_use(name: str, start: int, end: int) -> ParseError:
         )
     if name in ("delta", "δ"):
         return ParseError(f"'{name}' needs indices", pos=start, end=end, hint=f"write {name}_ij")
+    if name in INDEX_OPERATORS:
+        return ParseError(
+            f"'{name}' is an operator over an index, not a tensor",
+            pos=start,
+            end=end,
+            hint=f"write {name}_j(...) with the index it works over and no space before '('",
+        )
+    if name in MATRIX_FUNCTIONS:
+        return ParseError(
+            f"'{name}' is a matrix function, not a tensor",
+            pos=start,
+            end=end,
+            hint=f"write {name}(...) around a matrix, with no space before '('",
+        )
     return ParseError(
         f"'{name}' is a function, not a tensor", pos=start, end=end, hint=f"write {name}(...) with no space before '('"
     )
@@ -238,19 +243,33 @@ class _Build(Transformer):
                     hint=f"write {name}_ij",
                 )
             return STensor(*_span(tok), name=name, indices=indices, index_pos=pos, delta=True)
-        if name in RESERVED:
+        if name in RESERVED or name in OPERATORS:
             raise _reserved_use(name, tok.start_pos, tok.end_pos)
         return STensor(*_span(tok), name=name, indices=indices, index_pos=pos)
 
-    def call(self, children: list) -> SCall:
+    def call(self, children: list) -> SCall | SOp:
         tok, arg = children
         name = str(tok)
+        if name in MATRIX_FUNCTIONS:
+            start, _, depth = _span(tok, arg)
+            return SOp(start, arg.end + 1, depth, name=name, indices=(), index_pos=(), arg=arg)
+        if name in INDEX_OPERATORS:
+            raise ParseError(
+                f"{name}(...) needs the index it works over",
+                pos=tok.start_pos,
+                end=tok.end_pos,
+                hint=f"write {name}_j(...) for the {name} over j (several: {name}_jk(...))",
+            )
         if name not in FUNCTIONS:
             if name in RESERVED:
                 raise _reserved_use(name, tok.start_pos, tok.end_pos)
             close = difflib.get_close_matches(name, FUNCTIONS, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
-            hint += f"known functions: {', '.join(FUNCTIONS)}; for a product write {name} (...) or {name} * (...)"
+            hint += (
+                f"known functions: {', '.join(FUNCTIONS)}; operators: {', '.join(INDEX_OPERATORS[:5])} (with an "
+                f"index: softmax_j(...)), {', '.join(MATRIX_FUNCTIONS)}; for a product write {name} (...) or "
+                f"{name} * (...)"
+            )
             raise ParseError(f"unknown function '{name}'", pos=tok.start_pos, end=tok.end_pos, hint=hint)
         start, _, depth = _span(tok, arg)
         return SCall(start, arg.end + 1, depth, name=name, arg=arg)
@@ -271,9 +290,18 @@ class _Build(Transformer):
         start, end, depth = _span(inner)
         return SGroup(start - 1, end + 1, depth, inner=inner)
 
-    def indexed_call(self, children: list) -> None:
-        tok, _ = children
-        raise _indexed_call_error(tok)
+    def indexed_call(self, children: list) -> SOp:
+        tok, arg = children
+        name, indices, pos = split_tensor(str(tok), tok.start_pos)
+        if name not in INDEX_OPERATORS:
+            raise _indexed_call_error(tok)
+        for k, i in enumerate(indices):
+            if i in indices[:k]:
+                raise ParseError(
+                    f"{name}_ repeats index {i!r}", pos=pos[k], end=pos[k] + len(i), hint="name each index once"
+                )
+        start, _, depth = _span(tok, arg)
+        return SOp(start, arg.end + 1, depth, name=name, indices=indices, index_pos=pos, arg=arg)
 
     def product(self, children: list[Syn]) -> SMul:
         for last, right in zip(children, children[1:]):
@@ -386,13 +414,13 @@ _TOKEN_NAMES = {
 
 
 def _indexed_call_before(text: str, end: int) -> Token | None:
-    """The first indexed name followed by '(' before ``end``: the likelier cause of a syntax error after it
-    (``mean_i(x_i`` is better explained by the missing mean operator than by the missing ')')."""
+    """The first indexed name followed by '(' before ``end`` that is not an operator: the likelier cause of a
+    syntax error after it (``A_ij(x_j`` is better explained by the indexed name than by the missing ')')."""
     try:
         for tok in _parser().lex(text):
             if tok.start_pos >= end:
                 break
-            if tok.type == "INDEXED_CALL":
+            if tok.type == "INDEXED_CALL" and str(tok).partition("_")[0] not in INDEX_OPERATORS:
                 return tok
     except UnexpectedInput:
         pass

@@ -12,7 +12,7 @@ from collections import Counter
 from fractions import Fraction
 
 from .errors import IndexDiffError
-from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Sum, Tensor, negate
+from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, negate
 from .names import children, separate, tensors
 from .syntax import NUMBER_RULE, representable
 
@@ -172,6 +172,8 @@ class _Layout:
             return frozenset(i for i, n in Counter(node.indices).items() if n > 1)
         if isinstance(node, Func):
             return self.needs(node.arg)
+        if isinstance(node, Op):  # the operator's indices are bound inside its argument
+            return self.needs(node.arg) - frozenset(node.indices)
         if isinstance(node, Pow):
             return self.needs(node.base)
         if isinstance(node, Add):
@@ -221,6 +223,11 @@ class _Printer:
     def call(self, name: str, arg: str) -> str:
         return f"{name}({arg})"
 
+    def operator(self, node: Op, arg: str) -> str:
+        if not node.indices or node.name in ("det", "logdet"):
+            return f"{node.name}({arg})"
+        return f"{node.name}{indices_text(node.indices)}({arg})"
+
     def power(self, base: str, exponent: Fraction) -> str:
         return base + "^" + _exponent(exponent)
 
@@ -245,6 +252,8 @@ class _Printer:
             return self.delta(node.indices)
         if isinstance(node, Func):
             return self.call(node.name, self.fmt(node.arg, _ADD, bound))
+        if isinstance(node, Op):
+            return self.operator(node, self.fmt(node.arg, _ADD, bound | frozenset(node.indices)))
         if isinstance(node, Pow):
             text = self.power(self.fmt(node.base, _ATOM, bound), node.exponent)
             return self.paren(text) if level >= _ATOM else text
@@ -427,6 +436,19 @@ class _LatexPrinter(_Printer):
 
     def power(self, base: str, exponent: Fraction) -> str:
         return f"{{{base}}}^{{{self.number(exponent)}}}"
+
+    def operator(self, node: Op, arg: str) -> str:
+        from .operators import OPERATORS
+
+        if node.name == "inv":
+            a = node.arg
+            if isinstance(a, Tensor) and len(set(a.indices)) == 2:  # inv(A_lk) is (A⁻¹)_lk
+                return rf"\left({latex_name(a.name)}^{{-1}}\right){self._indices(a.indices)}"
+            return rf"{self.paren(arg)}^{{-1}}"
+        name = OPERATORS[node.name].latex
+        if node.indices and node.name not in ("det", "logdet"):
+            name += self._indices(node.indices)
+        return rf"{name}\left({arg}\right)"
 
     def explicit(self, indices: tuple[str, ...], body: str) -> str:
         return rf"\sum_{{{''.join(latex_name(i) for i in indices)}}} \left({body}\right)"

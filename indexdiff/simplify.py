@@ -13,8 +13,9 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from .canonical import canonical, hashed_key
-from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Pow, Sum, Tensor, exact_power, memo, negate
+from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, exact_power, memo, negate
 from .functions import logsumexp_parts
+from .identities import contract, function, operator
 from .names import UnionFind, all_indices, children, rename, rename_summed, summed_indices, tensors, witness
 from .printer import check_numbers
 
@@ -210,6 +211,9 @@ _EXACT: dict[str, Callable[[Fraction], Fraction | None]] = {
 
 
 def _func(name: str, arg: Node) -> Node:
+    found = function(name, arg)
+    if found is not None:
+        return found
     if isinstance(arg, Number):
         value = _EXACT[name](arg.value)
         if value is not None:
@@ -362,6 +366,9 @@ def _sum(indices: tuple[str, ...] | frozenset[str], body: Node) -> Node:
         if isinstance(f, Add) and any(_contractible(t, summed) for t in f.terms):
             rest = factors[:k] + factors[k + 1 :]
             return _sum(summed, _terms([_product([*rest, t]) for t in f.terms]))
+    identity = contract(summed, factors)
+    if identity is not None:
+        return _sum(identity[0], _product(identity[1]))
     return Sum(tuple(sorted(summed)), body)
 
 
@@ -391,6 +398,8 @@ def _rewrite(node: Node) -> Node:
         return _func(node.name, _pass(node.arg))
     if isinstance(node, Pow):
         return _pow(_pass(node.base), node.exponent)
+    if isinstance(node, Op):
+        return operator(node.name, node.indices, _pass(node.arg))
     if isinstance(node, Mul):
         return _product([_pass(f) for f in node.factors])
     if isinstance(node, Add):

@@ -19,6 +19,7 @@ __all__ = [
     "SNumber",
     "STensor",
     "SCall",
+    "SOp",
     "SSum",
     "SMul",
     "SDiv",
@@ -122,6 +123,16 @@ class STensor(Syn):
 @dataclass(frozen=True)
 class SCall(Syn):
     name: str
+    arg: Syn
+
+
+@dataclass(frozen=True)
+class SOp(Syn):
+    """An operator: ``softmax_j(arg)`` (``index_pos`` locates each index) or a matrix function ``inv(arg)``."""
+
+    name: str
+    indices: tuple[str, ...]
+    index_pos: tuple[int, ...]
     arg: Syn
 
 

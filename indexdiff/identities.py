@@ -1,0 +1,158 @@
+"""Operator identities and the naive spellings that become operators, for the simplifier and the parser.
+
+Naive spellings (recognized where they are parsed, and in derivatives):
+``log(sum_j(exp(u)))`` is ``logsumexp_j(u)``; ``exp(u - logsumexp_k(u'))`` with u' = u renamed j -> k is
+``softmax_j(u)`` (so is ``exp(u_ij) / sum_k(exp(u_ik))``, through the simplifier's softmax rewrite);
+``log(softmax_j(u))`` is ``u - logsumexp_j(u)`` (stable log-softmax); ``sum_j(x_ij) / δ_jj`` is ``mean_j(x_ij)``.
+
+Identities: softmax rows sum to one (``Σ_j softmax_j(u) = 1``), ``Σ_j inv(M)_ij M_jk = δ_ik``,
+``logdet(inv(M)) = -logdet(M)``, ``det(inv(M)) = det(M)^-1``, ``inv(inv(M)) = M``; a mean, max or min over an
+index its argument lacks is the argument.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from itertools import permutations
+
+from .canonical import canonical
+from .expr import Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, negate
+from .names import children, rebuild, rename, witness
+
+__all__ = ["operator", "function", "contract", "recognize"]
+
+
+def operator(name: str, indices: tuple[str, ...], arg: Node) -> Node:
+    """The operator ``name`` over ``indices`` of the (simplified) ``arg``, by the identities above."""
+    if name in ("mean", "max", "min"):
+        kept = tuple(i for i in indices if i in arg.free)
+        if not kept:
+            return arg
+        indices = kept
+    inner = arg.name if isinstance(arg, Op) else None
+    if inner == "inv" and isinstance(arg, Op):
+        if name == "logdet":
+            return negate(Op("logdet", indices, arg.arg))
+        if name == "det":
+            return Pow(Op("det", indices, arg.arg), Fraction(-1))
+        if name == "inv":
+            return arg.arg
+    return Op(name, indices, arg)
+
+
+def function(name: str, arg: Node) -> Node | None:
+    """``name(arg)`` as an operator when it is a naive spelling of one, else None."""
+    if name == "log" and isinstance(arg, Sum) and isinstance(arg.body, Func) and arg.body.name == "exp":
+        return Op("logsumexp", arg.indices, arg.body.arg)
+    if name == "log" and isinstance(arg, Op) and arg.name == "softmax":
+        return Add((arg.arg, negate(Op("logsumexp", arg.indices, arg.arg))))
+    if name == "exp" and isinstance(arg, Add):
+        return _softmax(arg)
+    return None
+
+
+def _softmax(arg: Add) -> Node | None:
+    """``exp(u - logsumexp_k(u'))`` -> ``softmax_j(u)`` when u' is u with j renamed to k."""
+    for n, term in enumerate(arg.terms):
+        lse = _negated_logsumexp(term)
+        if lse is None:
+            continue
+        rest = arg.terms[:n] + arg.terms[n + 1 :]
+        u = rest[0] if len(rest) == 1 else Add(rest)
+        own = tuple(sorted(u.free - lse.free))
+        if len(own) != len(lse.indices) or not lse.free <= u.free:
+            continue
+        target = canonical(u)
+        for order in permutations(own):
+            if canonical(rename(lse.arg, dict(zip(lse.indices, order)))) == target:
+                return Op("softmax", own, u)
+    return None
+
+
+def _negated_logsumexp(term: Node) -> Op | None:
+    if isinstance(term, Mul) and len(term.factors) == 2 and term.factors[0] == Number(Fraction(-1)):
+        inner = term.factors[1]
+        if isinstance(inner, Op) and inner.name == "logsumexp":
+            return inner
+    return None
+
+
+def contract(summed: frozenset[str], factors: list[Node]) -> tuple[frozenset[str], list[Node]] | None:
+    """Σ_summed of the product ``factors`` by the identities over a sum (rows of a softmax sum to one, an inverse
+    times its matrix is δ); None when none applies."""
+    for k, f in enumerate(factors):
+        if isinstance(f, Op) and f.name == "softmax" and set(f.indices) <= summed:
+            rest = factors[:k] + factors[k + 1 :]
+            if all(set(f.indices).isdisjoint(g.free) for g in rest):
+                gone = Sum(f.indices, f.arg)  # the rows' indices are summed away: witnesses keep them bound
+                keep = [w for i in sorted(gone.free) if (w := witness(gone, i)) is not None]
+                return summed - set(f.indices), rest + keep
+        if isinstance(f, Op) and f.name == "inv":
+            found = _inverse_pair(summed, factors, k)
+            if found is not None:
+                return found
+    return None
+
+
+def _inverse_pair(summed: frozenset[str], factors: list[Node], k: int) -> tuple[frozenset[str], list[Node]] | None:
+    """``Σ_j inv(M)_xj M_jy = δ_xy`` (in either order, M's rows either index)."""
+    f = factors[k]
+    assert isinstance(f, Op)
+    for j in sorted(f.free & summed):
+        (x,) = f.free - {j}
+        others = [n for n, g in enumerate(factors) if n != k and j in g.free]
+        if len(others) != 1:
+            continue
+        g = factors[others[0]]
+        if len(g.free) != 2 or x in g.free:
+            continue
+        (y,) = g.free - {j}
+        if canonical(g) == canonical(rename(f.arg, {x: j, j: y})):
+            rest = [h for n, h in enumerate(factors) if n not in (k, others[0])]
+            return summed - {j}, [*rest, Delta((x, y))]
+    return None
+
+
+def _ones_sum(node: Node) -> bool:
+    """Whether ``node`` is Σ_k δ_k (a length, as ``δ_kk`` parses)."""
+    return isinstance(node, Sum) and len(node.indices) == 1 and node.body == Delta(node.indices)
+
+
+def _mean(node: Mul) -> Node | None:
+    """``Σ_J x / (Σ_k δ_k)...`` with one length per summed index -> ``mean_J(x)``."""
+    lengths = [f for f in node.factors if isinstance(f, Pow) and f.exponent == -1 and _ones_sum(f.base)]
+    sums = [f for f in node.factors if isinstance(f, Sum) and len(f.indices) == len(lengths)]
+    if not lengths or len(sums) != 1:
+        return None
+    rest = [f for f in node.factors if f not in lengths and f is not sums[0]]
+    mean = Op("mean", sums[0].indices, sums[0].body)
+    return mean if not rest else Mul((*rest, mean))
+
+
+def _softmax_product(node: Mul) -> Node | None:
+    """``exp(u) / Σ_k exp(u')`` (u' = u with j renamed to k) -> ``softmax_j(u)``."""
+    for p in node.factors:
+        if isinstance(p, Pow) and p.exponent == -1 and isinstance(p.base, Sum):
+            body = p.base.body
+            if not (isinstance(body, Func) and body.name == "exp"):
+                continue
+            lse = Op("logsumexp", p.base.indices, body.arg)
+            for e in node.factors:
+                if isinstance(e, Func) and e.name == "exp":
+                    found = _softmax(Add((e.arg, negate(lse))))
+                    if found is not None:
+                        rest = [f for f in node.factors if f is not p and f is not e]
+                        return found if not rest else Mul((*rest, found))
+    return None
+
+
+def recognize(node: Node) -> Node:
+    """``node`` with the naive spellings of operators (module docstring) made operators, bottom-up."""
+    parts = children(node)
+    if parts:
+        node = rebuild(node, tuple(recognize(c) for c in parts))
+    if isinstance(node, Func):
+        return function(node.name, node.arg) or node
+    if isinstance(node, Mul):
+        return _softmax_product(node) or _mean(node) or node
+    return node

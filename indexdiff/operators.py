@@ -1,0 +1,133 @@
+"""The operator table: operators over indices (``softmax_j``, ``logsumexp_j``, ``mean_j``, ``max_j``, ``min_j`` and
+the indicators ``ismax_j``, ``ismin_j``) and matrix functions (``inv``, ``det``, ``logdet``). Each has a numpy
+implementation (stable), its derivative rule and its LaTeX form; ``expr.Op`` is the node, ``expr.BINDING`` says
+which operators bind their indices.
+
+Ties: the derivative of ``max_j`` is ``ismax_j``, which splits the derivative equally among the entries that attain
+the maximum (as JAX does): 1 / (number of maxima) at each of them, 0 elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from .errors import ShapeError
+from .expr import ZERO, Add, Mul, Node, Number, Op, Sum, negate
+from .functions import logsumexp
+
+__all__ = ["Operator", "OPERATORS", "INDEX_OPERATORS", "MATRIX_FUNCTIONS", "operator_derivative", "apply"]
+
+#: Operators written with indices, ``name_j(...)``.
+INDEX_OPERATORS = ("softmax", "logsumexp", "mean", "max", "min", "ismax", "ismin")
+#: Functions of a matrix, written without indices: the argument has exactly two free indices.
+MATRIX_FUNCTIONS = ("inv", "det", "logdet")
+
+
+@dataclass(frozen=True)
+class Operator:
+    """``numpy(value, axes)`` computes the operator over ``axes`` of ``value`` (for a matrix function, the two
+    axes of a 2-d value); ``latex`` is its LaTeX name; ``doc`` one line for messages."""
+
+    numpy: Callable[[np.ndarray, tuple[int, ...]], np.ndarray]
+    latex: str
+    doc: str
+
+
+def _softmax(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    m = np.max(a, axis=axes, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    e = np.exp(a - m)
+    return e / np.sum(e, axis=axes, keepdims=True)
+
+
+def _indicator(pick: Callable[..., np.ndarray]) -> Callable[[np.ndarray, tuple[int, ...]], np.ndarray]:
+    def indicator(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        hit = (a == pick(a, axis=axes, keepdims=True)).astype(a.dtype)
+        return hit / np.sum(hit, axis=axes, keepdims=True)
+
+    return indicator
+
+
+def _reduce(f: Callable[..., np.ndarray]) -> Callable[[np.ndarray, tuple[int, ...]], np.ndarray]:
+    return lambda a, axes: f(a, axis=axes) if axes else a
+
+
+class LinAlgProblem(ShapeError):
+    """A matrix function undefined at the given values (a singular matrix, logdet of a negative determinant)."""
+
+
+def _inv(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    try:
+        out = np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        raise LinAlgProblem(
+            "inv of a singular matrix", hint="the matrix has no inverse at these values; check the data"
+        ) from None
+    return out
+
+
+def _logdet(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    sign, value = np.linalg.slogdet(a)
+    if sign <= 0:
+        what = "zero (a singular matrix)" if sign == 0 else "negative"
+        raise LinAlgProblem(
+            f"logdet of a matrix whose determinant is {what}",
+            hint="logdet is log(det(M)) and needs det(M) > 0 (e.g. a positive definite matrix); "
+            "for log|det| write log(abs(det(M)))",
+        )
+    return np.asarray(value, dtype=a.dtype)
+
+
+OPERATORS: dict[str, Operator] = {
+    "softmax": Operator(_softmax, r"\operatorname{softmax}", "the softmax over the index: exp(u) / Σ exp(u)"),
+    "logsumexp": Operator(lambda a, axes: logsumexp(a, axes), r"\operatorname{logsumexp}", "log(Σ exp(u))"),
+    "mean": Operator(_reduce(np.mean), r"\operatorname{mean}", "the mean over the index"),
+    "max": Operator(_reduce(np.max), r"\max", "the largest value over the index"),
+    "min": Operator(_reduce(np.min), r"\min", "the smallest value over the index"),
+    "ismax": Operator(_indicator(np.max), r"\operatorname{ismax}", "1 / (number of maxima) at a maximum, else 0"),
+    "ismin": Operator(_indicator(np.min), r"\operatorname{ismin}", "1 / (number of minima) at a minimum, else 0"),
+    "inv": Operator(_inv, r"\operatorname{inv}", "the inverse matrix"),
+    "det": Operator(lambda a, axes: np.asarray(np.linalg.det(a), dtype=a.dtype), r"\det", "the determinant"),
+    "logdet": Operator(_logdet, r"\log\det", "log(det(M)), for det(M) > 0"),
+}
+
+
+def apply(name: str, value: Any, axes: tuple[int, ...]) -> Any:
+    """``name`` over ``axes`` of the numpy ``value``."""
+    return OPERATORS[name].numpy(value, axes)
+
+
+# -- derivative rules -------------------------------------------------------------------------------------------
+
+
+def operator_derivative(node: Op, d: Node, fresh_names: Callable[[int], tuple[str, ...]]) -> Node:
+    """∂node given ``d``, the derivative of its argument (same indices as the argument, plus the new ones);
+    ``fresh_names(n)`` gives n index names used nowhere in ``node`` or ``d``."""
+    from .names import rename
+
+    name, indices, u = node.name, node.indices, node.arg
+    if name in ("ismax", "ismin"):
+        return ZERO
+    if name == "mean":
+        return Op("mean", indices, d)
+    if name == "logsumexp":
+        return Sum(indices, Mul((Op("softmax", indices, u), d)))
+    if name in ("max", "min"):
+        return Sum(indices, Mul((Op("is" + name, indices, u), d)))
+    if name == "softmax":
+        moved = dict(zip(indices, fresh_names(len(indices))))
+        other = Sum(tuple(sorted(moved.values())), Mul((rename(node, moved), rename(d, moved))))
+        return Mul((node, Add((d, negate(other)))))
+    r, c = sorted(u.free)
+    if name == "inv":  # d(M⁻¹) = -M⁻¹ dM M⁻¹
+        a, b = fresh_names(2)
+        left, right = Op("inv", (), rename(u, {c: a})), Op("inv", (), rename(u, {r: b}))
+        return Sum((a, b), Mul((Number(Fraction(-1)), left, rename(d, {r: a, c: b}), right)))
+    # d logdet(M) = Σ (M⁻¹)_cr dM_rc, d det(M) = det(M) d logdet(M)
+    trace = Sum((r, c), Mul((Op("inv", (), rename(u, {r: c, c: r})), d)))
+    return trace if name == "logdet" else Mul((node, trace))
