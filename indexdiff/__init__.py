@@ -5,6 +5,8 @@
 A_ik x_i + A_kj x_j
 """
 
+__version__ = "0.1.0"  # the one place: pyproject (hatch), the metadata and `indexdiff --version` read it
+
 from .check import CheckReport, check
 from .codegen import codegen
 from .compile import Compiled, compile
@@ -37,4 +39,3 @@ __all__ = [
     "ShapeError",
     "ArgumentError",
 ]
-__version__ = "0.1.0"

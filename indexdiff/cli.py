@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import __version__
 from .check import _shapes, check
 from .codegen import codegen, einsum_text
 from .cost import Cost, cost
@@ -104,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE.npz",
         help="--check at these arrays (np.savez(FILE, x=x, A=A): one array per tensor) instead of random data",
     )
-    p.add_argument("--version", action="version", version="indexdiff 0.1.0")
+    p.add_argument("--version", action="version", version=f"indexdiff {__version__}")
     return p
 
 
