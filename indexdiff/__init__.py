@@ -11,6 +11,7 @@ from .check import CheckReport, check
 from .codegen import codegen
 from .compile import Compiled, compile
 from .cost import Cost, cost
+from .custom import CustomFunction, function
 from .diff import diff
 from .errors import ArgumentError, DiffError, IndexDiffError, IndexRuleError, ParseError, ShapeError
 from .evaluate import evaluate
@@ -27,11 +28,13 @@ __all__ = [
     "cost",
     "codegen",
     "check",
+    "function",
     "Expr",
     "Program",
     "Compiled",
     "Cost",
     "CheckReport",
+    "CustomFunction",
     "IndexDiffError",
     "ParseError",
     "IndexRuleError",

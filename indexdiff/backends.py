@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .errors import IndexDiffError
-from .functions import FUNCTIONS, logsumexp
+from .functions import FUNCTIONS, Callables, logsumexp
 
 __all__ = ["Backend", "backend_of"]
 
@@ -22,11 +22,11 @@ class Backend:
     def __init__(self, name: str) -> None:
         self.name = name
         self.xp: Any = np if name == "numpy" else importlib.import_module(_MODULES[name])
-        self.functions: dict[str, Callable[[Any], Any]] = {}
+        self.functions: dict[str, Callable[[Any], Any]] = Callables(name, {})
         if name == "numpy":
-            self.functions = {f: spec.numpy for f, spec in FUNCTIONS.items()}
+            self.functions.update({f: spec.numpy for f, spec in FUNCTIONS.items()})
         else:
-            self.functions = {f: getattr(self.xp, f) for f in _STANDARD}
+            self.functions.update({f: getattr(self.xp, f) for f in _STANDARD})
             self.functions.update(_SPECIAL[name](self.xp))
 
     def logsumexp(self, value: Any, axes: tuple[int, ...]) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import keyword
 
+from .custom import module_lines
 from .einsumcode import EinsumCode, einsum_text
 from .errors import IndexDiffError, expect_expr, expect_specs
 from .expr import Delta, Expr, Mul, Program, Tensor, depth_safe
@@ -191,6 +192,7 @@ def python_text(expr: Expr, *wrt: str) -> str:
         "evaluate(...) returns the value and the derivatives, axes in the order of their indices" + lengths,
         "Run this file as a script to check every derivative against central differences on random data.",
         *_SCRIPT_START,
+        *module_lines([e.node for e in exprs.values()]),
         "# The axes each tensor's indices name, for the shape checks.",
         f"AXES = {{{', '.join(repr(names[n]) + ': ' + repr(axes[n]) for n in expr.variables)}}}",
         f"DERIVATIVES = {[(tuple(c), tuple(c[:-1]), names[c[-1].split('_')[0]]) for c in chains]!r}",
@@ -385,6 +387,7 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
         "forward(...) returns the loss; gradients(...) returns the loss" + "".join(f", d/d{w}" for w in wrt) + ".",
         "Run this file as a script to check the gradients against central differences on random data.",
         *_SCRIPT_START,
+        *module_lines([s.node for s in gradient.statements]),
         f"SHAPES = {{{', '.join(f'{names[n]!r}: {sizes[n]!r}' for n in inputs)}}}",
         f"WRT = {[names[w] for w in wrt]!r}",
         f"SIZES = { {p: letters.get(i, 3) for p, i in size_params.items()}!r}  # lengths no array gives",

@@ -143,7 +143,8 @@ class EinsumCode:
                 rest = tuple(i for i in labels if i not in lse[1])
                 return f"np.logaddexp.reduce({inner}, axis={axes}, initial=-np.inf)", rest
             inner, labels = self.code(node.arg)
-            return NUMPY_CODE[node.name].format(inner), labels
+            # a custom function (ix.function) is called by its name, which generated modules bind
+            return NUMPY_CODE.get(node.name, node.name + "({})").format(inner), labels
         if isinstance(node, Pow):
             inner, labels = self.code(node.base)
             # np.power, not **: 0.0 ** -1 raises in Python, while numpy gives inf as the evaluator does.

@@ -3,24 +3,67 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
+from .errors import IndexDiffError
 from .expr import ONE, Add, Func, Mul, Node, Number, Pow
 
-__all__ = ["Function", "FUNCTIONS", "RESERVED", "logsumexp", "logsumexp_parts"]
+__all__ = ["Function", "FUNCTIONS", "RESERVED", "Callables", "logsumexp", "logsumexp_parts"]
 
 
 @dataclass(frozen=True)
 class Function:
-    """One element-wise function: ``numpy(a)`` computes it, ``derivative(u)`` is f'(u) as a node."""
+    """One element-wise function: ``numpy(a)`` computes it, ``derivative(u)`` is f'(u) as a node. ``custom`` is
+    the derivative's text for a function registered with ``ix.function`` (None for a built-in one)."""
 
     numpy: Callable[[np.ndarray], np.ndarray]
     derivative: Callable[[Node], Node]
     latex: str
+    custom: str | None = None
+
+
+def _unknown(name: str) -> IndexDiffError:
+    return IndexDiffError(
+        f"unknown function '{name}': it is not registered (any more)",
+        name,
+        0,
+        len(name),
+        hint=f"register it with ix.function('{name}', ...) before using an expression that contains it",
+    )
+
+
+class _Table(dict[str, Function]):
+    """The function table; a name not in it (a custom function removed after an expression using it was
+    parsed) is an IndexDiffError, not a KeyError."""
+
+    def __missing__(self, name: str) -> Function:
+        raise _unknown(name)
+
+
+class Callables(dict[str, Callable[[Any], Any]]):
+    """One array library's element-wise functions; a custom function (numpy only) or an unknown name is an
+    IndexDiffError that says so."""
+
+    def __init__(self, library: str, functions: dict[str, Callable[[Any], Any]]) -> None:
+        super().__init__(functions)
+        self.library = library
+
+    def __missing__(self, name: str) -> Callable[[Any], Any]:
+        spec = FUNCTIONS[name]  # an unknown name raises here
+        if self.library == "numpy":
+            return spec.numpy
+        raise IndexDiffError(
+            f"the custom function '{name}' has a numpy implementation only, not one for {self.library} arrays",
+            name,
+            0,
+            len(name),
+            hint="pass numpy arrays (np.asarray) to compute it",
+        )
 
 
 def _neg(node: Node) -> Node:
@@ -77,21 +120,25 @@ def _step(a: np.ndarray) -> np.ndarray:
     return np.greater(a, 0).astype(a.dtype if np.issubdtype(a.dtype, np.floating) else np.float64)
 
 
-FUNCTIONS: dict[str, Function] = {
-    "exp": Function(np.exp, lambda u: Func("exp", u), r"\exp"),
-    "log": Function(np.log, lambda u: Pow(u, Fraction(-1)), r"\log"),
-    "sin": Function(np.sin, lambda u: Func("cos", u), r"\sin"),
-    "cos": Function(np.cos, lambda u: _neg(Func("sin", u)), r"\cos"),
-    "tan": Function(np.tan, lambda u: Add((ONE, Pow(Func("tan", u), Fraction(2)))), r"\tan"),
-    "tanh": Function(np.tanh, lambda u: _one_minus(Pow(Func("tanh", u), Fraction(2))), r"\tanh"),
-    "sigmoid": Function(_sigmoid, lambda u: Mul((Func("sigmoid", u), _one_minus(Func("sigmoid", u)))), r"\sigma"),
-    "relu": Function(lambda a: np.maximum(a, 0), lambda u: Func("step", u), r"\operatorname{relu}"),
-    "step": Function(_step, lambda u: Number(Fraction(0)), r"\operatorname{step}"),
-    "softplus": Function(_softplus, lambda u: Func("sigmoid", u), r"\operatorname{softplus}"),
-    "sqrt": Function(np.sqrt, lambda u: Mul((Number(Fraction(1, 2)), Pow(Func("sqrt", u), Fraction(-1)))), r"\sqrt"),
-    "abs": Function(np.abs, lambda u: Func("sign", u), r"\operatorname{abs}"),
-    "sign": Function(np.sign, lambda u: Number(Fraction(0)), r"\operatorname{sign}"),
-}
+FUNCTIONS: dict[str, Function] = _Table(
+    {
+        "exp": Function(np.exp, lambda u: Func("exp", u), r"\exp"),
+        "log": Function(np.log, lambda u: Pow(u, Fraction(-1)), r"\log"),
+        "sin": Function(np.sin, lambda u: Func("cos", u), r"\sin"),
+        "cos": Function(np.cos, lambda u: _neg(Func("sin", u)), r"\cos"),
+        "tan": Function(np.tan, lambda u: Add((ONE, Pow(Func("tan", u), Fraction(2)))), r"\tan"),
+        "tanh": Function(np.tanh, lambda u: _one_minus(Pow(Func("tanh", u), Fraction(2))), r"\tanh"),
+        "sigmoid": Function(_sigmoid, lambda u: Mul((Func("sigmoid", u), _one_minus(Func("sigmoid", u)))), r"\sigma"),
+        "relu": Function(lambda a: np.maximum(a, 0), lambda u: Func("step", u), r"\operatorname{relu}"),
+        "step": Function(_step, lambda u: Number(Fraction(0)), r"\operatorname{step}"),
+        "softplus": Function(_softplus, lambda u: Func("sigmoid", u), r"\operatorname{softplus}"),
+        "sqrt": Function(
+            np.sqrt, lambda u: Mul((Number(Fraction(1, 2)), Pow(Func("sqrt", u), Fraction(-1)))), r"\sqrt"
+        ),
+        "abs": Function(np.abs, lambda u: Func("sign", u), r"\operatorname{abs}"),
+        "sign": Function(np.sign, lambda u: Number(Fraction(0)), r"\operatorname{sign}"),
+    }
+)
 
 
 def logsumexp(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -124,5 +171,25 @@ def logsumexp_parts(node: Node) -> tuple[Node, tuple[str, ...]] | None:
     return None
 
 
-#: Names that cannot be tensors: the functions, the explicit sum and the Kronecker delta.
-RESERVED = frozenset(FUNCTIONS) | {"sum", "delta", "δ"}
+class _Reserved(Set[str]):
+    """Names that cannot be tensors: the functions (built in and registered), the explicit sum and the delta."""
+
+    _others = frozenset({"sum", "delta", "δ"})
+
+    def __contains__(self, name: object) -> bool:
+        return name in FUNCTIONS or name in self._others
+
+    def __iter__(self) -> Iterator[str]:
+        yield from FUNCTIONS
+        yield from self._others
+
+    def __len__(self) -> int:
+        return len(FUNCTIONS) + len(self._others)
+
+    @classmethod
+    def _from_iterable(cls, names: Any) -> frozenset[str]:  # RESERVED | {...} is a plain frozenset
+        return frozenset(names)
+
+
+#: Names that cannot be tensors (a live view: a function registered with ix.function joins it).
+RESERVED: Set[str] = _Reserved()

@@ -215,7 +215,7 @@ def _func(name: str, arg: Node) -> Node:
     if found is not None:
         return found
     if isinstance(arg, Number):
-        value = _EXACT[name](arg.value)
+        value = _EXACT[name](arg.value) if name in _EXACT else None  # a custom function: no exact values
         if value is not None:
             return Number(value)
     if name == "log" and isinstance(arg, Func) and arg.name == "exp":
