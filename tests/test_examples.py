@@ -21,3 +21,4 @@ def test_example_runs(script):
 def test_there_are_examples():
     names = {p.name for p in EXAMPLES}
     assert names >= {"quadratic_form.py", "least_squares.py", "logistic_regression.py", "train.py", "seed_paper.py"}
+    assert names >= {"attention.py", "gaussian.py", "layer_norm.py"}
