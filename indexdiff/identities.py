@@ -29,6 +29,8 @@ def operator(name: str, indices: tuple[str, ...], arg: Node) -> Node:
         if not kept:
             return arg
         indices = kept
+    if name == "mean" and isinstance(arg, Mul):
+        return _mean_of_product(indices, arg)
     inner = arg.name if isinstance(arg, Op) else None
     if inner == "inv" and isinstance(arg, Op):
         if name == "logdet":
@@ -38,6 +40,24 @@ def operator(name: str, indices: tuple[str, ...], arg: Node) -> Node:
         if name == "inv":
             return arg.arg
     return Op(name, indices, arg)
+
+
+def _mean_of_product(indices: tuple[str, ...], arg: Mul) -> Node:
+    """A mean is linear: factors constant along its indices come out (``mean_j(a_i x_ij) = a_i mean_j(x_ij)``),
+    and a delta that pins one of them contracts the rest (``mean_j(x_j δ_jl) = x_l mean_j(δ_jl)``, 1/n_j)."""
+    outside = [f for f in arg.factors if f.free.isdisjoint(indices)]
+    inside = [f for f in arg.factors if not f.free.isdisjoint(indices)]
+    for k, f in enumerate(inside):
+        if isinstance(f, Delta) and len(f.indices) == 2 and len(set(f.indices) & set(indices)) == 1:
+            j, other = f.indices if f.indices[0] in indices else f.indices[::-1]
+            rest = [rename(g, {j: other}) for n, g in enumerate(inside) if n != k]
+            outside += rest
+            inside = [f]
+            break
+    if not outside:
+        return Op("mean", indices, arg)
+    mean = Op("mean", indices, inside[0] if len(inside) == 1 else Mul(tuple(inside)))
+    return Mul((*outside, mean))
 
 
 def function(name: str, arg: Node) -> Node | None:

@@ -285,11 +285,12 @@ class _Resolver:
         if s.name in BINDING:
             for i, at in zip(s.indices, s.index_pos):
                 if i in bound:
-                    raise self.error(
+                    raise IndexRuleError(
                         f"{s.name}{indices_text((i,))}(...) binds an index that is already bound",
-                        s,
+                        self.ctx.text,
+                        at,
+                        at + len(i),
                         hint=f"'{i}' is bound by a left-hand side or an enclosing sum or operator; use another letter",
-                        end=self._head(s),
                     )
         arg = self.resolve(s.arg, bound | own)
         for i in s.indices:
@@ -307,10 +308,9 @@ class _Resolver:
         arg = self.resolve(s.arg, bound)
         if len(arg.free) != 2:
             text = self.ctx.text[s.arg.start : s.arg.end]
+            has = f"the free indices {_fmt(arg.free)}" if arg.free else "no free index"
             raise self.error(
-                f"{s.name}(...) needs a matrix: an argument with exactly two free indices, but '{text}' has "
-                f"{_count(len(arg.free)).replace('index', 'free index').replace('indices', 'free indices')}"
-                + (f" {_fmt(arg.free)}" if arg.free else ""),
+                f"{s.name}(...) needs a matrix, an argument with exactly two free indices; '{text}' has {has}",
                 s.arg,
                 hint=f"write {s.name}(A_ij), {s.name}(X_ni X_nj + c δ_ij), ...: the two free indices are the "
                 "matrix's rows and columns (in sorted order)",

@@ -1,8 +1,8 @@
 """Statement Jacobians for program derivatives (forward and reverse mode), with forward values reused by name.
 
-``jacobian(s, h, new)`` is ∂s/∂h_new for one statement ``s``, simplified.  A softmax statement
-``P_ij = exp(u_ij) / sum_k(exp(u_ik))`` differentiates as ``P_ij (∂u_ij - sum_k(P_ik ∂u_ik))``: its own name stands
-for the softmax, so no derivative ever forms ``exp(u)`` alone or ``1/Σ exp`` (which overflow at large logits).
+``jacobian(s, h, new)`` is ∂s/∂h_new for one statement ``s``, simplified. ``reuse`` then writes every part of a
+derivative that a forward statement computed by that statement's name: the adjoint of ``P_ij = softmax_j(S_ij)``
+is written with P itself, ``dS_ij = P_ij dP_ij - P_ij P_ik dP_ik``, never a recomputed softmax.
 """
 
 from __future__ import annotations
@@ -12,31 +12,10 @@ from itertools import permutations
 
 from .canonical import canonical
 from .diff import derivative, with_indices
-from .expr import Add, Expr, Func, Mul, Node, Number, Pow, Sum, Tensor, negate
-from .names import all_indices, children, fresh, rebuild, rename, separate, tensors
+from .expr import Expr, Func, Node, Number, Op, Tensor
+from .names import all_indices, children, rebuild, rename, separate, tensors
 
 __all__ = ["jacobian", "reuse", "forward_keys", "unique_name", "program_indices", "axis_origin"]
-
-
-def _softmax_axis(s: Expr, node: Node) -> tuple[Node, str] | None:
-    """``(u, j)`` when ``node`` is ``exp(u) / sum_k(exp(u with j -> k))`` for a free index j of ``s``, else None."""
-    if not isinstance(node, Mul) or len(node.factors) != 2:
-        return None
-    num = next((f for f in node.factors if isinstance(f, Func) and f.name == "exp"), None)
-    den = next((f for f in node.factors if isinstance(f, Pow) and f.exponent == -1), None)
-    if num is None or den is None or not isinstance(den.base, Sum) or len(den.base.indices) != 1:
-        return None
-    body = den.base.body
-    if not isinstance(body, Func) or body.name != "exp":
-        return None
-    (k,) = den.base.indices
-    u = num.arg
-    for j in s.free:
-        if j in u.free and j not in den.free:
-            scope = frozenset(s.free)
-            if canonical(rename(body.arg, {k: j}), scope) == canonical(u, scope):
-                return u, j
-    return None
 
 
 def jacobian(s: Expr, name: str, new: tuple[str, ...], simplified: bool = True) -> Node:
@@ -44,17 +23,7 @@ def jacobian(s: Expr, name: str, new: tuple[str, ...], simplified: bool = True) 
     goes into); ``new`` must not clash with the indices of ``s``."""
     assert s.name is not None
     free = frozenset((*s.free, *new))
-    node = separate(s.node, free)
-    softmax = _softmax_axis(s, node)
-    if softmax is None:
-        raw = derivative(node, name, new)
-    else:
-        u, j = softmax
-        du = derivative(u, name, new)
-        (k,) = fresh(all_indices(node) | all_indices(du) | free, 1)
-        moved = Tensor(s.name, tuple(k if i == j else i for i in s.free))
-        mean = Sum((k,), Mul((moved, rename(du, {j: k}))))
-        raw = Mul((Tensor(s.name, s.free), Add((du, negate(mean)))))
+    raw = derivative(separate(s.node, free), name, new)
     return with_indices(raw, free) if simplified else raw
 
 
@@ -73,7 +42,8 @@ class ForwardKeys:
 
 def _head(node: Node) -> tuple[type, str | None, frozenset[str]]:
     """A cheap necessary condition for two nodes to be equal: their type, the function's name, the tensors."""
-    return type(node), node.name if isinstance(node, Func) else None, frozenset(t.name for t in tensors(node))
+    name = node.name if isinstance(node, (Func, Op)) else None
+    return type(node), name, frozenset(t.name for t in tensors(node))
 
 
 def forward_keys(statements: Iterable[Expr]) -> ForwardKeys:
