@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 from fractions import Fraction
@@ -143,21 +144,33 @@ FUNCTIONS: dict[str, Function] = _Table(
 
 def logsumexp(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """log(Σ exp(a)) over ``axes`` without overflow: the largest term is factored out first."""
-    m = np.max(a, axis=axes, keepdims=True, initial=-np.inf)  # an empty axis sums to 0: log 0 = -inf
-    if m.size and a.dtype.kind == "f":
-        # Where every maximum is a normal number far enough from overflow, the plain formula is exact (terms
-        # below the maximum by more than the float's precision do not matter, even where they underflow) and
-        # saves the subtraction.
-        info = np.finfo(a.dtype)
-        count = a.size // m.size
-        low = np.log(info.smallest_normal / info.eps)
-        if low < m.min() and m.max() < _exp_limit(a.dtype) - np.log(count):
-            return np.log(np.sum(np.exp(a), axis=axes))
+    m = None
+    if axes and a.size and a.dtype.kind == "f":
+        # Where no sum can overflow and every row's largest term is a normal number with the float's precision
+        # to spare, the plain formula is exact (terms below the largest by more than the precision do not
+        # matter, even where they underflow) and saves the subtraction. Two whole-array reductions decide it
+        # (cheap next to exp); a row's maximum only where some term is tiny (a mask of -inf, say).
+        low, high = _lse_range(a.dtype)
+        if a.max() < high - math.log(math.prod(a.shape[k] for k in axes)):
+            if not a.min() > low:
+                m = np.max(a, axis=axes, keepdims=True)
+            if m is None or m.min() > low:
+                return np.log(np.sum(np.exp(a), axis=axes))
+    if m is None:
+        m = np.max(a, axis=axes, keepdims=True, initial=-np.inf)  # an empty axis sums to 0: log 0 = -inf
     m = np.where(np.isfinite(m), m, 0)
     t = np.subtract(a, m)
     np.exp(t, out=t)
     with np.errstate(divide="ignore"):  # all terms 0 (or none): log 0 = -inf is the value
         return np.log(np.sum(t, axis=axes)) + np.squeeze(m, axis=axes)
+
+
+@functools.cache
+def _lse_range(dtype: np.dtype) -> tuple[float, float]:
+    """Where log-sum-exp's plain formula is exact: the row maxima above the first (the smallest normal number
+    over the precision: -672 in float64, -71 in float32), every term below the second."""
+    info = np.finfo(dtype)
+    return float(np.log(info.smallest_normal / info.eps)), _exp_limit(dtype)
 
 
 def logsumexp_parts(node: Node) -> tuple[Node, tuple[str, ...]] | None:
