@@ -4,6 +4,16 @@ Random data is scaled to the expression so that each contraction's result is of 
 makes a check vacuous); the differences are Richardson-extrapolated, and the tolerance adds their estimated
 truncation and rounding error, so steep functions pass and a derivative off by 0.1% fails. A value that is not
 finite is reported as such, not as a wrong derivative. Checks that would need too much memory or time are refused.
+
+Matrix functions (``inv``, ``det``, ``logdet``) need square, invertible arguments, and logdet a positive
+determinant. The two free indices of a matrix function's argument get one length (they are joined, as a δ joins
+its indices), and a tensor inside such an argument with two axes of that length (``A_ij`` in ``inv(A_ij)``, or in
+``logdet(A_ij + B_ij)``) gets the identity on those axes plus uniform [0.5, 1.5] / (2n) off it: every row's
+off-diagonal entries sum to less than 3/4 of its diagonal one, so the matrix is strictly diagonally dominant with
+a positive diagonal, hence invertible, well conditioned and of positive determinant (Gershgorin: every eigenvalue
+has a positive real part), and stays so under the check's small steps. Arguments built otherwise
+(``X_ni X_nj + lam δ_ij`` with positive data is positive definite anyway) get the usual data; where that is
+singular or has a negative determinant (``logdet(-A_ij)``), evaluating is an error: pass your own arrays.
 """
 
 from __future__ import annotations
@@ -26,10 +36,21 @@ from .errors import (
     expect_seed,
     expect_specs,
 )
-from .expr import Add, Delta, Expr, Mul, Node, Number, Program, Sum, Tensor, depth_safe
+from .expr import Add, Delta, Expr, Mul, Node, Number, Op, Program, Sum, Tensor, depth_safe
 from .names import UnionFind, all_indices, children, tensors
+from .operators import MATRIX_FUNCTIONS
 
-__all__ = ["check", "random_arrays", "sizes_for", "CheckReport", "CheckResult", "MAX_BYTES"]
+__all__ = [
+    "check",
+    "random_arrays",
+    "sizes_for",
+    "joined_indices",
+    "matrix_axes",
+    "well_conditioned",
+    "CheckReport",
+    "CheckResult",
+    "MAX_BYTES",
+]
 
 MAX_BYTES = 2**30  # the most memory the random data, or one derivative's table of differences, may take
 _STEP = 1e-3  # relative step of the coarser central difference (Richardson's optimum is near eps^(1/5))
@@ -88,9 +109,8 @@ def _shapes(
     dims = expect_dims(dims)
     classes = UnionFind()
     find, join = classes.find, classes.union
-    for d in _deltas(expr.node):
-        if len(d.indices) == 2:
-            join(*d.indices)
+    for pair in joined_indices(expr.node):
+        join(*pair)
     axes: dict[str, list[str]] = {}
     for t in tensors(expr.node):
         first = axes.setdefault(t.name, list(t.indices))
@@ -136,13 +156,52 @@ def _shapes(
     return shapes, used
 
 
-def _deltas(node: Node) -> list[Delta]:
+def joined_indices(node: Node) -> list[tuple[str, str]]:
+    """Pairs of indices that must have one length: a δ's, and a matrix function's argument's two free indices."""
     out, stack = [], [node]
     while stack:
         n = stack.pop()
-        if isinstance(n, Delta):
-            out.append(n)
+        if isinstance(n, Delta) and len(n.indices) == 2:
+            out.append((n.indices[0], n.indices[1]))
+        elif isinstance(n, Op) and n.name in MATRIX_FUNCTIONS and len(n.arg.free) == 2:
+            r, c = sorted(n.arg.free)
+            out.append((r, c))
         stack.extend(children(n))
+    return out
+
+
+def matrix_axes(expr: Expr) -> dict[str, tuple[int, int]]:
+    """Tensors inside the argument of a matrix function with two axes of one index class (joined by the tensor's
+    other uses, δs and matrix functions, as ``_shapes`` joins them): the axes random data puts an identity on."""
+    classes = UnionFind()
+    for pair in joined_indices(expr.node):
+        classes.union(*pair)
+    first: dict[str, tuple[str, ...]] = {}
+    for t in tensors(expr.node):
+        for a, b in zip(first.setdefault(t.name, t.indices), t.indices):
+            classes.union(a, b)
+    out: dict[str, tuple[int, int]] = {}
+    stack = [expr.node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Op) and n.name in MATRIX_FUNCTIONS:
+            for t in tensors(n.arg):
+                axes = [classes.find(i) for i in first[t.name]]
+                pairs = [(p, q) for q in range(len(axes)) for p in range(q) if axes[p] == axes[q]]
+                if pairs and t.name not in out:
+                    out[t.name] = pairs[0]
+        stack.extend(children(n))
+    return dict(sorted(out.items()))
+
+
+def well_conditioned(a: np.ndarray, axes: tuple[int, int]) -> np.ndarray:
+    """``a`` (uniform in [0.5, 1.5]) / (2n) plus the identity on ``axes`` (length n): strictly diagonally dominant
+    with a positive diagonal along them (see the module docstring)."""
+    n = a.shape[axes[0]]
+    out = a / (2 * n)
+    at: list[Any] = [slice(None)] * a.ndim
+    at[axes[0]] = at[axes[1]] = np.arange(n)
+    out[tuple(at)] += 1.0
     return out
 
 
@@ -185,7 +244,8 @@ def _scales(node: Node, size: Mapping[str, int]) -> dict[str, float]:
 def random_arrays(expr: Expr, dims: Mapping[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
     """Random float64 arrays, one per input tensor: uniform in [0.5, 1.5] (positive, inside the domain of log,
     sqrt and fractional powers) times 1/sqrt(n), n the product of the lengths of the indices summed over the
-    tensor in one product, so that ``X_ij w_j`` stays of order one at any size."""
+    tensor in one product, so that ``X_ij w_j`` stays of order one at any size. A square tensor inside a matrix
+    function's argument is the identity plus a small positive part (``well_conditioned``)."""
     shapes, sizes = _shapes(expr, dims)
     rng = np.random.default_rng(expect_seed(seed))
     largest = max(shapes, key=lambda name: math.prod(shapes[name]), default=None)
@@ -193,10 +253,14 @@ def random_arrays(expr: Expr, dims: Mapping[str, int] | None = None, seed: int =
         what = f"the random data ({largest}: {' x '.join(map(str, shapes[largest]))} float64, the largest array)"
         _refuse_large(what, sum(math.prod(s) for s in shapes.values()), str(expr))
     scale = _scales(expr.node, sizes)
-    return {
-        name: np.asarray(rng.uniform(0.5, 1.5, size=shape) * scale.get(name, 1.0))
-        for name, shape in sorted(shapes.items())
-    }
+    square = matrix_axes(expr)
+    out = {}
+    for name, shape in sorted(shapes.items()):
+        a = rng.uniform(0.5, 1.5, size=shape)
+        if name in square:
+            a = well_conditioned(a, square[name])
+        out[name] = np.asarray(a * scale.get(name, 1.0))
+    return out
 
 
 def _finite(a: np.ndarray) -> bool:

@@ -6,9 +6,9 @@ import builtins
 import keyword
 
 from .custom import module_lines
-from .einsumcode import EinsumCode, einsum_text
+from .einsumcode import EinsumCode, einsum_text, helper_lines
 from .errors import IndexDiffError, expect_expr, expect_specs
-from .expr import Delta, Expr, Mul, Program, Tensor, depth_safe
+from .expr import Expr, Mul, Program, Tensor, depth_safe
 from .names import children
 
 __all__ = ["codegen", "einsum_text", "latex_text", "python_text", "python_names"]
@@ -139,7 +139,7 @@ def _statement_code(e: Expr, names: dict[str, str]) -> tuple[str, dict[str, str]
     from .simplify import simplify
 
     for version in (Expr(simplify(e.node, frozenset(e.free)), e.free, e.name, e.variables, e.origins), e):
-        code = EinsumCode(version, names)
+        code = EinsumCode(version, names, helpers=True)
         text = code.text()
         if not code.params:
             break
@@ -153,7 +153,7 @@ def _signature(params: str, size_params: dict[str, str]) -> str:
 
 def python_text(expr: Expr, *wrt: str) -> str:
     """A standalone numpy module computing ``expr`` and its derivatives; run as a script it checks them."""
-    from .check import _shapes
+    from .check import _shapes, matrix_axes
     from .diff import diff
 
     names = python_names(expr.variables)
@@ -193,6 +193,7 @@ def python_text(expr: Expr, *wrt: str) -> str:
         "Run this file as a script to check every derivative against central differences on random data.",
         *_SCRIPT_START,
         *module_lines([e.node for e in exprs.values()]),
+        *helper_lines(list(bodies.values())),
         "# The axes each tensor's indices name, for the shape checks.",
         f"AXES = {{{', '.join(repr(names[n]) + ': ' + repr(axes[n]) for n in expr.variables)}}}",
         f"DERIVATIVES = {[(tuple(c), tuple(c[:-1]), names[c[-1].split('_')[0]]) for c in chains]!r}",
@@ -257,6 +258,7 @@ def python_text(expr: Expr, *wrt: str) -> str:
         "    rng = np.random.default_rng(0)",
         f"    sizes = {data_sizes!r}",
         "    arrays = {n: rng.uniform(0.5, 1.5, size=tuple(sizes[i] for i in axes)) for n, axes in AXES.items()}",
+        *_matrix_data({names[n]: axes for n, axes in matrix_axes(expr).items()}),
         f"    arrays.update({ {p: sizes.get(i, 3) for p, i in size_params.items()}!r})",
         "    evaluate(**arrays)",
         "    failed = 0",
@@ -268,22 +270,40 @@ def python_text(expr: Expr, *wrt: str) -> str:
     return "\n".join(out)
 
 
+def _matrix_data(square: dict[str, tuple[int, int]]) -> list[str]:
+    """Lines of main() that make the random data of the tensors inv, det and logdet take well conditioned with a
+    positive determinant, as ix.check does (``check.well_conditioned``)."""
+    if not square:
+        return []
+    return [
+        f"    for name, (p, q) in {square!r}.items():  # the identity plus a small part: diagonally dominant",
+        "        a = arrays[name] / (2 * arrays[name].shape[p])",
+        "        at = [slice(None)] * a.ndim",
+        "        at[p] = at[q] = np.arange(a.shape[p])",
+        "        a[tuple(at)] += 1.0",
+        "        arrays[name] = a",
+    ]
+
+
 def _axes(expr: Expr) -> dict[str, tuple[str, ...]]:
-    """Each tensor's axes, named by index class: letters that share a tensor axis (or a δ) are one class; the
-    indices of different Σs are different indices even where they share a name (b, b#1)."""
+    """Each tensor's axes, named by index class: letters that share a tensor axis (or a δ, or a matrix function's
+    argument) are one class; the indices of different Σs are different indices even where they share a name (b,
+    b#1)."""
+    from .check import joined_indices
     from .evaluate import unique_summed
     from .names import UnionFind
 
     classes = UnionFind()
     first: dict[str, tuple[str, ...]] = {}
-    stack = [unique_summed(expr.node, expr.free)]
+    node = unique_summed(expr.node, expr.free)
+    for pair in joined_indices(node):
+        classes.union(*pair)
+    stack = [node]
     while stack:
         n = stack.pop()
         if isinstance(n, Tensor):
             for a, b in zip(first.setdefault(n.name, n.indices), n.indices):
                 classes.union(a, b)
-        elif isinstance(n, Delta) and len(n.indices) == 2:
-            classes.union(*n.indices)
         stack.extend(children(n))
     out = {name: tuple(classes.find(i) for i in letters) for name, letters in first.items()}
     for name, rank in expr.variables.items():
@@ -324,7 +344,7 @@ def codegen(expr: Expr | Program, *wrt: str, format: str = "python", loss: str |
 def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None = None) -> str:
     """A standalone numpy module for a program: ``forward(...)`` returns the loss, ``gradients(...)`` the loss and
     its gradients (the backward pass ix.grad derives); run as a script it checks them by central differences."""
-    from .check import _shapes
+    from .check import _shapes, matrix_axes
     from .forward import needed
     from .program import used
     from .reverse import grad
@@ -377,7 +397,8 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
     outputs = ", ".join(names[n] for n in gradient.outputs)
     # Every statement (and what it defines) in one node, so that an input used anywhere gets a shape.
     everything = Mul(tuple(Mul((Tensor(s.name, s.free), s.node)) for s in program.statements))
-    shapes, letters = _shapes(Expr(everything, (), None, program.inputs, {}), {})
+    whole = Expr(everything, (), None, program.inputs, {})
+    shapes, letters = _shapes(whole, {})
     sizes = {n: shapes[n] for n in inputs}
     out = [
         '"""Generated by indexdiff from this program and its backward pass (reverse mode):',
@@ -388,6 +409,7 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
         "Run this file as a script to check the gradients against central differences on random data.",
         *_SCRIPT_START,
         *module_lines([s.node for s in gradient.statements]),
+        *helper_lines(gradients_body),
         f"SHAPES = {{{', '.join(f'{names[n]!r}: {sizes[n]!r}' for n in inputs)}}}",
         f"WRT = {[names[w] for w in wrt]!r}",
         f"SIZES = { {p: letters.get(i, 3) for p, i in size_params.items()}!r}  # lengths no array gives",
@@ -426,6 +448,7 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
         '    """Random data (uniform in [0.5, 1.5]); each gradient against central differences of forward."""',
         "    rng = np.random.default_rng(0)",
         "    arrays = {name: rng.uniform(0.5, 1.5, size=shape) for name, shape in SHAPES.items()}",
+        *_matrix_data({names[n]: axes for n, axes in matrix_axes(whole).items() if n in program.inputs}),
         "    forward(**arrays, **SIZES)",
         "    failed = 0",
         "    for name, (ok, err) in check({**arrays, **SIZES}).items():",

@@ -3,22 +3,30 @@ length read from an array's shape, or, where no array has it, from an explicit s
 
 The code is planned as the evaluator computes (``plan_product``): deltas join indices instead of becoming identity
 matrices, except where a delta joins two output indices (a diagonal: one ``np.eye`` in that call).
+
+Operators are numpy expressions of their argument's code, stable as the evaluator: softmax and logsumexp shifted
+by the maximum (``lambda`` binds the argument, so it is computed once), ``np.mean``/``np.max``/``np.min`` with
+``axis=``, ``np.linalg.inv``, ``np.linalg.det`` and ``np.linalg.slogdet``. A line of einsum code stands alone: its
+logdet of a matrix with a negative determinant is nan (as ``np.log`` of a negative number), and inv of a singular
+matrix raises numpy's LinAlgError. Generated modules (``helpers=True``) call ``_inv`` and ``_logdet`` instead,
+defined in the module (``helper_lines``), which raise a ValueError that names the operator.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import string
 from fractions import Fraction
 from typing import Any
 
 from .errors import IndexDiffError
 from .evaluate import as_exponent, as_float, plan_product, unique_summed
-from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Pow, Sum, Tensor
+from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, bound_indices
 from .functions import logsumexp_parts
 from .names import UnionFind, children, tensors
 
-__all__ = ["NUMPY_CODE", "EinsumCode", "einsum_text", "number_code", "size_parameter"]
+__all__ = ["NUMPY_CODE", "OPERATOR_CODE", "EinsumCode", "einsum_text", "helper_lines", "number_code", "size_parameter"]
 
 Labels = tuple[Any, ...]
 
@@ -39,6 +47,55 @@ NUMPY_CODE = {
     "abs": "np.abs({})",
     "sign": "np.sign({})",
 }
+
+# Operators as numpy expressions of their argument's code {a} and the axes they work over {axis}; a lambda binds
+# the argument once. Softmax and logsumexp subtract m, the maximum over the axes made finite (module docstring).
+_M = "np.nan_to_num(np.max(a, axis={axis}, keepdims=True, initial=-np.inf))"
+OPERATOR_CODE = {
+    "softmax": "(lambda a: (lambda e: e / np.sum(e, axis={axis}, keepdims=True))(np.exp(a - " + _M + ")))({a})",
+    "logsumexp": "(lambda a: (lambda m: np.log(np.sum(np.exp(a - m), axis={axis})) + np.squeeze(m, axis={axis}))("
+    + _M
+    + "))({a})",
+    "mean": "np.mean({a}, axis={axis})",
+    "max": "np.max({a}, axis={axis})",
+    "min": "np.min({a}, axis={axis})",
+    "ismax": "(lambda a: (lambda h: h / np.sum(h, axis={axis}, keepdims=True))("
+    "(a == np.max(a, axis={axis}, keepdims=True)).astype(a.dtype)))({a})",
+    "ismin": "(lambda a: (lambda h: h / np.sum(h, axis={axis}, keepdims=True))("
+    "(a == np.min(a, axis={axis}, keepdims=True)).astype(a.dtype)))({a})",
+    "inv": "np.linalg.inv({a})",
+    "det": "np.linalg.det({a})",
+    "logdet": "(lambda s: np.log(s.sign) + s.logabsdet)(np.linalg.slogdet({a}))",
+}
+#: What a generated module calls instead (``helpers=True``), and the functions it defines for them.
+_HELPER_CODE = {"inv": "_inv({a})", "logdet": "_logdet({a})"}
+_HELPERS = {
+    "inv": (
+        "def _inv(m):",
+        '    """The inverse of the matrix m (numpy.linalg.inv); a ValueError when m is singular."""',
+        "    try:",
+        "        return np.linalg.inv(m)",
+        "    except np.linalg.LinAlgError:",
+        '        raise ValueError("inv of a singular matrix: it has no inverse at these values") from None',
+    ),
+    "logdet": (
+        "def _logdet(m):",
+        '    """log(det(m)) without overflow (numpy.linalg.slogdet); a ValueError unless det(m) > 0."""',
+        "    sign, value = np.linalg.slogdet(m)",
+        "    if not sign > 0:",
+        '        what = "zero (a singular matrix)" if sign == 0 else "negative"',
+        '        raise ValueError(f"logdet of a matrix whose determinant is {what}: logdet needs det > 0")',
+        "    return value",
+    ),
+}
+
+
+def helper_lines(codes: list[str]) -> list[str]:
+    """The definitions of the helpers (``_inv``, ``_logdet``) that ``codes`` (a module's code) call."""
+    used = [name for name in sorted(_HELPERS) if any(re.search(rf"(?<![\w.])_{name}\(", c) for c in codes)]
+    lines = [line for name in used for line in ("", *_HELPERS[name], "")]
+    return [*lines, ""] if lines else []
+
 
 #: The letters np.einsum accepts, in the order a call takes them after the indices' own names.
 LETTERS = string.ascii_lowercase + string.ascii_uppercase
@@ -81,9 +138,10 @@ class EinsumCode:
     ``params`` lists the size parameters the code uses (lengths no array gives), in order of first use.
     """
 
-    def __init__(self, expr: Expr, names: dict[str, str] | None = None) -> None:
+    def __init__(self, expr: Expr, names: dict[str, str] | None = None, helpers: bool = False) -> None:
         self.expr = expr
         self.names = names or {}
+        self.helpers = helpers  # in a generated module: call its _inv and _logdet (helper_lines)
         self.node = unique_summed(expr.node, expr.free)
         self.params: dict[str, str] = {}
         classes = UnionFind()
@@ -153,7 +211,22 @@ class EinsumCode:
             labels = tuple(sorted(node.free))
             parts = [self.aligned(*self.code(t), labels) for t in node.terms]
             return "(" + " + ".join(parts) + ")", labels
+        if isinstance(node, Op):
+            return self.operator(node)
         raise AssertionError(node)
+
+    def operator(self, node: Op) -> tuple[str, Labels]:
+        """An operator over axes of its argument's code (broadcast first along an index the argument lacks)."""
+        inner, labels = self.code(node.arg)
+        missing = [i for i in node.indices if i not in labels]
+        if missing:
+            full = tuple(sorted((*labels, *missing)))
+            shape = "".join(f"{self.size(i)}, " for i in full)
+            inner, labels = f"np.broadcast_to({self.aligned(inner, labels, full)}, ({shape.rstrip()}))", full
+        axes = tuple(labels.index(i) for i in node.indices)
+        template = _HELPER_CODE.get(node.name) if self.helpers else None
+        code = (template or OPERATOR_CODE[node.name]).format(a=inner, axis=axes)
+        return code, tuple(i for i in labels if i not in bound_indices(node))
 
     def aligned(self, code: str, labels: Labels, target: Labels) -> str:
         """``code`` (axes ``labels``) transposed to ``target`` order, with new axes where it lacks an index."""
