@@ -29,7 +29,7 @@ from .expr import (
     depth_safe,
 )
 from .functions import logsumexp_parts
-from .names import all_indices
+from .names import all_indices, rename
 from .program import merged, used
 from .simplify import simplify
 from .steps import broadcast_shape, contraction, diagonal, product_step, sum_terms
@@ -72,6 +72,7 @@ class _Builder:
         self.like = like  # an input array: dtype and device for the arrays the plan makes
         self.slot = {name: k for k, name in enumerate(plan.names)}
         self.memo: dict[Any, tuple[int, Labels, tuple[int, ...]]] = {}
+        self.matrices: dict[Any, tuple[int, tuple[int, ...]]] = {}  # inv/det/logdet of a matrix, by its structure
         self.sizes: dict[str, int] = {}
 
     def emit(self, node: Node) -> tuple[int, Labels, tuple[int, ...]]:
@@ -154,7 +155,26 @@ class _Builder:
         raise AssertionError(node)
 
     def operator(self, node: Op) -> tuple[int, Labels, tuple[int, ...]]:
-        """An operator over axes of its argument's value (broadcast first along an index the argument lacks)."""
+        """An operator over axes of its argument's value (broadcast first along an index the argument lacks).
+
+        A matrix function is computed once per matrix, whatever its indices are called: ``inv(C_ij)``,
+        ``inv(C_pq)`` and ``inv(C_ji)`` (its transpose) share one inversion."""
+        if node.name not in ("inv", "det", "logdet"):
+            return self.function_of_axes(node)
+        r, c = sorted(node.arg.free)
+        keys = [(node.name, canonical(rename(node.arg, {r: a, c: b}))) for a, b in (("#0", "#1"), ("#1", "#0"))]
+        for flipped, key in enumerate(keys):
+            if key in self.matrices:
+                slot, shape = self.matrices[key]
+                if flipped and node.name == "inv":
+                    transpose = self.backend.transpose
+                    slot = self.plan.add(lambda v, s=slot: transpose(v[s], (1, 0)))
+                return slot, ((r, c) if node.name == "inv" else ()), shape
+        found = self.function_of_axes(node)
+        self.matrices[keys[0]] = (found[0], found[2])
+        return found
+
+    def function_of_axes(self, node: Op) -> tuple[int, Labels, tuple[int, ...]]:
         slot, labels, shape = self.emit(node.arg)
         self.sizes.update(zip(labels, shape))
         missing = [i for i in node.indices if i not in labels]

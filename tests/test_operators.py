@@ -322,3 +322,19 @@ def test_gaussian_gradient_program() -> None:
     np.testing.assert_allclose(loss, 0.5 * 6 * np.linalg.slogdet(c)[1] + 0.5 * np.einsum("ni,ij,nj", r, inv, r))
     np.testing.assert_allclose(dmu, -0.5 * (inv + inv.T) @ r.sum(0))
     np.testing.assert_allclose(dc, 0.5 * 6 * inv.T - 0.5 * inv.T @ r.T @ r @ inv.T)
+
+
+def test_compiled_value_gradient_and_hessian_share_one_inversion(monkeypatch: pytest.MonkeyPatch) -> None:
+    a, x = _spd(4), rng.normal(size=4)
+    e = ix.parse("x_i inv(A_ij) x_j + logdet(A_ij)")
+    f = ix.compile(e, ix.diff(e, "A"), ix.diff(e, "x"), ix.diff(e, "x", "x"))
+    calls = []
+    inverse = np.linalg.inv
+    monkeypatch.setattr(np.linalg, "inv", lambda m: calls.append(1) or inverse(m))
+    value, da, dx, dxx = f(A=a, x=x)
+    assert len(calls) == 1  # inv(A_ij), inv(A_lk), inv(A_jk)...: one matrix, one inversion per call
+    inv = np.linalg.inv(a)
+    np.testing.assert_allclose(value, x @ inv @ x + np.linalg.slogdet(a)[1])
+    np.testing.assert_allclose(da, -np.outer(inv.T @ x, inv @ x) + inv.T)
+    np.testing.assert_allclose(dx, (inv + inv.T) @ x)
+    np.testing.assert_allclose(dxx, inv + inv.T)
