@@ -167,8 +167,7 @@ class _Builder:
             if key in self.matrices:
                 slot, shape = self.matrices[key]
                 if flipped and node.name == "inv":
-                    transpose = self.backend.transpose
-                    slot = self.plan.add(lambda v, s=slot: transpose(v[s], (1, 0)))
+                    slot = self.plan.add(lambda v, s=slot, t=self.backend.transpose: t(v[s], (1, 0)))
                 return slot, ((r, c) if node.name == "inv" else ()), shape
         found = self.function_of_axes(node)
         self.matrices[keys[0]] = (found[0], found[2])
