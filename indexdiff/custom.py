@@ -40,10 +40,11 @@ class CustomFunction:
     """A registered function. ``remove()`` unregisters it (restoring a definition it replaced); used as a
     context manager (``with ix.function(...):``) it is registered inside the block only."""
 
-    def __init__(self, name: str, spec: Function, previous: Function | None) -> None:
+    def __init__(self, name: str, spec: Function, previous: Function | None, registered: bool = True) -> None:
         self.name = name
         self.spec = spec
         self._previous = previous
+        self._registered = registered  # False: the same definition again, which remove() leaves registered
 
     @property
     def numpy(self) -> Callable[[np.ndarray], np.ndarray]:
@@ -54,9 +55,10 @@ class CustomFunction:
         return self.spec.custom or ""
 
     def remove(self) -> None:
-        """Unregister the function (restoring the definition it replaced, if any)."""
-        if FUNCTIONS.get(self.name) is not self.spec:
-            return  # already removed, or replaced since
+        """Unregister the function (restoring the definition it replaced, if any); a handle of a definition
+        registered again changes nothing."""
+        if not self._registered or FUNCTIONS.get(self.name) is not self.spec:
+            return  # registered before, already removed, or replaced since
         users = [n for n, f in FUNCTIONS.items() if n != self.name and f.custom and _uses(f, self.name)]
         if users:
             raise IndexDiffError(
@@ -131,7 +133,7 @@ def function(
                 hint=f"choose another name (built in: {', '.join(n for n, f in FUNCTIONS.items() if not f.custom)})",
             )
         if previous.numpy is numpy and previous.custom == derivative and previous.latex == latex:
-            return CustomFunction(name, previous, None)  # the same definition again
+            return CustomFunction(name, previous, None, registered=False)  # the same definition again
         if not replace:
             raise IndexDiffError(
                 f"'{name}' is already registered with another definition",
@@ -212,10 +214,8 @@ def _template(name: str, text: str) -> Node:
 
     try:
         parsed = parse(text)
-    except ParseError as err:
-        raise ParseError(
-            f"the derivative of '{name}' does not parse: {err.reason}", err.text, err.pos, err.end, hint=err.hint
-        ) from None
+    except IndexDiffError as err:  # a parse error or a summation rule broken: the same, naming the function
+        raise type(err)(f"the derivative of '{name}': {err.reason}", err.text, err.pos, err.end, err.hint) from None
     if not isinstance(parsed, Expr) or parsed.name is not None:
         raise ParseError(
             f"the derivative of '{name}' is one expression in u, not a statement",
@@ -265,7 +265,8 @@ def _find(text: str, name: str, indexed: bool = False) -> tuple[int, int]:
     """Where ``name`` stands as a token in ``text`` (an index: after an underscore), for the caret."""
     letters = r"A-Za-z0-9\u0391-\u03a1\u03a3-\u03a9\u03b1-\u03c9"
     before = rf"(?<=_)[{letters}]*?" if indexed else rf"(?<![{letters}_])"
-    found = re.search(before + re.escape(name) + rf"(?![{letters}(])" * (not indexed), text)
+    after = "" if indexed else rf"(?:_\{{[^}}]*\}}|_[{letters}]+)?(?![{letters}(])"
+    found = re.search(before + re.escape(name) + after, text)
     return (found.start(), found.end()) if found else (0, len(text))
 
 
