@@ -8,8 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexDiffError
-from .functions import FUNCTIONS, Callables, logsumexp
+from .functions import FUNCTIONS, Callables
 
 __all__ = ["Backend", "backend_of"]
 
@@ -29,31 +28,65 @@ class Backend:
             self.functions.update({f: getattr(self.xp, f) for f in _STANDARD})
             self.functions.update(_SPECIAL[name](self.xp))
 
-    def logsumexp(self, value: Any, axes: tuple[int, ...]) -> Any:
-        """log(Σ exp) over ``axes``, the largest term factored out (no overflow)."""
-        if not axes:
-            return value
-        if self.name == "numpy":
-            return logsumexp(value, axes)
-        if self.name == "torch":
-            return self.xp.logsumexp(value, dim=axes)
-        if self.name == "jax":
-            import jax.scipy.special
-
-            return jax.scipy.special.logsumexp(value, axis=axes)
-        m = self.xp.max(value, axis=axes, keepdims=True)
-        return self.xp.log(self.xp.sum(self.xp.exp(value - m), axis=axes)) + self.xp.squeeze(m, axis=axes)
-
     def operator(self, name: str, value: Any, axes: tuple[int, ...]) -> Any:
-        """The operator ``name`` (operators.py) over ``axes`` of ``value``."""
+        """The operator ``name`` (operators.py) over ``axes`` of ``value``, by the array's own library: its
+        softmax, log-sum-exp and linear algebra, stable as numpy's (shifted by the maximum). A singular matrix or
+        a determinant that is not positive for logdet is a LinAlgProblem, as with numpy, wherever the values
+        are concrete (inside ``jax.jit`` they are not checked: inv and logdet are inf or nan there)."""
         if self.name == "numpy":
             from .operators import apply
 
             return apply(name, value, axes)
-        raise IndexDiffError(
-            f"the operator {name} is not available for {self.name} arrays yet",
-            hint="pass numpy arrays (np.asarray(...)) for expressions with operators",
-        )
+        if name in ("inv", "det", "logdet"):
+            return self._matrix(name, value)
+        xp, torch = self.xp, self.name == "torch"
+
+        def reduce(f: str, a: Any, keep: bool = False) -> Any:
+            if torch:
+                return getattr(xp, {"max": "amax", "min": "amin"}.get(f, f))(a, dim=axes, keepdim=keep)
+            return getattr(xp, f)(a, axis=axes, keepdims=keep)
+
+        if name == "softmax" and torch and len(axes) == 1:
+            return xp.softmax(value, dim=axes[0])
+        if name in ("softmax", "logsumexp") and self.name == "jax":
+            import jax
+
+            return getattr(jax.nn, name)(value, axis=axes)
+        if name == "logsumexp" and torch:
+            return xp.logsumexp(value, dim=axes)
+        if name in ("softmax", "logsumexp"):  # cupy, and torch's softmax over several axes
+            m = reduce("max", value, keep=True)
+            m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+            e = xp.exp(value - m)
+            if name == "softmax":
+                return e / reduce("sum", e, keep=True)
+            return xp.log(reduce("sum", e)) + xp.squeeze(m, axis=axes)
+        if name in ("mean", "max", "min"):
+            return reduce(name, value)
+        hit = value == reduce(name[2:], value, keep=True)  # ismax, ismin: ties share the derivative
+        hit = hit.to(value.dtype) if torch else hit.astype(value.dtype)
+        return hit / reduce("sum", hit, keep=True)
+
+    def _matrix(self, name: str, m: Any) -> Any:
+        from .operators import not_positive, singular
+
+        linalg = self.xp.linalg
+        if name == "det":
+            return linalg.det(m)
+        if name == "inv":
+            try:
+                out = linalg.inv(m)
+            except getattr(linalg, "LinAlgError", ()):  # torch's (jax and cupy give inf or nan instead)
+                raise singular() from None
+            if _concrete(out) and not bool(self.xp.all(self.xp.isfinite(out))):
+                raise singular()
+            return out
+        sign, value = linalg.slogdet(m)
+        if not _concrete(sign):  # inside jax.jit: nan, as the log of a negative number
+            return self.xp.where(sign > 0, value, self.xp.nan)
+        if not bool(sign > 0):
+            raise not_positive(float(sign))
+        return value
 
     def scalar(self, value: float, like: Any) -> Any:
         """A 0-d array of ``like``'s library, dtype (and device)."""
@@ -81,6 +114,11 @@ class Backend:
 
 
 _MODULES = {"torch": "torch", "jax": "jax.numpy", "cupy": "cupy"}
+
+
+def _concrete(a: Any) -> bool:
+    """Whether ``a`` holds values (not a tracer inside ``jax.jit``)."""
+    return "Tracer" not in type(a).__name__
 
 
 def _torch(xp: Any) -> dict[str, Callable[[Any], Any]]:

@@ -10,7 +10,7 @@ import numpy as np
 from .backends import Backend, backend_of
 from .canonical import canonical
 from .errors import IndexDiffError, ShapeError
-from .evaluate import as_exponent, as_float, index_sizes, plan_product, real_array, unique_summed
+from .evaluate import _locate, as_exponent, as_float, index_sizes, plan_product, real_array, unique_summed
 from .expr import (
     Add,
     Delta,
@@ -28,7 +28,6 @@ from .expr import (
     deep,
     depth_safe,
 )
-from .functions import logsumexp_parts
 from .names import all_indices, rename
 from .program import merged, used
 from .simplify import simplify
@@ -74,6 +73,7 @@ class _Builder:
         self.memo: dict[Any, tuple[int, Labels, tuple[int, ...]]] = {}
         self.matrices: dict[Any, tuple[int, tuple[int, ...]]] = {}  # inv/det/logdet of a matrix, by its structure
         self.sizes: dict[str, int] = {}
+        self.text = ""  # the statement being built, for messages
 
     def emit(self, node: Node) -> tuple[int, Labels, tuple[int, ...]]:
         """A slot holding ``node``'s value, with axes = its free indices sorted, and its shape."""
@@ -117,17 +117,6 @@ class _Builder:
             total = self.backend.sum
             return (
                 self.plan.add(lambda v, s=slot, a=axes: total(v[s], a)),
-                tuple(labels[k] for k in keep),
-                tuple(shape[k] for k in keep),
-            )
-        lse = logsumexp_parts(node)
-        if lse is not None:
-            slot, labels, shape = self.emit(lse[0])
-            axes = tuple(k for k, i in enumerate(labels) if i in lse[1])
-            keep = tuple(k for k, i in enumerate(labels) if i not in lse[1])
-            f = self.backend.logsumexp
-            return (
-                self.plan.add(lambda v, s=slot, a=axes: f(v[s], a)),
                 tuple(labels[k] for k in keep),
                 tuple(shape[k] for k in keep),
             )
@@ -188,12 +177,13 @@ class _Builder:
             raise ShapeError(
                 f"{node.name}(...) needs a square matrix, but its indices {labels[0]!r} and {labels[1]!r} have "
                 f"sizes {shape[0]} and {shape[1]}",
+                self.text,
+                *_locate(self.text, node.name),
                 hint="the argument's two free indices must have the same length",
             )
         axes = tuple(labels.index(i) for i in node.indices)
-        f = self.backend.operator
         keep = tuple(k for k, i in enumerate(labels) if i not in bound_indices(node))
-        step = self.plan.add(lambda v, s=slot, a=axes, name=node.name: f(name, v[s], a))
+        step = self.plan.add(_operator_step(self.backend.operator, node.name, slot, axes, self.text))
         return step, tuple(labels[k] for k in keep), tuple(shape[k] for k in keep)
 
     def product(self, node: Node, summed: frozenset[str]) -> tuple[int, Labels, tuple[int, ...]]:
@@ -225,6 +215,16 @@ class _Builder:
             embed = diagonal(plan.diagonal, out_shape, self.dtype, self.backend, self.like)
         step = product_step(contract, tuple(sources), tuple(ones), coef, embed)
         return self.plan.add(step), plan.out, out_shape
+
+
+def _operator_step(apply: Callable[..., Any], name: str, slot: int, axes: tuple[int, ...], text: str) -> Step:
+    def run(v: list[Any]) -> Any:
+        try:
+            return apply(name, v[slot], axes)
+        except ShapeError as err:  # a matrix function undefined at the values (operators.LinAlgProblem)
+            raise type(err)(err.reason, text, *_locate(text, name), hint=err.hint) from None
+
+    return run
 
 
 def _inputs(exprs: tuple[Expr, ...], program: bool) -> set[str]:
@@ -360,7 +360,7 @@ class Compiled:
             # lacks a length the statement as written has (an index the simplifier renamed, which dims name by
             # its written name, or a size witness it dropped), the statement runs as written.
             written = self.sources[id(e)]
-            text = str(written)
+            text = builder.text = str(written)
             source = unique_summed(written.node, written.free)
             outer = index_sizes(source, known, written.origins, self.dims, text)
             node = unique_summed(e.node, e.free)

@@ -23,7 +23,6 @@ from typing import Any
 from .errors import IndexDiffError
 from .evaluate import as_exponent, as_float, plan_product, unique_summed
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, bound_indices
-from .functions import logsumexp_parts
 from .names import UnionFind, children, tensors
 
 __all__ = ["NUMPY_CODE", "OPERATOR_CODE", "EinsumCode", "einsum_text", "helper_lines", "number_code", "size_parameter"]
@@ -194,12 +193,6 @@ class EinsumCode:
             axes = tuple(k for k, i in enumerate(labels) if i in node.indices)
             return f"np.sum({inner}, axis={axes})", tuple(i for i in labels if i not in node.indices)
         if isinstance(node, Func):
-            lse = logsumexp_parts(node)
-            if lse is not None:  # log(Σ exp(u)) without overflow
-                inner, labels = self.code(lse[0])
-                axes = tuple(k for k, i in enumerate(labels) if i in lse[1])
-                rest = tuple(i for i in labels if i not in lse[1])
-                return f"np.logaddexp.reduce({inner}, axis={axes}, initial=-np.inf)", rest
             inner, labels = self.code(node.arg)
             # a custom function (ix.function) is called by its name, which generated modules bind
             return NUMPY_CODE.get(node.name, node.name + "({})").format(inner), labels

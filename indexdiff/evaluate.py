@@ -33,7 +33,7 @@ from .expr import (
     depth_safe,
     with_bound,
 )
-from .functions import FUNCTIONS, logsumexp, logsumexp_parts
+from .functions import FUNCTIONS
 from .names import UnionFind, all_indices, body_of, children, rebuild, rename, tensors
 
 __all__ = [
@@ -203,11 +203,6 @@ class _Evaluator:
             axes = tuple(k for k, i in enumerate(labels) if i in node.indices)
             return value.sum(axis=axes), tuple(i for i in labels if i not in node.indices)
         if isinstance(node, Func):
-            lse = logsumexp_parts(node)
-            if lse is not None:
-                value, labels = self.eval(lse[0])
-                axes = tuple(k for k, i in enumerate(labels) if i in lse[1])
-                return logsumexp(value, axes), tuple(i for i in labels if i not in lse[1])
             value, labels = self.eval(node.arg)
             return FUNCTIONS[node.name].numpy(value), labels
         if isinstance(node, Pow):

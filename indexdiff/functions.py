@@ -14,7 +14,7 @@ import numpy as np
 from .errors import IndexDiffError
 from .expr import ONE, Add, Func, Mul, Node, Number, Pow
 
-__all__ = ["Function", "FUNCTIONS", "RESERVED", "Callables", "logsumexp", "logsumexp_parts"]
+__all__ = ["Function", "FUNCTIONS", "RESERVED", "Callables", "logsumexp"]
 
 
 @dataclass(frozen=True)
@@ -171,17 +171,6 @@ def _lse_range(dtype: np.dtype) -> tuple[float, float]:
     over the precision: -672 in float64, -71 in float32), every term below the second."""
     info = np.finfo(dtype)
     return float(np.log(info.smallest_normal / info.eps)), _exp_limit(dtype)
-
-
-def logsumexp_parts(node: Node) -> tuple[Node, tuple[str, ...]] | None:
-    """``(u, j)`` when ``node`` is ``log(sum_j(exp(u)))``, which is computed as a stable log-sum-exp."""
-    from .expr import Sum
-
-    if isinstance(node, Func) and node.name == "log" and isinstance(node.arg, Sum):
-        body = node.arg.body
-        if isinstance(body, Func) and body.name == "exp":
-            return body.arg, node.arg.indices
-    return None
 
 
 class _Reserved(Set[str]):

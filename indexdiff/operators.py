@@ -61,25 +61,33 @@ class LinAlgProblem(ShapeError):
     """A matrix function undefined at the given values (a singular matrix, logdet of a negative determinant)."""
 
 
+def singular() -> LinAlgProblem:
+    """The error for inv of a singular matrix (every library's route raises this one)."""
+    return LinAlgProblem("inv of a singular matrix", hint="the matrix has no inverse at these values; check the data")
+
+
+def not_positive(sign: float) -> LinAlgProblem:
+    """The error for logdet of a matrix whose determinant has the sign ``sign`` (0 or -1)."""
+    what = "zero (a singular matrix)" if sign == 0 else "negative"
+    return LinAlgProblem(
+        f"logdet of a matrix whose determinant is {what}",
+        hint="logdet is log(det(M)) and needs det(M) > 0 (e.g. a positive definite matrix); "
+        "for log|det| write log(abs(det(M)))",
+    )
+
+
 def _inv(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     try:
         out = np.linalg.inv(a)
     except np.linalg.LinAlgError:
-        raise LinAlgProblem(
-            "inv of a singular matrix", hint="the matrix has no inverse at these values; check the data"
-        ) from None
+        raise singular() from None
     return out
 
 
 def _logdet(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     sign, value = np.linalg.slogdet(a)
     if sign <= 0:
-        what = "zero (a singular matrix)" if sign == 0 else "negative"
-        raise LinAlgProblem(
-            f"logdet of a matrix whose determinant is {what}",
-            hint="logdet is log(det(M)) and needs det(M) > 0 (e.g. a positive definite matrix); "
-            "for log|det| write log(abs(det(M)))",
-        )
+        raise not_positive(sign)
     return np.asarray(value, dtype=a.dtype)
 
 

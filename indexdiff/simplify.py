@@ -14,7 +14,6 @@ from fractions import Fraction
 
 from .canonical import canonical, hashed_key
 from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, exact_power, memo, negate
-from .functions import logsumexp_parts
 from .identities import contract, function, operator
 from .names import UnionFind, all_indices, children, rename, rename_summed, summed_indices, tensors, witness
 from .printer import check_numbers
@@ -132,13 +131,18 @@ def _sigmoid(factors: list[Node]) -> list[Node]:
     return factors
 
 
+def _sum_of_exp(node: Node) -> bool:
+    """Whether ``node`` is ``Σ_j exp(u)``, whose log ``identities.function`` makes a logsumexp."""
+    return isinstance(node, Sum) and isinstance(node.body, Func) and node.body.name == "exp"
+
+
 def _softmax(factors: list[Node]) -> list[Node]:
     """``exp(u) / Σ_j exp(v) -> exp(u - log(Σ_j exp(v)))``: the softmax, computed without overflow because
     log(Σ exp) is evaluated as a log-sum-exp. A higher power of the sum (``exp(a) exp(b) / (Σ_j exp(v))^2``, in
     a softmax's derivative) takes one exp at a time, until the exps or the power run out."""
     for k, f in enumerate(factors):
         e = f.exponent if isinstance(f, Pow) else None
-        if e is not None and e < 0 and e.denominator == 1 and logsumexp_parts(Func("log", f.base)) is not None:
+        if e is not None and e < 0 and e.denominator == 1 and _sum_of_exp(f.base):
             for m, g in enumerate(factors):
                 if isinstance(g, Func) and g.name == "exp":
                     shifted = Func("exp", Add((g.arg, negate(Func("log", f.base)))))
