@@ -83,7 +83,7 @@ def derivative(node: Node, name: str, new: tuple[str, ...]) -> Node:
     if not _depends(node, name):
         return ZERO
     cache = memo(node)
-    key = ("derivative", name, new)
+    key = ("derivative", name, new, FUNCTIONS.version)  # a function redefined (ix.function): derived anew
     found = cache.get(key)
     if found is None:
         found = cache[key] = RULES[type(node)](node, name, new)

@@ -40,7 +40,19 @@ def _unknown(name: str) -> IndexDiffError:
 
 class _Table(dict[str, Function]):
     """The function table; a name not in it (a custom function removed after an expression using it was
-    parsed) is an IndexDiffError, not a KeyError."""
+    parsed) is an IndexDiffError, not a KeyError. ``version`` counts changed or removed definitions: derivatives
+    cached on nodes are keyed by it, so a redefined function is never differentiated by its old rule."""
+
+    version = 0
+
+    def __setitem__(self, name: str, spec: Function) -> None:
+        if name in self:
+            self.version += 1
+        super().__setitem__(name, spec)
+
+    def __delitem__(self, name: str) -> None:
+        self.version += 1
+        super().__delitem__(name)
 
     def __missing__(self, name: str) -> Function:
         raise _unknown(name)
@@ -121,7 +133,7 @@ def _step(a: np.ndarray) -> np.ndarray:
     return np.greater(a, 0).astype(a.dtype if np.issubdtype(a.dtype, np.floating) else np.float64)
 
 
-FUNCTIONS: dict[str, Function] = _Table(
+FUNCTIONS: _Table = _Table(
     {
         "exp": Function(np.exp, lambda u: Func("exp", u), r"\exp"),
         "log": Function(np.log, lambda u: Pow(u, Fraction(-1)), r"\log"),
@@ -189,7 +201,7 @@ class _Reserved(Set[str]):
         return len(FUNCTIONS) + len(self._others)
 
     @classmethod
-    def _from_iterable(cls, names: Any) -> frozenset[str]:  # RESERVED | {...} is a plain frozenset
+    def _from_iterable(cls, names: Any) -> Any:  # RESERVED | {...} is a plain frozenset
         return frozenset(names)
 
 

@@ -364,15 +364,18 @@ def test_registration_is_idempotent_replaceable_and_removable():
         with pytest.raises(ix.IndexDiffError, match="already registered") as err:
             ix.function("twice", numpy=lambda a: 2 * a, derivative="2")
         assert "replace=True" in str(err.value)
-        e = ix.parse("twice(x_i)")
+        e = ix.parse("sum_i(twice(x_i))")
+        x = {"x": np.ones(2)}
+        assert ix.evaluate(ix.diff(e, "x"), x).tolist() == [2.0, 2.0]
         with ix.function("twice", numpy=lambda a: 3 * a, derivative="3", replace=True):
-            assert ix.evaluate(ix.parse("twice(x_i)"), {"x": np.ones(2)}).tolist() == [3.0, 3.0]
-        assert ix.evaluate(e, {"x": np.ones(2)}).tolist() == [2.0, 2.0]  # the replaced definition is back
+            assert ix.evaluate(e, x) == 6.0
+            assert ix.evaluate(ix.diff(e, "x"), x).tolist() == [3.0, 3.0]  # not the derivative cached before
+        assert ix.evaluate(e, x) == 4.0 and ix.evaluate(ix.diff(e, "x"), x).tolist() == [2.0, 2.0]  # back
     finally:
         first.remove()
     with pytest.raises(ix.ParseError, match="unknown function 'twice'"):
         ix.parse("twice(x_i)")
-    for route in (lambda: ix.evaluate(e, {"x": np.ones(2)}), lambda: ix.compile(e)(x=np.ones(2))):
+    for route in (lambda: ix.evaluate(e, x), lambda: ix.compile(e)(**x), lambda: ix.diff(e, "x")):
         with pytest.raises(ix.IndexDiffError, match="not registered") as err:
             route()
         assert "ix.function('twice'" in str(err.value)
