@@ -7,12 +7,16 @@ import math
 from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .errors import IndexDiffError
 from .expr import ONE, Add, Func, Mul, Node, Number, Pow
+from .lazy import numpy_on_demand
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = numpy_on_demand(globals())  # parsing and differentiating read this table without importing numpy
 
 __all__ = ["Function", "FUNCTIONS", "RESERVED", "Callables", "logsumexp"]
 
@@ -133,23 +137,33 @@ def _step(a: np.ndarray) -> np.ndarray:
     return np.greater(a, 0).astype(a.dtype if np.issubdtype(a.dtype, np.floating) else np.float64)
 
 
+def _numpy(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """numpy's function ``name``, looked up when called."""
+
+    def call(a: np.ndarray) -> np.ndarray:
+        return getattr(np, name)(a)
+
+    call.__name__ = name
+    return call
+
+
 FUNCTIONS: _Table = _Table(
     {
-        "exp": Function(np.exp, lambda u: Func("exp", u), r"\exp"),
-        "log": Function(np.log, lambda u: Pow(u, Fraction(-1)), r"\log"),
-        "sin": Function(np.sin, lambda u: Func("cos", u), r"\sin"),
-        "cos": Function(np.cos, lambda u: _neg(Func("sin", u)), r"\cos"),
-        "tan": Function(np.tan, lambda u: Add((ONE, Pow(Func("tan", u), Fraction(2)))), r"\tan"),
-        "tanh": Function(np.tanh, lambda u: _one_minus(Pow(Func("tanh", u), Fraction(2))), r"\tanh"),
+        "exp": Function(_numpy("exp"), lambda u: Func("exp", u), r"\exp"),
+        "log": Function(_numpy("log"), lambda u: Pow(u, Fraction(-1)), r"\log"),
+        "sin": Function(_numpy("sin"), lambda u: Func("cos", u), r"\sin"),
+        "cos": Function(_numpy("cos"), lambda u: _neg(Func("sin", u)), r"\cos"),
+        "tan": Function(_numpy("tan"), lambda u: Add((ONE, Pow(Func("tan", u), Fraction(2)))), r"\tan"),
+        "tanh": Function(_numpy("tanh"), lambda u: _one_minus(Pow(Func("tanh", u), Fraction(2))), r"\tanh"),
         "sigmoid": Function(_sigmoid, lambda u: Mul((Func("sigmoid", u), _one_minus(Func("sigmoid", u)))), r"\sigma"),
         "relu": Function(lambda a: np.maximum(a, 0), lambda u: Func("step", u), r"\operatorname{relu}"),
         "step": Function(_step, lambda u: Number(Fraction(0)), r"\operatorname{step}"),
         "softplus": Function(_softplus, lambda u: Func("sigmoid", u), r"\operatorname{softplus}"),
         "sqrt": Function(
-            np.sqrt, lambda u: Mul((Number(Fraction(1, 2)), Pow(Func("sqrt", u), Fraction(-1)))), r"\sqrt"
+            _numpy("sqrt"), lambda u: Mul((Number(Fraction(1, 2)), Pow(Func("sqrt", u), Fraction(-1)))), r"\sqrt"
         ),
-        "abs": Function(np.abs, lambda u: Func("sign", u), r"\operatorname{abs}"),
-        "sign": Function(np.sign, lambda u: Number(Fraction(0)), r"\operatorname{sign}"),
+        "abs": Function(_numpy("abs"), lambda u: Func("sign", u), r"\operatorname{abs}"),
+        "sign": Function(_numpy("sign"), lambda u: Number(Fraction(0)), r"\operatorname{sign}"),
     }
 )
 
