@@ -17,14 +17,18 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .errors import ArgumentError, IndexDiffError, ParseError
 from .expr import Expr, Func, Node, Tensor
 from .functions import FUNCTIONS, RESERVED, Function
+from .lazy import numpy_on_demand
 from .names import all_indices, children, rebuild
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = numpy_on_demand(globals())  # registering and parsing need no numpy; checking an implementation does
 
 __all__ = ["function", "CustomFunction", "module_lines"]
 
