@@ -3,6 +3,7 @@ diagonals, and sums of broadcast terms."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -24,9 +25,10 @@ SMALL = 4096
 def contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Callable[..., Any]:
     """The contraction for ``spec``: opt_einsum's planned path, or plain np.einsum when it is tiny."""
     inputs, output = spec.split("->")
-    product = _matrix_product(inputs.split(","), output) if numpy and len(shapes) == 2 else None
-    if product is not None:
-        return product
+    if numpy and len(shapes) == 2:
+        product = _matrix_product(inputs.split(","), output) or _batched_product(inputs.split(","), output, shapes)
+        if product is not None:
+            return product
     if len(shapes) > 1 and all(term == output for term in inputs.split(",")):
         # An element-wise product (nothing summed, the same axes everywhere): multiply, as numpy would by hand.
         def multiply(*ops: Any) -> Any:
@@ -67,6 +69,41 @@ def _matrix_product(terms: list[str], output: str) -> Callable[..., Any] | None:
     def matmul(*ops: Any) -> Any:
         a, b = (ops[0], ops[1]) if left == 0 else (ops[1], ops[0])
         return (a.T if transpose_left else a) @ (b.T if transpose_right else b)
+
+    return matmul
+
+
+def _batched_product(terms: list[str], output: str, shapes: list[tuple[int, ...]]) -> Callable[..., Any] | None:
+    """``np.matmul`` over batch axes (indices of both operands and the output) for a two-operand contraction that
+    sums at least one index, as ``Q @ K.transpose(0, 2, 1)``; the result is a view in ``output``'s axis order.
+    np.einsum and opt_einsum use no BLAS once a summed index shares its product with a batch index."""
+    t1, t2 = terms
+    if len(set(t1)) < len(t1) or len(set(t2)) < len(t2):
+        return None
+    summed = [c for c in t1 if c in t2 and c not in output]
+    if not summed or set(output) != (set(t1) | set(t2)) - set(summed):
+        return None
+    batch = [c for c in output if c in t1 and c in t2]
+    free = [[c for c in output if c in t and c not in batch] for t in (t1, t2)]
+    # The operand whose free index comes first in the output goes on the left (the result then needs no transpose).
+    first = [output.index(f[0]) if f else len(output) for f in free]
+    left = 0 if first[0] <= first[1] else 1
+    order = (left, 1 - left)
+    size = dict(zip(t1, shapes[0])) | dict(zip(t2, shapes[1]))
+    lead = tuple(size[c] for c in batch)
+    axes, views = [], []
+    for side, k in enumerate(order):  # the left operand as (batch, rows, summed), the right as (batch, summed, cols)
+        rows, cols = (free[k], summed) if side == 0 else (summed, free[k])
+        axes.append(tuple(terms[k].index(c) for c in (*batch, *rows, *cols)))
+        views.append((*lead, math.prod(size[c] for c in rows), math.prod(size[c] for c in cols)))
+    labels = [*batch, *free[order[0]], *free[order[1]]]
+    result_shape = tuple(size[c] for c in labels)
+    back = tuple(labels.index(c) for c in output)
+
+    def matmul(*ops: Any) -> Any:
+        a = ops[order[0]].transpose(axes[0]).reshape(views[0])
+        b = ops[order[1]].transpose(axes[1]).reshape(views[1])
+        return np.matmul(a, b).reshape(result_shape).transpose(back)
 
     return matmul
 
