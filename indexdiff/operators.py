@@ -12,12 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .errors import ShapeError
 from .expr import ZERO, Add, Mul, Node, Number, Op, Sum, negate
+from .lazy import numpy_on_demand
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = numpy_on_demand(globals())  # the parser reads this table without importing numpy
 from .functions import logsumexp
 
 __all__ = ["Operator", "OPERATORS", "INDEX_OPERATORS", "MATRIX_FUNCTIONS", "operator_derivative", "apply"]
@@ -39,22 +43,38 @@ class Operator:
 
 
 def _softmax(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    if a.size == 0:  # an index of length 0: nothing to normalize, the result has no entries
+        return np.exp(a)
     m = np.max(a, axis=axes, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)
-    e = np.exp(a - m)
-    return e / np.sum(e, axis=axes, keepdims=True)
+    with np.errstate(invalid="ignore"):  # a row holding nan, +inf or only -inf is nan throughout, as in scipy and jax
+        e = np.subtract(a, m, dtype=np.result_type(a, 1.0))
+    np.exp(e, out=e)  # in place: a softmax makes one array, not three
+    e /= np.sum(e, axis=axes, keepdims=True)
+    return e
 
 
-def _indicator(pick: Callable[..., np.ndarray]) -> Callable[[np.ndarray, tuple[int, ...]], np.ndarray]:
+def _indicator(pick: str) -> Callable[[np.ndarray, tuple[int, ...]], np.ndarray]:
     def indicator(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-        hit = (a == pick(a, axis=axes, keepdims=True)).astype(a.dtype)
+        if a.size == 0:
+            return np.zeros(a.shape, dtype=np.result_type(a, 1.0))
+        hit = (a == getattr(np, pick)(a, axis=axes, keepdims=True)).astype(a.dtype)
         return hit / np.sum(hit, axis=axes, keepdims=True)
 
     return indicator
 
 
-def _reduce(f: Callable[..., np.ndarray]) -> Callable[[np.ndarray, tuple[int, ...]], np.ndarray]:
-    return lambda a, axes: f(a, axis=axes) if axes else a
+def _reduce(f: str) -> Callable[[np.ndarray, tuple[int, ...]], np.ndarray]:
+    def reduce(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+        if not axes:
+            return a
+        if f != "mean" and any(a.shape[k] == 0 for k in axes):  # the mean of nothing is nan, as in numpy
+            raise ShapeError(
+                f"{f} over an index of length 0 has no value",
+                hint="give the index a length of at least 1 (the arrays have an empty axis there)",
+            )
+        return getattr(np, f)(a, axis=axes)
+
+    return reduce
 
 
 class LinAlgProblem(ShapeError):
@@ -94,11 +114,11 @@ def _logdet(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 OPERATORS: dict[str, Operator] = {
     "softmax": Operator(_softmax, r"\operatorname{softmax}", "the softmax over the index: exp(u) / Σ exp(u)"),
     "logsumexp": Operator(lambda a, axes: logsumexp(a, axes), r"\operatorname{logsumexp}", "log(Σ exp(u))"),
-    "mean": Operator(_reduce(np.mean), r"\operatorname{mean}", "the mean over the index"),
-    "max": Operator(_reduce(np.max), r"\max", "the largest value over the index"),
-    "min": Operator(_reduce(np.min), r"\min", "the smallest value over the index"),
-    "ismax": Operator(_indicator(np.max), r"\operatorname{ismax}", "1 / (number of maxima) at a maximum, else 0"),
-    "ismin": Operator(_indicator(np.min), r"\operatorname{ismin}", "1 / (number of minima) at a minimum, else 0"),
+    "mean": Operator(_reduce("mean"), r"\operatorname{mean}", "the mean over the index"),
+    "max": Operator(_reduce("max"), r"\max", "the largest value over the index"),
+    "min": Operator(_reduce("min"), r"\min", "the smallest value over the index"),
+    "ismax": Operator(_indicator("max"), r"\operatorname{ismax}", "1 / (number of maxima) at a maximum, else 0"),
+    "ismin": Operator(_indicator("min"), r"\operatorname{ismin}", "1 / (number of minima) at a minimum, else 0"),
     "inv": Operator(_inv, r"\operatorname{inv}", "the inverse matrix"),
     "det": Operator(lambda a, axes: np.asarray(np.linalg.det(a), dtype=a.dtype), r"\det", "the determinant"),
     "logdet": Operator(_logdet, r"\log\det", "log(det(M)), for det(M) > 0"),
