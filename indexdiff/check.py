@@ -109,7 +109,8 @@ def _shapes(
     dims = expect_dims(dims)
     classes = UnionFind()
     find, join = classes.find, classes.union
-    for pair in joined_indices(expr.node):
+    pairs = joined_indices(expr.node)
+    for pair in pairs:
         join(*pair)
     axes: dict[str, list[str]] = {}
     for t in tensors(expr.node):
@@ -132,7 +133,10 @@ def _shapes(
             )
         size[r] = n
     default = 3
-    for i in [*(i for letters in axes.values() for i in letters), *sorted(letters_everywhere)]:
+    # Matrices first: their rows then have the smallest default length, so that a product like A_ik B_kj has full
+    # rank (its summed k at least as long as i).
+    matrices = [i for pair, matrix in pairs.items() if matrix for i in pair]
+    for i in [*matrices, *(i for letters in axes.values() for i in letters), *sorted(letters_everywhere)]:
         r = find(i)
         if r not in size:
             if not defaults:
@@ -156,16 +160,18 @@ def _shapes(
     return shapes, used
 
 
-def joined_indices(node: Node) -> list[tuple[str, str]]:
-    """Pairs of indices that must have one length: a δ's, and a matrix function's argument's two free indices."""
-    out, stack = [], [node]
+def joined_indices(node: Node) -> dict[tuple[str, str], bool]:
+    """Pairs of indices that must have one length: a δ's (False), and a matrix function's argument's two free
+    indices (True)."""
+    out: dict[tuple[str, str], bool] = {}
+    stack = [node]
     while stack:
         n = stack.pop()
         if isinstance(n, Delta) and len(n.indices) == 2:
-            out.append((n.indices[0], n.indices[1]))
+            out.setdefault((n.indices[0], n.indices[1]), False)
         elif isinstance(n, Op) and n.name in MATRIX_FUNCTIONS and len(n.arg.free) == 2:
             r, c = sorted(n.arg.free)
-            out.append((r, c))
+            out[r, c] = True
         stack.extend(children(n))
     return out
 

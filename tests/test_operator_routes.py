@@ -1,0 +1,431 @@
+"""Operators on every output route: ix.evaluate, ix.compile (with and without dims), the einsum code, the generated
+Python module (its values and its own self-check), print -> parse -> evaluate and ix.check, each against an
+independent numpy reference (hand-written formulas with np.linalg; derivatives by central differences of that
+formula), and against the fuzzers' cross-route harness. Stability at large logits, errors at singular matrices,
+FLOP counts, and torch/jax arrays (with a numpy-only counterpart of the library code)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import types
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from fuzz_routes import check_expression
+from routes import assert_routes, routes
+
+import indexdiff as ix
+from indexdiff.backends import Backend
+from indexdiff.check import matrix_axes, random_arrays
+from indexdiff.cli import main
+from indexdiff.einsumcode import einsum_text
+
+Arrays = dict[str, np.ndarray]
+
+_rng = np.random.default_rng(8)
+
+
+def _normal(*shape: int) -> np.ndarray:
+    return _rng.normal(size=shape)
+
+
+def _spd(n: int) -> np.ndarray:
+    b = _rng.normal(size=(n, n))
+    return b @ b.T / n + np.eye(n)
+
+
+def _softmax(z: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _lse(z: np.ndarray, axis: int) -> np.ndarray:
+    m = z.max(axis=axis, keepdims=True)
+    return np.log(np.exp(z - m).sum(axis=axis)) + np.squeeze(m, axis=axis)
+
+
+def _logdet(m: np.ndarray) -> float:
+    sign, value = np.linalg.slogdet(m)
+    assert sign > 0
+    return value
+
+
+# text, the variable to differentiate by, the data, and the value by hand-written numpy
+CASES: list[tuple[str, str, Arrays, Callable[[Arrays], np.ndarray]]] = [
+    ("softmax_j(z_ij)", "z", {"z": _normal(3, 4)}, lambda a: _softmax(a["z"], 1)),
+    ("logsumexp_j(z_ij)", "z", {"z": _normal(3, 4)}, lambda a: _lse(a["z"], 1)),
+    ("mean_j(x_ij)", "x", {"x": _normal(3, 4)}, lambda a: a["x"].mean(1)),
+    ("max_j(x_ij)", "x", {"x": _normal(3, 4)}, lambda a: a["x"].max(1)),
+    ("min_i(x_ij)", "x", {"x": _normal(3, 4)}, lambda a: a["x"].min(0)),
+    ("softmax_jk(z_ijk)", "z", {"z": _normal(2, 3, 2)}, lambda a: _softmax(a["z"].reshape(2, 6), 1).reshape(2, 3, 2)),
+    (
+        "x_i inv(A_ij) x_j",
+        "A",
+        {"x": _normal(3), "A": _spd(3) + 0.3 * _normal(3, 3)},
+        lambda a: a["x"] @ np.linalg.inv(a["A"]) @ a["x"],
+    ),
+    (
+        "inv(X_ni X_nj + lam δ_ij)",
+        "X",
+        {"X": _normal(5, 3), "lam": np.array(0.7)},
+        lambda a: np.linalg.inv(a["X"].T @ a["X"] + a["lam"] * np.eye(3)),
+    ),
+    ("det(A_ij)", "A", {"A": _spd(3) + 0.3 * _normal(3, 3)}, lambda a: np.linalg.det(a["A"])),
+    ("logdet(A_ik A_jk + δ_ij)", "A", {"A": _normal(3, 4)}, lambda a: _logdet(a["A"] @ a["A"].T + np.eye(3))),
+    (
+        "0.5 logdet(C_ij) + 0.5 sum_n(r_ni inv(C_ij) r_nj)",
+        "C",
+        {"C": _spd(3), "r": _normal(4, 3)},
+        lambda a: 0.5 * _logdet(a["C"]) + 0.5 * np.sum((a["r"] @ np.linalg.inv(a["C"])) * a["r"]),
+    ),
+    (
+        "sum_ij(softmax_j(S_ij) V_jk W_ik)",
+        "S",
+        {"S": _normal(3, 4), "V": _normal(4, 2), "W": _normal(3, 2)},
+        lambda a: np.sum((_softmax(a["S"], 1) @ a["V"]) * a["W"]),
+    ),
+    ("logsumexp_j(log(softmax_j(z_ij)))", "z", {"z": _normal(3, 4)}, lambda a: np.zeros(3)),
+    (
+        "softmax_j(log(softmax_j(z_ij)) + y_ij)",
+        "z",
+        {"z": _normal(3, 4), "y": _normal(3, 4)},
+        lambda a: _softmax(a["z"] + a["y"], 1),
+    ),
+    (
+        "mean_j(softmax_j(z_ij) w_j)",
+        "z",
+        {"z": _normal(3, 4), "w": _normal(4)},
+        lambda a: (_softmax(a["z"], 1) * a["w"]).mean(1),
+    ),
+    ("max_i(softmax_j(z_ij))", "z", {"z": _normal(3, 4)}, lambda a: _softmax(a["z"], 1).max(0)),
+    ("logdet(inv(A_ij))", "A", {"A": _spd(3)}, lambda a: -_logdet(a["A"])),
+    (
+        "det(A_ik B_kj + δ_ij)",
+        "B",
+        {"A": _normal(3, 2), "B": _normal(2, 3)},
+        lambda a: np.linalg.det(a["A"] @ a["B"] + np.eye(3)),
+    ),
+    (
+        "inv(A_ji) y_j",
+        "A",
+        {"A": _spd(3) + 0.3 * _normal(3, 3), "y": _normal(3)},
+        lambda a: np.linalg.solve(a["A"].T, a["y"]),
+    ),
+]
+IDS = [text for text, *_ in CASES]
+
+
+def _moved(arrays: Arrays, name: str, steps: dict[tuple[int, ...], float]) -> Arrays:
+    x = np.array(arrays[name], dtype=float)
+    for idx, h in steps.items():
+        x[idx] += h
+    return {**arrays, name: x}
+
+
+def _gradient(f: Callable[[Arrays], np.ndarray], arrays: Arrays, name: str, h: float = 1e-6) -> np.ndarray:
+    """∂f/∂arrays[name] by central differences; axes f's, then the variable's."""
+    base = np.asarray(f(arrays))
+    x = np.asarray(arrays[name])
+    out = np.empty(base.shape + x.shape)
+    for idx in np.ndindex(*x.shape):
+        up, down = f(_moved(arrays, name, {idx: h})), f(_moved(arrays, name, {idx: -h}))
+        out[(..., *idx)] = (np.asarray(up) - np.asarray(down)) / (2 * h)
+    return out
+
+
+def _hessian(f: Callable[[Arrays], np.ndarray], arrays: Arrays, name: str, h: float = 1e-4) -> np.ndarray:
+    """∂²f/∂x∂x by mixed central differences of f itself (not of a derivative ix computed)."""
+    base = np.asarray(f(arrays))
+    x = np.asarray(arrays[name])
+    out = np.empty(base.shape + x.shape + x.shape)
+    for a in np.ndindex(*x.shape):
+        for b in np.ndindex(*x.shape):
+
+            def at(sa: float, sb: float, a: tuple[int, ...] = a, b: tuple[int, ...] = b) -> np.ndarray:
+                steps: dict[tuple[int, ...], float] = {a: sa}
+                steps[b] = steps.get(b, 0.0) + sb
+                return np.asarray(f(_moved(arrays, name, steps)))
+
+            out[(..., *a, *b)] = (at(h, h) - at(h, -h) - at(-h, h) + at(-h, -h)) / (4 * h * h)
+    return out
+
+
+def _all_dims(e: ix.Expr, arrays: Arrays) -> dict[str, int]:
+    """Every index of ``e`` with its length, read off the arrays (for the routes given dims)."""
+    return {i: arrays[t].shape[k] for t, k_i in _axes_of(e).items() for k, i in k_i}
+
+
+def _axes_of(e: ix.Expr) -> dict[str, list[tuple[int, str]]]:
+    from indexdiff.names import tensors
+
+    out: dict[str, list[tuple[int, str]]] = {}
+    for t in tensors(e.node):
+        out.setdefault(t.name, []).extend(enumerate(t.indices))
+    return out
+
+
+def _every_route(e: ix.Expr, arrays: Arrays, want: np.ndarray, rtol: float, atol: float) -> None:
+    """evaluate, compile, einsum code and module (without and with dims), and print -> parse -> evaluate."""
+    assert_routes(e, arrays, want, rtol=rtol, atol=atol)
+    assert_routes(e, arrays, want, dims=_all_dims(e, arrays), rtol=rtol, atol=atol)
+    again = ix.parse(str(e))
+    assert again == e
+    got = ix.evaluate(again, {n: arrays[n] for n in again.variables}, dict(zip(e.free, np.shape(want))))
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize(("text", "wrt", "arrays", "reference"), CASES, ids=IDS)
+def test_value_and_derivatives_on_every_route_match_numpy(text, wrt, arrays, reference) -> None:
+    e = ix.parse(text)
+    _every_route(e, arrays, reference(arrays), rtol=1e-10, atol=1e-12)
+    d1, d2 = ix.diff(e, wrt), ix.diff(e, wrt, wrt)
+    _every_route(d1, arrays, _gradient(reference, arrays, wrt), rtol=1e-6, atol=1e-7)
+    _every_route(d2, arrays, _hessian(reference, arrays, wrt), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("text", "wrt"), [(text, wrt) for text, wrt, *_ in CASES], ids=IDS)
+def test_routes_agree_with_each_other_and_with_central_differences(text, wrt) -> None:
+    # The fuzzers' harness: compile in float64 and float32, the einsum lines of ix.codegen, the generated module,
+    # print -> parse, diff of diff, all at ix.check's random data (square matrices where inv/det/logdet need them).
+    check_expression(text, (wrt, wrt))
+
+
+@pytest.mark.parametrize(("text", "wrt"), [(text, wrt) for text, wrt, *_ in CASES], ids=IDS)
+def test_check_and_the_generated_module_check_pass(text, wrt) -> None:
+    e = ix.parse(text)
+    report = ix.check(e, wrt, wrt)
+    assert report.ok and len(report.results) == 2, str(report)
+    module = types.ModuleType("generated")
+    exec(ix.codegen(e, wrt, f"{wrt},{wrt}", format="python"), module.__dict__)  # noqa: S102 - generated code
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = module.main()
+    assert status == 0 and out.getvalue().count(": ok") == 2, out.getvalue()
+    assert "import" not in "".join(line for line in module.__doc__ or "")  # the docstring is notation only
+
+
+def test_generated_module_imports_only_numpy() -> None:
+    code = ix.codegen(ix.parse("0.5 logdet(C_ij) + 0.5 r_i inv(C_ij) r_j + logsumexp_i(r_i)"), "C", "r")
+    imports = {line.split()[1] for line in code.splitlines() if line.startswith(("import ", "from "))}
+    assert imports == {"sys", "numpy"}
+    assert "def _inv(m):" in code and "def _logdet(m):" in code
+    assert "_inv(" not in ix.codegen(ix.parse("softmax_j(z_ij)"), "z")  # helpers only where used
+
+
+# -- data for matrix functions ------------------------------------------------------------------------------------
+
+
+def test_check_gives_a_matrix_functions_indices_one_length() -> None:
+    report = ix.check(ix.parse("det(A_ij)"), "A", dims={"i": 4})
+    assert report.ok and report.dims == {"i": 4, "j": 4}
+    assert ix.check(ix.parse("det(A_ij)"), "A").ok
+    with pytest.raises(ix.ShapeError, match="same axis"):
+        ix.check(ix.parse("det(A_ij)"), "A", dims={"i": 3, "j": 4})
+
+
+def test_random_matrices_are_diagonally_dominant_with_positive_determinant() -> None:
+    e = ix.parse("logdet(A_ij + B_ji) + x_i inv(C_ij) x_j + logdet(X_ni X_nj)")
+    assert matrix_axes(e) == {"A": (0, 1), "B": (0, 1), "C": (0, 1)}  # X is not square: X^T X is SPD anyway
+    data = random_arrays(e, {"i": 6, "n": 9}, seed=3)
+    for name in ("A", "B", "C"):
+        m = data[name]
+        off = np.abs(m).sum(axis=1) - np.abs(np.diag(m))
+        assert np.all(np.diag(m) > off) and np.linalg.det(m) > 0 and np.linalg.cond(m) < 3
+    assert np.all(data["X"] > 0) and data["X"].shape == (9, 6)
+
+
+def test_cli_check_of_matrix_functions(capsys) -> None:
+    assert main(["0.5 logdet(C_ij) + 0.5 r_i inv(C_ij) r_j", "--wrt", "C", "--wrt", "r,r", "--check"]) == 0
+    err = capsys.readouterr().err
+    assert err.count(": ok") == 3 and "i=3, j=3" in err
+
+
+# -- stability ----------------------------------------------------------------------------------------------------
+
+
+def _logits(scale: float, dtype: type) -> np.ndarray:
+    z = np.array([[1.0, -1.0, 0.5, 0.0], [1.0, 1.0, -1.0, 0.25], [-1.0, -0.5, -1.0, -0.75]]) * scale
+    return z.astype(dtype)
+
+
+@pytest.mark.parametrize(("scale", "dtype", "tol"), [(1e4, np.float64, 1e-12), (100.0, np.float32, 1e-5)])
+def test_softmax_and_logsumexp_are_stable_on_every_route(scale: float, dtype: type, tol: float) -> None:
+    z = _logits(scale, dtype)
+    exact = z.astype(np.float64)
+    lse = ix.parse("logsumexp_j(z_ij)")
+    softmax = _softmax(exact, 1)
+    jacobian = np.einsum("ij,jl,ik->ijkl", softmax, np.eye(4), np.eye(3)) - np.einsum(
+        "ij,il,ik->ijkl", softmax, softmax, np.eye(3)
+    )
+    for e, want in (
+        (lse, _lse(exact, 1)),
+        (ix.diff(lse, "z"), np.einsum("ik,il->ikl", np.eye(3), softmax)),
+        (ix.parse("softmax_j(z_ij)"), softmax),
+        (ix.diff(ix.parse("softmax_j(z_ij)"), "z"), jacobian),
+        (ix.diff(lse, "z", "z"), jacobian[:, None] * np.eye(3)[:, :, None, None, None]),
+    ):
+        for route, got in routes(e, {"z": z}).items():
+            assert np.all(np.isfinite(got)), (str(e), route)
+            scale_of = max(1.0, float(np.max(np.abs(want))))
+            assert np.allclose(got, want, rtol=tol, atol=tol * scale_of), (str(e), route, got, want)
+        for value in (ix.evaluate(e, {"z": z}), ix.compile(e)(z=z)):
+            assert value.dtype == dtype
+
+
+def test_einsum_line_of_logsumexp_is_stable_alone() -> None:
+    z = _logits(1e4, np.float64)
+    line = einsum_text(ix.parse("f_i = logsumexp_j(z_ij) + sum_j(softmax_j(z_ij) z_ij)"))
+    got = eval(line, {"np": np, "z": z})  # noqa: S307 - generated code
+    assert np.allclose(got, _lse(z, 1) + np.sum(_softmax(z, 1) * z, axis=1), rtol=1e-12)
+
+
+# -- errors -------------------------------------------------------------------------------------------------------
+
+
+SINGULAR = [
+    ("x_i inv(A_ij) x_j", {"A": np.ones((3, 3)), "x": np.ones(3)}, "inv of a singular matrix", "inv"),
+    ("x_i x_i + logdet(A_ij)", {"A": -np.eye(3), "x": np.ones(3)}, "determinant is negative", "logdet"),
+    ("logdet(A_ij)", {"A": np.zeros((2, 2))}, "determinant is zero", "logdet"),
+]
+
+
+@pytest.mark.parametrize(("text", "arrays", "message", "operator"), SINGULAR)
+def test_a_singular_matrix_is_a_clear_error_on_every_route(text, arrays, message, operator) -> None:
+    e = ix.parse(text)
+    for run in (lambda: ix.evaluate(e, arrays), lambda: ix.compile(e)(**arrays)):
+        with pytest.raises(ix.ShapeError, match=message) as info:
+            run()
+        shown = str(info.value)
+        assert text in shown and "^" * len(operator) in shown and "hint:" in shown
+    module = types.ModuleType("generated")
+    exec(ix.codegen(e, format="python"), module.__dict__)  # noqa: S102 - generated code
+    with pytest.raises(ValueError, match=message):
+        module.evaluate(**arrays)
+
+
+def test_einsum_lines_follow_numpy_at_a_singular_matrix() -> None:
+    # A line of einsum code stands alone: inv raises numpy's LinAlgError (a ValueError), logdet of a negative
+    # determinant is nan, as np.log of a negative number is.
+    inv = einsum_text(ix.parse("x_i inv(A_ij) x_j"))
+    with pytest.raises(np.linalg.LinAlgError):
+        eval(inv, {"np": np, "A": np.ones((2, 2)), "x": np.ones(2)})  # noqa: S307 - generated code
+    logdet = einsum_text(ix.parse("logdet(A_ij)"))
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(eval(logdet, {"np": np, "A": -np.eye(3)}))  # noqa: S307 - generated code
+    assert eval(logdet, {"np": np, "A": 2 * np.eye(3)}) == pytest.approx(3 * np.log(2))  # noqa: S307
+
+
+def test_compile_names_a_non_square_matrix() -> None:
+    with pytest.raises(ix.ShapeError, match="square") as info:
+        ix.compile(ix.parse("det(A_ij)"))(A=np.ones((2, 3)))
+    assert "det(A_ij)" in str(info.value) and "^^^" in str(info.value)
+
+
+# -- cost ---------------------------------------------------------------------------------------------------------
+
+
+def test_cost_of_operators() -> None:
+    assert ix.cost(ix.parse("softmax_j(z_ij)"), {"i": 10, "j": 100}).flops == 5 * 1000
+    assert ix.cost(ix.parse("logsumexp_j(z_ij)"), {"i": 10, "j": 100}).flops == 4 * 1000 + 10
+    assert ix.cost(ix.parse("mean_j(z_ij)"), {"i": 10, "j": 100}).flops == 1000
+    assert ix.cost(ix.parse("det(A_ij)"), {"i": 300}).flops == 2 * 300**3 // 3  # one LU factorization
+    assert ix.cost(ix.parse("logdet(A_ij)"), {"i": 300}).flops == 2 * 300**3 // 3
+    quadratic = ix.cost(ix.parse("x_i inv(A_ij) x_j"), {"i": 300})
+    assert 2 * 300**3 <= quadratic.flops <= 2 * 300**3 + 4 * 300**2  # the inverse, then two matrix-vector passes
+    gaussian = ix.diff(ix.parse("0.5 logdet(C_ij) + 0.5 r_i inv(C_ij) r_j"), "C")
+    assert ix.cost(gaussian, {"i": 50, "k": 50}).flops >= 2 * 50**3  # its derivative needs the inverse
+
+
+# -- array libraries ----------------------------------------------------------------------------------------------
+
+
+LIBRARY_CASES = [
+    "sum_ij(softmax_j(z_ij) t_ij) + sum_i(logsumexp_j(z_ij) + mean_j(z_ij) + max_j(z_ij) + min_j(z_ij))",
+    "softmax_jk(z_ijk) + sum_i(logsumexp_jk(z_ijk))",
+    "x_i inv(A_ij) x_j + logdet(A_ij) + det(A_ij)",
+]
+
+
+def _library_data(e: ix.Expr) -> Arrays:
+    data = {n: _rng.normal(size=(3,) * r) for n, r in e.variables.items()}
+    if "A" in data:
+        data["A"] = _spd(3) + 0.2 * data["A"]
+    return data
+
+
+@pytest.mark.parametrize("text", LIBRARY_CASES)
+def test_library_code_path_on_numpy_arrays(text) -> None:
+    # The code torch, jax and cupy arrays take (their own softmax and linear algebra), run here with numpy as
+    # the library, as cupy's (whose API numpy's is), against the numpy operators.
+    as_cupy = Backend("numpy")
+    as_cupy.name = "cupy"
+    z = _normal(3, 4, 2)
+    for name in ("softmax", "logsumexp", "mean", "max", "min", "ismax", "ismin"):
+        for axes in ((1,), (0, 2)):
+            want = Backend("numpy").operator(name, z, axes)
+            np.testing.assert_allclose(as_cupy.operator(name, z, axes), want, rtol=1e-12)
+    a = _spd(3)
+    for name in ("inv", "det", "logdet"):
+        np.testing.assert_allclose(as_cupy.operator(name, a, ()), Backend("numpy").operator(name, a, ()))
+    with pytest.raises(ix.ShapeError, match="singular"):
+        as_cupy.operator("inv", np.ones((2, 2)), ())
+    with pytest.raises(ix.ShapeError, match="negative"):
+        as_cupy.operator("logdet", -np.eye(3), ())
+    big = _logits(1e4, np.float64)
+    assert np.all(np.isfinite(as_cupy.operator("logsumexp", big, (1,))))
+    assert np.all(np.isfinite(as_cupy.operator("softmax", big, (1,))))
+
+
+@pytest.mark.parametrize("library", ["torch", "jax"])
+@pytest.mark.parametrize("text", LIBRARY_CASES)
+def test_torch_and_jax_arrays_use_their_own_operators(library, text) -> None:
+    module = pytest.importorskip(library)
+    if library == "jax":
+        module.config.update("jax_enable_x64", True)
+        convert = module.numpy.asarray
+    else:
+        convert = module.tensor
+    e = ix.parse(text)
+    f = ix.compile(e, *(ix.diff(e, v) for v in sorted(e.variables)))
+    data = _library_data(e)
+    want = f(**data)
+    got = f(**{n: convert(a) for n, a in data.items()})
+    for g, w in zip(got, want):
+        assert type(g).__module__.split(".")[0] in (library, "jaxlib")
+        np.testing.assert_allclose(np.asarray(g), w, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("library", ["torch", "jax"])
+def test_torch_and_jax_singular_matrices_and_large_logits(library) -> None:
+    module = pytest.importorskip(library)
+    convert = module.numpy.asarray if library == "jax" else module.tensor
+    with pytest.raises(ix.ShapeError, match="singular") as info:
+        ix.compile(ix.parse("x_i inv(A_ij) x_j"))(A=convert(np.ones((2, 2))), x=convert(np.ones(2)))
+    assert "inv(A_ij)" in str(info.value)
+    with pytest.raises(ix.ShapeError, match="negative"):
+        ix.compile(ix.parse("logdet(A_ij)"))(A=convert(-np.eye(3)))
+    z = _logits(100.0, np.float32)
+    e = ix.parse("logsumexp_j(z_ij)")
+    value, grad = ix.compile(e, ix.diff(e, "z"))(z=convert(z))
+    exact = z.astype(np.float64)
+    np.testing.assert_allclose(np.asarray(value), _lse(exact, 1), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(grad), np.einsum("ik,il->ikl", np.eye(3), _softmax(exact, 1)), atol=1e-6)
+
+
+@pytest.mark.parametrize(("scale", "dtype", "tol"), [(1e4, np.float64, 1e-12), (100.0, np.float32, 1e-6)])
+def test_gradients_match_jax_at_large_logits(scale, dtype, tol) -> None:
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    z = _logits(scale, dtype)
+    t = _normal(3, 4).astype(dtype)
+    e = ix.parse("sum_i(logsumexp_j(z_ij)) + sum_ij(softmax_j(z_ij) t_ij)")
+    grad = ix.compile(ix.diff(e, "z"))(z=z, t=t)
+
+    def loss(z):
+        return jax.numpy.sum(jax.nn.logsumexp(z, axis=1)) + jax.numpy.sum(jax.nn.softmax(z, axis=1) * t)
+
+    want = np.asarray(jax.grad(loss)(jax.numpy.asarray(z)))
+    assert grad.dtype == dtype and np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad, want, rtol=tol, atol=tol)
