@@ -1,6 +1,7 @@
-"""Every element-wise function, and log-sum-exp over an axis, against the naive NumPy formula a competent person
-writes (``1 / (1 + np.exp(-a))``, ``np.log1p(np.exp(a))``, ``np.log(np.sum(np.exp(a), axis=1))``), float32 and
-float64, in one run; scipy.special and jax.nn (jax.jit) where installed.
+"""Every element-wise function, and log-sum-exp and softmax over an axis, against the naive NumPy formula a
+competent person writes (``1 / (1 + np.exp(-a))``, ``np.log1p(np.exp(a))``, ``np.log(np.sum(np.exp(a), axis=1))``,
+``e / e.sum(axis=1, keepdims=True)``), float32 and float64, in one run; scipy.special and jax.nn (jax.jit) where
+installed.
 
 Columns (times relative to the naive formula's, measured interleaved):
   table     indexdiff's numpy implementation called directly (``indexdiff.functions.FUNCTIONS[name].numpy``)
@@ -23,6 +24,7 @@ from _timing import interleaved
 
 import indexdiff as ix
 from indexdiff.functions import FUNCTIONS, logsumexp
+from indexdiff.operators import OPERATORS
 
 Fn = Callable[[np.ndarray], Any]
 
@@ -51,6 +53,22 @@ def _softmax(a: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+_WEIGHTS: dict[tuple[tuple[int, ...], Any], np.ndarray] = {}
+
+
+def _weights(a: np.ndarray) -> np.ndarray:
+    """Fixed weights c_bj for softmax's derivative, Σ_bj c_bj softmax_j(a_bj) by a: P (c - Σ_j c P)."""
+    key = (a.shape, a.dtype)
+    if key not in _WEIGHTS:
+        _WEIGHTS[key] = np.random.default_rng(1).normal(size=a.shape).astype(a.dtype)
+    return _WEIGHTS[key]
+
+
+def _softmax_derivative(a: np.ndarray) -> np.ndarray:
+    p, c = _softmax(a), _weights(a)
+    return p * (c - (c * p).sum(axis=1, keepdims=True))
+
+
 #: Each function's naive formula and naive derivative.
 NAIVE: dict[str, tuple[Fn, Fn]] = {
     "exp": (np.exp, np.exp),
@@ -67,6 +85,7 @@ NAIVE: dict[str, tuple[Fn, Fn]] = {
     "abs": (np.abs, np.sign),
     "sign": (np.sign, np.zeros_like),
     "logsumexp": (lambda a: np.log(np.sum(np.exp(a), axis=1)), _softmax),
+    "softmax": (_softmax, _softmax_derivative),
 }
 
 
@@ -77,7 +96,7 @@ def _data(name: str, n: int, dtype: type, rng: np.random.Generator) -> np.ndarra
         a = rng.uniform(-1.4, 1.4, n)
     else:
         a = rng.normal(0, 4, n)
-    return a.astype(dtype).reshape(-1, 100) if name == "logsumexp" else a.astype(dtype)
+    return a.astype(dtype).reshape(-1, 100) if name in ("logsumexp", "softmax") else a.astype(dtype)
 
 
 def _indexdiff(name: str) -> tuple[Fn, Fn, Fn]:
@@ -86,6 +105,11 @@ def _indexdiff(name: str) -> tuple[Fn, Fn, Fn]:
         value = ix.compile(ix.parse("f_b = logsumexp_j(a_bj)"))
         derivative = ix.compile(ix.diff(ix.parse("sum_b(logsumexp_j(a_bj))"), "a"))
         return (lambda a: logsumexp(a, (1,))), (lambda a: value(a=a)), (lambda a: derivative(a=a))
+    if name == "softmax":
+        value = ix.compile(ix.parse("P_bj = softmax_j(a_bj)"))
+        derivative = ix.compile(ix.diff(ix.parse("sum_bj(c_bj softmax_j(a_bj))"), "a"))
+        table = OPERATORS["softmax"].numpy
+        return (lambda a: table(a, (1,))), (lambda a: value(a=a)), (lambda a: derivative(a=a, c=_weights(a)))
     value = ix.compile(ix.parse(f"{name}(a_i)"))
     derivative = ix.compile(ix.diff(ix.parse(f"sum_i({name}(a_i))"), "a"))
     return FUNCTIONS[name].numpy, (lambda a: value(a=a)), (lambda a: derivative(a=a))
@@ -96,7 +120,11 @@ def _scipy(name: str) -> Fn | None:
         import scipy.special as sp
     except ImportError:
         return None
-    found: dict[str, Fn] = {"sigmoid": sp.expit, "logsumexp": lambda a: sp.logsumexp(a, axis=1)}
+    found: dict[str, Fn] = {
+        "sigmoid": sp.expit,
+        "logsumexp": lambda a: sp.logsumexp(a, axis=1),
+        "softmax": lambda a: sp.softmax(a, axis=1),
+    }
     if hasattr(sp, "softplus"):
         found["softplus"] = sp.softplus
     return found.get(name)
@@ -116,15 +144,26 @@ def _jax(name: str) -> tuple[Fn, Fn] | None:
         "relu": jax.nn.relu,
         "step": lambda a: (a > 0).astype(a.dtype),
         "logsumexp": lambda a: jax.nn.logsumexp(a, axis=1),
+        "softmax": lambda a: jax.nn.softmax(a, axis=1),
     }
     f = own.get(name) or getattr(jnp, name)
     value = jax.jit(f)
+    if name == "softmax":
+        derivative = jax.jit(jax.grad(lambda a, c: jnp.sum(c * f(a))))
+        return (lambda a: value(a).block_until_ready()), (lambda a: derivative(a, _weights_jax(a)).block_until_ready())
     derivative = jax.jit(jax.grad(lambda a: jnp.sum(f(a))))
 
     def run(g: Callable[[Any], Any]) -> Fn:
         return lambda a: g(a).block_until_ready()
 
     return run(value), run(derivative)
+
+
+def _weights_jax(a: Any) -> Any:
+    key = ("jax", a.shape, a.dtype)
+    if key not in _WEIGHTS:
+        _WEIGHTS[key] = _jax_array(_weights(np.asarray(a)))
+    return _WEIGHTS[key]
 
 
 def _jax_array(a: np.ndarray) -> Any:
