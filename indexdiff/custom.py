@@ -175,7 +175,7 @@ def _check_name(name: object) -> None:
     hint = "a name is a letter and then letters or digits (no underscore: name_i( is an operator over i)"
     if not _NAME.match(name):
         raise IndexDiffError(f"'{name}' cannot name a function", name, 0, len(name) or 1, hint=hint)
-    if name in OPERATORS or (name in RESERVED and name not in FUNCTIONS):
+    if name in OPERATORS or name == "Σ" or (name in RESERVED and name not in FUNCTIONS):
         raise IndexDiffError(
             f"'{name}' is a reserved name (an operator, the sum or the delta)",
             name,
@@ -199,13 +199,13 @@ def _check_name(name: object) -> None:
 
 def _check_numpy(name: str, numpy: Callable[[np.ndarray], np.ndarray]) -> None:
     """Call the implementation once on a small array: a scalar-only function (math.erf) fails here, not later."""
-    probe = np.array([-0.5, 0.0, 0.5])
+    probe = np.array([0.25, 0.5, 0.75])  # inside most functions' domains (log, sqrt, logit, ...)
     hint = "numpy= takes a numpy array and returns one of the same shape (np.vectorize makes a scalar function one)"
     try:
         with np.errstate(all="ignore"):
             out = np.asarray(numpy(probe))
     except Exception as err:  # the user's function: any failure is reported with the fix
-        raise ArgumentError(f"numpy= for '{name}' fails on the array [-0.5, 0, 0.5]: {err}", hint=hint) from None
+        raise ArgumentError(f"numpy= for '{name}' fails on the array [0.25, 0.5, 0.75]: {err}", hint=hint) from None
     if out.shape != probe.shape or out.dtype.kind not in "fiu":
         raise ArgumentError(
             f"numpy= for '{name}' maps an array of shape (3,) to {out.dtype} shape {out.shape}", hint=hint
