@@ -4,21 +4,24 @@ Element-wise functions and powers count one FLOP per entry, a Σ one per entry s
 their evaluation makes over the argument's entries: softmax 5 (max, subtract, exp, sum, divide), logsumexp 4 (max,
 subtract, exp, sum; plus a log per result), mean, max and min 1, ismax and ismin 4 (max, compare, count, divide).
 A matrix function of an n×n matrix counts LAPACK's LU factorization, 2/3 n³: that is det's and logdet's cost;
-inv adds the inversion of the factors, 4/3 n³, for 2 n³ in all.
+inv adds the inversion of the factors, 4/3 n³, for 2 n³ in all. Each matrix function of one matrix counts once per
+expression, as compiled code computes it once (``inv(C_ij)`` and ``inv(C_lk)`` in one derivative share it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import opt_einsum
 
+from .canonical import canonical
 from .check import _shapes
 from .errors import expect_expr
 from .evaluate import plan_product, unique_sums
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Program, Sum, Tensor, depth_safe
-from .names import all_indices, tensors
+from .names import all_indices, rename, tensors
 from .operators import MATRIX_FUNCTIONS
 
 __all__ = ["cost", "Cost"]
@@ -55,7 +58,8 @@ def _elements(indices: frozenset[str], size: Mapping[str, int]) -> int:
     return n
 
 
-def _cost(node: Node, size: Mapping[str, int]) -> Cost:
+def _cost(node: Node, size: Mapping[str, int], seen: set[Any]) -> Cost:
+    """``node``'s cost; ``seen`` holds the matrices whose inv, det or logdet is already counted."""
     if isinstance(node, (Number, Delta)) or (isinstance(node, Tensor) and len(set(node.indices)) == len(node.indices)):
         return _NONE  # a tensor alone is its array (or a view of it)
     if isinstance(node, (Tensor, Mul)) or (isinstance(node, Sum) and isinstance(node.body, (Tensor, Delta, Mul))):
@@ -65,7 +69,7 @@ def _cost(node: Node, size: Mapping[str, int]) -> Cost:
         inner, shapes = _NONE, []
         for f in plan.operands:
             if not isinstance(f, Tensor):
-                inner = inner + _cost(f, size)
+                inner = inner + _cost(f, size, seen)
             labels = f.indices if isinstance(f, Tensor) else tuple(sorted(f.free))
             shapes.append(tuple(size[i] for i in labels))
         shapes += [(n,) for n in plan.ones]
@@ -75,22 +79,29 @@ def _cost(node: Node, size: Mapping[str, int]) -> Cost:
         here = Cost(int(info.opt_cost), int(info.naive_cost), int(info.largest_intermediate), 1)
         return inner + here
     if isinstance(node, Sum):
-        return _cost(node.body, size) + Cost(*(2 * [_elements(node.body.free, size)]), 0, 0)
+        return _cost(node.body, size, seen) + Cost(*(2 * [_elements(node.body.free, size)]), 0, 0)
     if isinstance(node, (Func, Pow)):
         child = node.arg if isinstance(node, Func) else node.base
-        return _cost(child, size) + Cost(*(2 * [_elements(node.free, size)]), 0, 0)
+        return _cost(child, size, seen) + Cost(*(2 * [_elements(node.free, size)]), 0, 0)
     if isinstance(node, Op):
         n = _elements(node.arg.free | frozenset(node.indices), size)
         if node.name in MATRIX_FUNCTIONS:
-            m = size[sorted(node.arg.free)[0]]
+            # As compiled code does, one inversion (or factorization) per matrix, whatever its indices are called:
+            # inv(C_ij), inv(C_pq) and inv(C_ji) (a transpose) count once.
+            r, c = sorted(node.arg.free)
+            keys = {(node.name, canonical(rename(node.arg, {r: a, c: b}))) for a, b in (("#0", "#1"), ("#1", "#0"))}
+            if keys & seen:
+                return _NONE
+            seen.update(keys)
+            m = size[r]
             here = 2 * m**3 if node.name == "inv" else (2 * m**3) // 3
         else:
             here = _PASSES[node.name] * n + (_elements(node.free, size) if node.name == "logsumexp" else 0)
-        return _cost(node.arg, size) + Cost(here, here, 0, 0)
+        return _cost(node.arg, size, seen) + Cost(here, here, 0, 0)
     if isinstance(node, Add):
         total = _NONE
         for t in node.terms:
-            total = total + _cost(t, size)
+            total = total + _cost(t, size, seen)
         n = _elements(node.free, size) * (len(node.terms) - 1)
         return total + Cost(n, n, 0, 0)
     return _NONE
@@ -110,7 +121,7 @@ def cost(expr: Expr | Program, dims: Mapping[str, int]) -> Cost:
     _, sizes = _shapes(expr, dims, defaults=False)
     node = unique_sums(expr.node)
     size = {i: sizes[i.split("#")[0]] for i in all_indices(node)} | {i: sizes[i] for i in expr.free if i in sizes}
-    return _cost(node, size)
+    return _cost(node, size, set())
 
 
 def _program_cost(program: Program, dims: Mapping[str, int]) -> Cost:
