@@ -176,9 +176,10 @@ def joined_indices(node: Node) -> dict[tuple[str, str], bool]:
     return out
 
 
-def matrix_axes(expr: Expr) -> dict[str, tuple[int, int]]:
+def matrix_axes(expr: Expr, definitions: Mapping[str, Node] | None = None) -> dict[str, tuple[int, int]]:
     """Tensors inside the argument of a matrix function with two axes of one index class (joined by the tensor's
-    other uses, δs and matrix functions, as ``_shapes`` joins them): the axes random data puts an identity on."""
+    other uses, δs and matrix functions, as ``_shapes`` joins them): the axes random data puts an identity on.
+    ``definitions`` (a program's statements) makes the tensors defining a statement used there inside it too."""
     classes = UnionFind()
     for pair in joined_indices(expr.node):
         classes.union(*pair)
@@ -186,17 +187,22 @@ def matrix_axes(expr: Expr) -> dict[str, tuple[int, int]]:
     for t in tensors(expr.node):
         for a, b in zip(first.setdefault(t.name, t.indices), t.indices):
             classes.union(a, b)
-    out: dict[str, tuple[int, int]] = {}
+    inside: list[str] = []
     stack = [expr.node]
     while stack:
         n = stack.pop()
         if isinstance(n, Op) and n.name in MATRIX_FUNCTIONS:
-            for t in tensors(n.arg):
-                axes = [classes.find(i) for i in first[t.name]]
-                pairs = [(p, q) for q in range(len(axes)) for p in range(q) if axes[p] == axes[q]]
-                if pairs and t.name not in out:
-                    out[t.name] = pairs[0]
+            inside += [t.name for t in tensors(n.arg)]
         stack.extend(children(n))
+    for name in inside:  # grows while it is read: a statement's definition, that definition's statements...
+        if definitions is not None and name in definitions:
+            inside += [t.name for t in tensors(definitions[name]) if t.name not in inside]
+    out: dict[str, tuple[int, int]] = {}
+    for name in dict.fromkeys(inside):
+        axes = [classes.find(i) for i in first.get(name, ())]
+        pairs = [(p, q) for q in range(len(axes)) for p in range(q) if axes[p] == axes[q]]
+        if pairs and (definitions is None or name not in definitions):
+            out[name] = pairs[0]
     return dict(sorted(out.items()))
 
 
@@ -247,11 +253,14 @@ def _scales(node: Node, size: Mapping[str, int]) -> dict[str, float]:
     return {name: 1 / math.sqrt(k) for name, k in summed_over.items()}
 
 
-def random_arrays(expr: Expr, dims: Mapping[str, int] | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+def random_arrays(
+    expr: Expr, dims: Mapping[str, int] | None = None, seed: int = 0, definitions: Mapping[str, Node] | None = None
+) -> dict[str, np.ndarray]:
     """Random float64 arrays, one per input tensor: uniform in [0.5, 1.5] (positive, inside the domain of log,
     sqrt and fractional powers) times 1/sqrt(n), n the product of the lengths of the indices summed over the
     tensor in one product, so that ``X_ij w_j`` stays of order one at any size. A square tensor inside a matrix
-    function's argument is the identity plus a small positive part (``well_conditioned``)."""
+    function's argument (or inside a statement of ``definitions`` used there) is the identity plus a small
+    positive part (``well_conditioned``)."""
     shapes, sizes = _shapes(expr, dims)
     rng = np.random.default_rng(expect_seed(seed))
     largest = max(shapes, key=lambda name: math.prod(shapes[name]), default=None)
@@ -259,7 +268,7 @@ def random_arrays(expr: Expr, dims: Mapping[str, int] | None = None, seed: int =
         what = f"the random data ({largest}: {' x '.join(map(str, shapes[largest]))} float64, the largest array)"
         _refuse_large(what, sum(math.prod(s) for s in shapes.values()), str(expr))
     scale = _scales(expr.node, sizes)
-    square = matrix_axes(expr)
+    square = matrix_axes(expr, definitions)
     out = {}
     for name, shape in sorted(shapes.items()):
         a = rng.uniform(0.5, 1.5, size=shape)
@@ -440,7 +449,8 @@ def check(
     dims = expect_dims(dims)
     if arrays is None:
         _, sizes = _shapes(expr, dims)
-        data = random_arrays(expr, dims, seed)
+        definitions = {s.name: s.node for s in top.statements if s.name} if isinstance(top, Program) else None
+        data = random_arrays(expr, dims, seed, definitions)
     else:
         data = _given(expr, arrays)
         sizes = {i: n for i, n in _actual_sizes(expr, data).items()}

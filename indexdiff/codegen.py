@@ -398,6 +398,7 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
     # Every statement (and what it defines) in one node, so that an input used anywhere gets a shape.
     everything = Mul(tuple(Mul((Tensor(s.name, s.free), s.node)) for s in program.statements))
     whole = Expr(everything, (), None, program.inputs, {})
+    definitions = {s.name: s.node for s in program.statements if s.name}
     shapes, letters = _shapes(whole, {})
     sizes = {n: shapes[n] for n in inputs}
     out = [
@@ -448,7 +449,7 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
         '    """Random data (uniform in [0.5, 1.5]); each gradient against central differences of forward."""',
         "    rng = np.random.default_rng(0)",
         "    arrays = {name: rng.uniform(0.5, 1.5, size=shape) for name, shape in SHAPES.items()}",
-        *_matrix_data({names[n]: axes for n, axes in matrix_axes(whole).items() if n in program.inputs}),
+        *_matrix_data({names[n]: axes for n, axes in matrix_axes(whole, definitions).items()}),
         "    forward(**arrays, **SIZES)",
         "    failed = 0",
         "    for name, (ok, err) in check({**arrays, **SIZES}).items():",

@@ -267,6 +267,18 @@ def test_random_matrices_are_diagonally_dominant_with_positive_determinant() -> 
     assert np.all(data["X"] > 0) and data["X"].shape == (9, 6)
 
 
+def test_program_statements_feeding_a_matrix_function_get_matrix_data() -> None:
+    # B is no matrix function's argument itself, but M is, and M is made of B: positive data alone would give
+    # M = B + Bᵀ a negative determinant at some seeds.
+    p = ix.parse("N_ij = B_ij + 0.5 C_ij\nM_ij = N_ji + N_ij\nL = logdet(M_ij) + x_i inv(M_ij) x_j")
+    for seed in range(4):
+        assert ix.check(p, "B", seed=seed).ok
+    module = types.ModuleType("generated")
+    exec(ix.codegen(p, "B", "C", format="python"), module.__dict__)  # noqa: S102 - generated code
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert module.main() == 0
+
+
 def test_cli_check_of_matrix_functions(capsys) -> None:
     assert main(["0.5 logdet(C_ij) + 0.5 r_i inv(C_ij) r_j", "--wrt", "C", "--wrt", "r,r", "--check"]) == 0
     err = capsys.readouterr().err
