@@ -207,7 +207,7 @@ def main() -> None:
                     arg["jax"] = arg["d: jax"] = _jax_array(a)
                 fns = {k: functools.partial(f, arg[k]) for k, f in contenders.items()}
                 once = interleaved(fns, repeats=1, warmup=1)
-                repeats = max(5, min(300, int(args.time * 1e3 / max(once.values()))))
+                repeats = max(15, min(300, int(args.time * 1e3 / max(once.values()))))
                 t = interleaved(fns, repeats=repeats)
                 ratio = {k: t[k] / t["naive"] for k in ("table", "compiled", "scipy", "jax") if k in t}
                 ratio.update({k: t[k] / t["d: naive"] for k in ("d: comp.", "d: jax") if k in t})
