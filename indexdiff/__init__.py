@@ -3,21 +3,47 @@
 >>> import indexdiff as ix
 >>> print(ix.diff(ix.parse("x_i A_ij x_j"), "x"))
 A_ik x_i + A_kj x_j
+
+Parsing, differentiating and printing do not import numpy; the names that compute (``evaluate``, ``compile``,
+``check``, ``cost``, ``codegen``, ``function``) import their modules, and numpy, when first used.
 """
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"  # the one place: pyproject (hatch), the metadata and `indexdiff --version` read it
 
-from .check import CheckReport, check
-from .codegen import codegen
-from .compile import Compiled, compile
-from .cost import Cost, cost
-from .custom import CustomFunction, function
 from .diff import diff
 from .errors import ArgumentError, DiffError, IndexDiffError, IndexRuleError, ParseError, ShapeError
-from .evaluate import evaluate
 from .expr import Expr, Program
 from .parser import parse
 from .reverse import grad
+
+if TYPE_CHECKING:
+    from .check import CheckReport, check
+    from .codegen import codegen
+    from .compile import Compiled, compile
+    from .cost import Cost, cost
+    from .custom import CustomFunction, function
+    from .evaluate import evaluate
+
+#: The names whose modules import numpy, by module: loaded on first use (PEP 562).
+_LAZY = {
+    "check": "check",
+    "CheckReport": "check",
+    "codegen": "codegen",
+    "compile": "compile",
+    "Compiled": "compile",
+    "cost": "cost",
+    "Cost": "cost",
+    "function": "custom",
+    "CustomFunction": "custom",
+    "evaluate": "evaluate",
+}
 
 __all__ = [
     "parse",
@@ -42,3 +68,28 @@ __all__ = [
     "ShapeError",
     "ArgumentError",
 ]
+
+
+class _Package(types.ModuleType):
+    """The package: importing a submodule of a lazy name (``indexdiff.compile``) does not rebind the name to the
+    module, as the import system does for a package's attributes, so ``ix.compile`` stays the function."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'indexdiff' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

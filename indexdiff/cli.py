@@ -9,13 +9,9 @@ import re
 import sys
 import zipfile
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .check import _shapes, check
-from .codegen import codegen, einsum_text
-from .cost import Cost, cost
 from .diff import diff
 from .errors import IndexDiffError
 from .expr import Expr, Program
@@ -24,7 +20,15 @@ from .names import all_indices
 from .parser import parse
 from .program import gradient_text, program_einsum
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .cost import Cost
+
 __all__ = ["main"]
+
+# The symbolic path (parse, differentiate, print index notation) imports no numpy: the modules that compute
+# (check, cost, code generation, --data) are imported where they are used, so the command starts quickly.
 
 EXAMPLES = """\
 examples:
@@ -190,6 +194,8 @@ def _options(args: argparse.Namespace, parsed: Expr | Program) -> tuple[dict[str
 
 def load_data(path: str) -> dict[str, np.ndarray]:
     """The arrays of an ``.npz`` file (no pickled objects), by name."""
+    import numpy as np
+
     try:
         loaded = np.load(path, allow_pickle=False)
     except OSError as err:
@@ -227,6 +233,8 @@ def _progress(label: str, done: int, total: int) -> None:
 
 def _with_origins(e: Expr, original: Expr, dims: dict[str, int]) -> dict[str, int]:
     """``dims`` plus the sizes of a derivative's new indices, read off the variables' axes in ``original``."""
+    from .check import _shapes
+
     shapes, _ = _shapes(original, dims, defaults=False)
     extra = {i: shapes[t][axis] for i, (t, axis) in e.origins.items() if t in shapes and i not in dims}
     return {**dims, **extra}
@@ -284,13 +292,21 @@ def _decode(raw: bytes, source: str) -> str:
 
 
 def _render(expr: Expr | Program, fmt: str) -> str:
+    if fmt != "einsum":
+        return str(expr)
     if isinstance(expr, Program):
-        return program_einsum([expr]) if fmt == "einsum" else str(expr)
-    return einsum_text(expr) if fmt == "einsum" else str(expr)
+        return program_einsum([expr])
+    from .codegen import einsum_text
+
+    return einsum_text(expr)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.check:
+        from .check import check
+    if args.cost:
+        from .cost import cost
     text, parsed = _read(args)
     dims, data = _options(args, parsed)
     if args.loss is not None and not isinstance(parsed, Program):
@@ -315,6 +331,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     if isinstance(parsed, Program) and chains and args.format == "index":
         print(gradient_text(parsed, args.loss, chains))  # the backward pass as statements (reverse mode)
     elif args.format in ("python", "latex") or (isinstance(expr, Program) and args.format == "einsum"):
+        from .codegen import codegen
+
         print(codegen(expr, *(",".join(c) for c in chains), format=args.format))
     elif args.format == "json":
         out = {

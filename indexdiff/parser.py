@@ -17,6 +17,7 @@ from lark.lexer import Lexer
 from .errors import IndexDiffError, ParseError
 from .expr import Expr, Program
 from .functions import FUNCTIONS, RESERVED
+from .larkcache import cached_lark
 from .operators import INDEX_OPERATORS, MATRIX_FUNCTIONS, OPERATORS
 from .syntax import (
     NUMBER_RULE,
@@ -81,7 +82,7 @@ class _Lexer(Lexer):
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(_grammar_text(), parser="lalr", lexer=_Lexer, transformer=_Build(), maybe_placeholders=False)
+    return cached_lark(_grammar_text(), lexer=_Lexer, transformer=_Build(), maybe_placeholders=False)
 
 
 def split_tensor(text: str, start: int = 0) -> tuple[str, tuple[str, ...], tuple[int, ...]]:

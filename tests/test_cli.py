@@ -93,10 +93,13 @@ def test_bad_input_exits_2_with_message_on_stderr(capsys, argv, message):
 
 
 def test_failed_check_exits_1(capsys, monkeypatch):
-    import indexdiff.cli as cli
+    import importlib
+
     from indexdiff.check import CheckReport, CheckResult
 
-    monkeypatch.setattr(cli, "check", lambda *a, **k: CheckReport((CheckResult(("x",), 1.0, 1.0, False),)))
+    # the command line imports check where --check uses it (tests/test_imports.py): patch it there
+    checker = importlib.import_module("indexdiff.check")
+    monkeypatch.setattr(checker, "check", lambda *a, **k: CheckReport((CheckResult(("x",), 1.0, 1.0, False),)))
     code, _, err = run(capsys, "x_i x_i", "--wrt", "x", "--check")
     assert code == 1 and "FAILED" in err
 
