@@ -103,8 +103,9 @@ def function(
     ``latex`` its LaTeX name (default ``\\operatorname{name}``).
 
     Registering the same definition again does nothing; another one under a registered name needs
-    ``replace=True``. Expressions already differentiated keep the derivatives they were given: parse them again
-    after replacing a definition.
+    ``replace=True``. The returned handle's ``remove()`` unregisters it (restoring what it replaced); as a context
+    manager it registers for the block. Differentiating after a redefinition uses the new rule (derivatives taken
+    before keep the old one); a compiled function keeps the implementation its first call found.
 
     >>> import numpy as np, indexdiff as ix
     >>> with ix.function("cube", numpy=lambda a: a**3, derivative="3 u^2"):
