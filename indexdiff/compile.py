@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -213,7 +214,10 @@ class _Builder:
         embed = None
         if plan.diagonal is not None:
             embed = diagonal(plan.diagonal, out_shape, self.dtype, self.backend, self.like)
-        step = product_step(contract, tuple(sources), tuple(ones), coef, embed)
+        counts = [math.prod(s) for s in shapes]
+        smallest = min(range(len(counts)), key=counts.__getitem__) if counts else None
+        scale = smallest if smallest is not None and counts[smallest] < math.prod(out_shape) else None
+        step = product_step(contract, tuple(sources), tuple(ones), coef, embed, scale)
         return self.plan.add(step), plan.out, out_shape
 
 

@@ -137,7 +137,20 @@ def product_step(
     ones: tuple[Any, ...],
     coef: float,
     diagonal: Callable[[Any], Any] | None,
+    scale: int | None = None,
 ) -> Step:
+    """A product's step: ``coef`` multiplies operand ``scale`` (one smaller than the result: ``0.125 Q_bia K_bja``
+    scales Q, as one would by hand) or, when None, the result."""
+    if coef != 1.0 and scale is not None:
+
+        def scaled(v: list[Any]) -> Any:
+            ops = [v[s] for s in sources]
+            ops[scale] = ops[scale] * coef
+            value = contraction(*ops, *ones)
+            return value if diagonal is None else diagonal(value)
+
+        return scaled
+
     def run(v: list[Any]) -> Any:
         value = contraction(*(v[s] for s in sources), *ones)
         if coef != 1.0:
