@@ -64,17 +64,26 @@ OPERATOR_CODE = {
     "ismin": "(lambda a: (lambda h: h / np.sum(h, axis={axis}, keepdims=True))("
     "(a == np.min(a, axis={axis}, keepdims=True)).astype(a.dtype)))({a})",
     "inv": "np.linalg.inv({a})",
+    "solve": "np.linalg.solve({a}, {b})",  # inv(M) contracted with b
     "det": "np.linalg.det({a})",
     "logdet": "(lambda s: np.log(s.sign) + s.logabsdet)(np.linalg.slogdet({a}))",
 }
 #: What a generated module calls instead (``helpers=True``), and the functions it defines for them.
-_HELPER_CODE = {"inv": "_inv({a})", "logdet": "_logdet({a})"}
+_HELPER_CODE = {"inv": "_inv({a})", "solve": "_solve({a}, {b})", "logdet": "_logdet({a})"}
 _HELPERS = {
     "inv": (
         "def _inv(m):",
         '    """The inverse of the matrix m (numpy.linalg.inv); a ValueError when m is singular."""',
         "    try:",
         "        return np.linalg.inv(m)",
+        "    except np.linalg.LinAlgError:",
+        '        raise ValueError("inv of a singular matrix: it has no inverse at these values") from None',
+    ),
+    "solve": (
+        "def _solve(m, b):",
+        '    """inv(m) times b, by one factorization (numpy.linalg.solve); a ValueError when m is singular."""',
+        "    try:",
+        "        return np.linalg.solve(m, b)",
         "    except np.linalg.LinAlgError:",
         '        raise ValueError("inv of a singular matrix: it has no inverse at these values") from None',
     ),
@@ -88,6 +97,10 @@ _HELPERS = {
         "    return value",
     ),
 }
+
+
+def _transposed(code: str) -> str:
+    return f"{code}.T" if code.isidentifier() else f"({code}).T"
 
 
 def helper_lines(codes: list[str]) -> list[str]:
@@ -236,9 +249,11 @@ class EinsumCode:
     def product(self, node: Node, summed: frozenset[str]) -> tuple[str, Labels]:
         """One einsum call for Σ_summed of ``node``'s factors."""
         plan = plan_product(node, summed, self.size)
+        operands: list[Node | None] = [*plan.operands, *(None for _ in plan.ones)]
         args = [self.py(f.name) if isinstance(f, Tensor) else self.code(f)[0] for f in plan.operands]
         args += [f"np.ones({n})" for n in plan.ones]
         terms: list[Labels] = list(plan.terms)
+        self.solves(operands, args, terms, set(plan.reps))
         out: list[Any] = []
         for o, r in zip(plan.out, plan.classes):
             if r not in out:
@@ -251,6 +266,51 @@ class EinsumCode:
             return number_code(plan.coef), ()
         call = self.call(terms, args, tuple(out))
         return (call if plan.coef == 1 else f"{number_code(plan.coef)} * {call}"), plan.out
+
+    def solves(self, operands: list[Node | None], args: list[str], terms: list[Labels], out: set[Any]) -> None:
+        """Rewrites, in place, each inverse contracted over one index with one vector or matrix alone:
+        Σ_c inv(M)_rc g_c... is ``solve(M, g)`` (and Σ_r inv(M)_rc g_r... is ``solve(M.T, g)``), one
+        factorization instead of an inversion and a product."""
+        k = 0
+        while k < len(operands):
+            f = operands[k]
+            found = self._partner(k, terms, out) if isinstance(f, Op) and f.name == "inv" else None
+            if found is None:
+                k += 1
+                continue
+            assert isinstance(f, Op)
+            m, x = found
+            keep, other = terms[k][1 - terms[k].index(x)], [i for i in terms[m] if i != x]
+            if isinstance(f.arg, Tensor) and len(set(f.arg.indices)) == 2:  # the array itself, or its .T
+                rows = sorted(f.arg.free)[1 - terms[k].index(x)]
+                matrix = self.py(f.arg.name) + ("" if f.arg.indices[0] == rows else ".T")
+            else:
+                matrix = self.code(f.arg)[0]
+                matrix = matrix if x == terms[k][1] else _transposed(matrix)
+            rhs = args[m] if terms[m][0] == x else _transposed(args[m])
+            solved = (_HELPER_CODE if self.helpers else OPERATOR_CODE)["solve"].format(a=matrix, b=rhs)
+            for j in sorted((k, m), reverse=True):
+                del operands[j], args[j], terms[j]
+            operands.append(None)
+            args.append(solved)
+            terms.append((keep, *other))
+            k = 0  # the lists shifted: look again from the start (each rewrite removes an inverse)
+
+    @staticmethod
+    def _partner(k: int, terms: list[Labels], out: set[Any]) -> tuple[int, Any] | None:
+        """(m, x): the one operand m that the inverse k is summed with over its index x, when m is a vector or a
+        matrix carrying x once and not the inverse's other index; None when there is none."""
+        own = terms[k]
+        if len(own) != 2 or own[0] == own[1]:
+            return None
+        for x in (own[1], own[0]):
+            users = [m for m, t in enumerate(terms) if x in t and m != k]
+            if x in out or len(users) != 1:
+                continue
+            t = terms[users[0]]
+            if len(t) <= 2 and len(set(t)) == len(t) and own[1 - own.index(x)] not in t:
+                return users[0], x
+        return None
 
     def call(self, terms: list[Labels], args: list[str], out: Labels) -> str:
         """``np.einsum`` of ``args`` (axes ``terms``) to ``out``; pairwise when one call would need > 52 letters."""

@@ -245,6 +245,26 @@ def test_generated_module_imports_only_numpy() -> None:
     assert "_inv(" not in ix.codegen(ix.parse("softmax_j(z_ij)"), "z")  # helpers only where used
 
 
+@pytest.mark.parametrize(
+    ("text", "solves", "inverses"),
+    [
+        ("x_i inv(A_ij) x_j", ["np.linalg.solve(A, x)"], 0),
+        ("inv(A_ji) y_j", ["np.linalg.solve(A.T, y)"], 0),
+        ("y_i inv(A_ji)", ["np.linalg.solve(A, y)"], 0),
+        ("inv(A_ij) B_jk", ["np.linalg.solve(A, B)"], 0),
+        ("r_ni inv(C_ij) r_nj", ["np.linalg.solve(C, r.T)"], 0),
+        ("sum_j(inv(A_ij) B_jk C_j)", [], 1),  # j is summed over three factors: the inverse itself
+        ("inv(A_ij)", [], 1),
+    ],
+)
+def test_generated_code_solves_where_an_inverse_meets_a_vector_or_matrix(text, solves, inverses) -> None:
+    code = einsum_text(ix.parse(text))
+    assert all(s in code for s in solves) and code.count("np.linalg.solve(") == len(solves), code
+    assert code.count("np.linalg.inv(") == inverses, code
+    module = ix.codegen(ix.diff(ix.parse("0.5 r_i inv(C_ij) r_j"), "r"), format="python")
+    assert "_solve(" in module and "_inv(" not in module and "def _solve(m, b):" in module
+
+
 # -- data for matrix functions ------------------------------------------------------------------------------------
 
 
