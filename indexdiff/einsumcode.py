@@ -6,10 +6,12 @@ matrices, except where a delta joins two output indices (a diagonal: one ``np.ey
 
 Operators are numpy expressions of their argument's code, stable as the evaluator: softmax and logsumexp shifted
 by the maximum (``lambda`` binds the argument, so it is computed once), ``np.mean``/``np.max``/``np.min`` with
-``axis=``, ``np.linalg.inv``, ``np.linalg.det`` and ``np.linalg.slogdet``. A line of einsum code stands alone: its
-logdet of a matrix with a negative determinant is nan (as ``np.log`` of a negative number), and inv of a singular
-matrix raises numpy's LinAlgError. Generated modules (``helpers=True``) call ``_inv`` and ``_logdet`` instead,
-defined in the module (``helper_lines``), which raise a ValueError that names the operator.
+``axis=``, ``np.linalg.inv``, ``np.linalg.det`` and ``np.linalg.slogdet``. An inverse summed over one of its
+indices with one vector or matrix alone is ``np.linalg.solve``: one factorization, no inverse formed
+(``x_i inv(A_ij) x_j`` is ``np.einsum('i,i->', x, np.linalg.solve(A, x))``). A line of einsum code stands alone:
+its logdet of a matrix with a negative determinant is nan (as ``np.log`` of a negative number), and inv of a
+singular matrix raises numpy's LinAlgError. Generated modules (``helpers=True``) call ``_inv``, ``_solve`` and
+``_logdet`` instead, defined in the module (``helper_lines``), which raise a ValueError that names the operator.
 """
 
 from __future__ import annotations
