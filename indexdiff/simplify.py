@@ -14,7 +14,7 @@ from fractions import Fraction
 
 from .canonical import canonical, hashed_key
 from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, exact_power, memo, negate
-from .identities import contract, function, operator
+from .identities import contract, function, mergeable, operator
 from .names import UnionFind, all_indices, children, rename, rename_summed, summed_indices, tensors, witness
 from .printer import check_numbers
 
@@ -362,7 +362,10 @@ def _sum(indices: tuple[str, ...] | frozenset[str], body: Node) -> Node:
             a, b = f.indices
             if a in summed or b in summed:
                 src, dst = (a, b) if a in summed else (b, a)
-                rest = rename(_mul(factors[:k] + factors[k + 1 :]), {src: dst})
+                rest = _mul(factors[:k] + factors[k + 1 :])
+                if not mergeable(rest, src, dst):
+                    continue
+                rest = rename(rest, {src: dst})
                 if dst not in rest.free:
                     rest = _product([rest, Delta((dst,))])
                 return _sum(summed - {src}, _product([rest]))
@@ -403,7 +406,15 @@ def _rewrite(node: Node) -> Node:
     if isinstance(node, Pow):
         return _pow(_pass(node.base), node.exponent)
     if isinstance(node, Op):
-        return operator(node.name, node.indices, _pass(node.arg))
+        arg = _pass(node.arg)
+        # An argument that lost one of the operator's indices (softmax_j(a + 0 u_j)) keeps its length through a
+        # witness, as a Σ does: softmax_j(a u_j^0) is 1/n_j along j. A mean, max or min over it just drops it.
+        kept = node.arg.free if node.name in ("inv", "det", "logdet") else frozenset(node.indices)
+        lost = kept - arg.free
+        if node.name not in ("mean", "max", "min") and lost:
+            found = [w for j in sorted(lost) if (w := witness(node.arg, j)) is not None]
+            arg = _product([arg, *found]) if found else arg
+        return operator(node.name, node.indices, arg)
     if isinstance(node, Mul):
         return _product([_pass(f) for f in node.factors])
     if isinstance(node, Add):

@@ -338,3 +338,22 @@ def test_compiled_value_gradient_and_hessian_share_one_inversion(monkeypatch: py
     np.testing.assert_allclose(da, -np.outer(inv.T @ x, inv @ x) + inv.T)
     np.testing.assert_allclose(dx, (inv + inv.T) @ x)
     np.testing.assert_allclose(dxx, inv + inv.T)
+
+
+@pytest.mark.parametrize(
+    "text, wrt",
+    [
+        ("softmax_j(a + 0 u_j)", "a"),  # the argument loses j: a witness keeps its length
+        ("logsumexp_j(a + u_j - u_j)", "a"),
+        ("sum_i(inv(A_ij) δ_ij)", "A"),  # a delta on an inverse's two indices stays a delta (the diagonal)
+        ("sum_ij(softmax_j(z_ij) δ_ij)", "z"),  # ... and on a softmax's index
+        ("sum_jk(softmax_jk(z_jk) δ_jk)", "z"),
+    ],
+)
+def test_operator_edges_keep_their_meaning(text: str, wrt: str) -> None:
+    e = ix.parse(text)
+    d = ix.diff(e, wrt)
+    assert ix.parse(str(d)) == d
+    arrays = {"a": np.array(0.3), "u": rng.normal(size=3), "A": _spd(3), "z": rng.normal(size=(3, 3))}
+    arrays = {k: v for k, v in arrays.items() if k in e.variables}
+    np.testing.assert_allclose(ix.evaluate(d, arrays), _central(text, arrays, wrt), rtol=1e-6, atol=1e-8)
