@@ -19,7 +19,7 @@ from .canonical import canonical
 from .expr import Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, negate
 from .names import children, rebuild, rename, witness
 
-__all__ = ["operator", "function", "contract", "recognize"]
+__all__ = ["operator", "function", "contract", "recognize", "mergeable"]
 
 
 def operator(name: str, indices: tuple[str, ...], arg: Node) -> Node:
@@ -50,7 +50,11 @@ def _mean_of_product(indices: tuple[str, ...], arg: Mul) -> Node:
     for k, f in enumerate(inside):
         if isinstance(f, Delta) and len(f.indices) == 2 and len(set(f.indices) & set(indices)) == 1:
             j, other = f.indices if f.indices[0] in indices else f.indices[::-1]
+            if not all(mergeable(g, j, other) for n, g in enumerate(inside) if n != k):
+                continue
             rest = [rename(g, {j: other}) for n, g in enumerate(inside) if n != k]
+            if any(not g.free.isdisjoint(indices) for g in rest):
+                continue  # mean_bi(δ_bk δ_il): the rest still varies along another index of the mean
             outside += rest
             inside = [f]
             break
@@ -118,6 +122,8 @@ def _inverse_pair(summed: frozenset[str], factors: list[Node], k: int) -> tuple[
     """``Σ_j inv(M)_xj M_jy = δ_xy`` (in either order, M's rows either index)."""
     f = factors[k]
     assert isinstance(f, Op)
+    if len(f.free) != 2:
+        return None
     for j in sorted(f.free & summed):
         (x,) = f.free - {j}
         others = [n for n, g in enumerate(factors) if n != k and j in g.free]
@@ -176,3 +182,19 @@ def recognize(node: Node) -> Node:
     if isinstance(node, Mul):
         return _softmax_product(node) or _mean(node) or node
     return node
+
+
+def mergeable(node: Node, a: str, b: str) -> bool:
+    """Whether renaming ``a`` to ``b`` in ``node`` means the diagonal (a = b) of its value, as it does for tensors,
+    products and element-wise functions. Not where an operator works along a or b: for ``inv(M_ab)`` and
+    ``softmax_b(z_ab)`` the diagonal is not the operator of the argument's diagonal, so a delta joining a and b
+    must stay a delta there."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if a not in n.free or b not in n.free:
+            continue
+        if isinstance(n, Op) and (n.name == "inv" or a in n.indices or b in n.indices):
+            return False
+        stack.extend(children(n))
+    return True
