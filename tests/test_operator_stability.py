@@ -316,3 +316,29 @@ def test_nan_and_inf_match_scipy_where_installed() -> None:
         np.testing.assert_allclose(
             run(ix.parse("logsumexp_j(z_ij)"), {"z": INFINITE}, route), want_lse, rtol=1e-15, equal_nan=True
         )
+
+
+# -- a batched attention head at large float32 logits (batched products run as np.matmul) ----------------------
+
+
+def test_batched_attention_backward_at_large_float32_logits() -> None:
+    program = ix.parse(
+        "S_bij = 0.125 Q_bia K_bja\nP_bij = softmax_j(S_bij)\nO_bia = P_bij V_bja\nL = sum_bia(O_bia G_bia)"
+    )
+    backward = ix.grad(program, wrt=["Q", "K", "V"])
+    rng = np.random.default_rng(6)
+    Q, K, V, G = (rng.normal(size=(3, 5, 4)) for _ in range(4))
+    Q *= 200  # logits up to about ±100 and more
+    S = np.einsum("bia,bja->bij", Q, K) / 8
+    assert np.abs(S).max() > 100
+    P = np.exp(S - S.max(axis=2, keepdims=True))
+    P /= P.sum(axis=2, keepdims=True)
+    dP = np.einsum("bia,bja->bij", G, V)
+    dS = P * (dP - np.sum(dP * P, axis=2, keepdims=True)) / 8
+    want = (np.sum((P @ V) * G), dS @ K, dS.transpose(0, 2, 1) @ Q, P.transpose(0, 2, 1) @ G)
+    arrays = {"Q": Q, "K": K, "V": V, "G": G}
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 1e-4)):
+        got = ix.compile(backward)(**{k: v.astype(dtype) for k, v in arrays.items()})
+        for g, w in zip(got, want):
+            assert g.dtype == dtype and g.shape == np.shape(w)
+            assert np.max(np.abs(g - w)) <= tol * max(1.0, float(np.max(np.abs(w))))
