@@ -12,10 +12,19 @@ from itertools import permutations
 
 from .canonical import canonical
 from .diff import derivative, with_indices
-from .expr import Expr, Func, Node, Number, Op, Tensor
+from .expr import Expr, Func, Node, Number, Op, Tensor, memo
 from .names import all_indices, children, rebuild, rename, separate, tensors
 
-__all__ = ["jacobian", "reuse", "forward_keys", "unique_name", "program_indices", "axis_origin"]
+__all__ = [
+    "jacobian",
+    "reuse",
+    "forward_keys",
+    "unique_name",
+    "program_indices",
+    "axis_origin",
+    "tensor_shape",
+    "rename_tensors",
+]
 
 
 def jacobian(s: Expr, name: str, new: tuple[str, ...], simplified: bool = True) -> Node:
@@ -103,3 +112,34 @@ def axis_origin(
     for step in path:
         memo[step] = end
     return end
+
+
+def tensor_shape(node: Node) -> tuple[Node, tuple[str, ...]]:
+    """``node`` with its tensors named ``#0``, ``#1``, ... in the order ``tensors`` meets them, and their names in
+    that order (cached on the node). Nodes equal up to the names of their tensors have equal shapes: the layers of
+    a deep network do, and derive alike."""
+    cache = memo(node)
+    found = cache.get("tensor shape")
+    if found is None:
+        names = tuple(dict.fromkeys(t.name for t in tensors(node)))
+        shape = rename_tensors(node, {n: f"#{k}" for k, n in enumerate(names)})
+        found = cache["tensor shape"] = (shape, names)
+    return found
+
+
+def rename_tensors(node: Node, mapping: Mapping[str, str]) -> Node:
+    """``node`` with the tensors named in ``mapping`` renamed (their indices as they are)."""
+    done: dict[Node, Node] = {}
+
+    def walk(n: Node) -> Node:
+        found = done.get(n)
+        if found is None:
+            if isinstance(n, Tensor):
+                found = Tensor(mapping[n.name], n.indices) if n.name in mapping else n
+            else:
+                parts = children(n)
+                found = rebuild(n, tuple(walk(c) for c in parts)) if parts else n
+            done[n] = found
+        return found
+
+    return walk(node)

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
+from .canonical import canonical
 from .diff import _wrt, with_indices
 from .errors import IndexDiffError, expect_specs
-from .expr import Add, Expr, Mul, Node, Number, Program, Sum, Tensor
-from .jacobian import axis_origin, forward_keys, jacobian, reuse, unique_name
+from .expr import Add, Expr, Mul, Node, Number, Program, Sum, Tensor, deep
+from .jacobian import axis_origin, forward_keys, jacobian, rename_tensors, reuse, tensor_shape, unique_name
 from .names import all_indices, fresh, rename, tensors
 from .parser import split_tensor
 
@@ -62,13 +63,16 @@ def _specs(wrt: Sequence[str], ranks: dict[str, int], loss: str) -> list[tuple[s
     return out
 
 
-def _input_indices(program: Program, name: str, rank: int) -> tuple[str, ...]:
-    """Index letters for an input's adjoint: those of its first use when distinct, else fresh ones."""
+def _first_uses(program: Program, names: set[str]) -> dict[str, tuple[str, ...]]:
+    """The indices of each of ``names`` at its first use with distinct indices (one walk over the program)."""
+    found: dict[str, tuple[str, ...]] = {}
     for s in program.statements:
+        if names.isdisjoint(s.variables):
+            continue
         for t in tensors(s.node):
-            if t.name == name and len(set(t.indices)) == rank:
-                return t.indices
-    return fresh((), rank)
+            if t.name in names and t.name not in found and len(set(t.indices)) == len(t.indices):
+                found[t.name] = t.indices
+    return found
 
 
 def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = ()) -> Program:
@@ -83,6 +87,12 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
     >>> print(ix.grad(p, wrt=["W"]).statements[-1])
     dW_ij = dz_bi x_bj
     """
+    # One call of ``deep`` for the whole derivation: the cyclic collector stays paused throughout (per statement,
+    # it would run between statements, over the growing heap of cached forms: a fifth of the time at 200 layers).
+    return deep(_grad, program, loss, wrt)
+
+
+def _grad(program: Program | Expr, loss: str | None, wrt: Sequence[str]) -> Program:
     if isinstance(program, Expr):
         if program.name is None:
             raise IndexDiffError("grad needs a program of statements", str(program), hint="write L = ... for the loss")
@@ -135,12 +145,30 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
         for name in s.variables:
             users.setdefault(name, []).append(s)
 
-    def collect(name: str, target: tuple[str, ...]) -> Expr:
-        """The adjoint of ``name``: Σ over its uses of (the user's adjoint) · (the user's Jacobian)."""
+    shapes: dict[object, tuple[Node, tuple[str, ...]]] = {}
+
+    def adjoint_sum(name: str, target: tuple[str, ...], chain: list[Expr]) -> Node:
+        """Σ over the statements of ``chain`` (the uses of ``name``) of (the user's adjoint) · (the user's
+        Jacobian), simplified. Derived once per shape: the layers of a deep network differ only in the names of
+        their tensors, so a later layer's adjoint is an earlier one's with the names replaced (and its operands
+        put in canonical order for those names)."""
+        order: dict[str, int] = {}  # every tensor involved, numbered in order of appearance
+        key_parts = []
+        for s in chain:
+            shape, names = tensor_shape(s.node)
+            ids = tuple(order.setdefault(n, len(order)) for n in names)
+            own = None if s.name == loss else order.setdefault(adjoint[s.name], len(order))
+            key_parts.append((shape, s.free, ids, own))
+        key = (target, order[name], tuple(key_parts))
+        real = tuple(order)
+        found = shapes.get(key)
+        if found is not None:
+            body, names = found
+            if names == real:
+                return body
+            return canonical(rename_tensors(body, dict(zip(names, real))), frozenset(target), rename=False)
         parts: list[Node] = []
-        for s in users.get(name, ()):
-            if s.name != loss and s.name not in known:
-                continue
+        for s in chain:
             new = fresh(all_indices(s.node) | set(s.free), ranks[name])
             node = jacobian(s, name, new, simplified=False)  # simplified once, in the adjoint's sum
             if s.name != loss:  # chain: Σ_I dy_I ∂y_I/∂h
@@ -150,11 +178,18 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
                     else Mul((Tensor(adjoint[s.name], ()), node))
                 )
             parts.append(rename(node, dict(zip(new, target))))
+        body = with_indices(Add(tuple(parts)) if len(parts) > 1 else parts[0], frozenset(target))
+        shapes[key] = (body, real)
+        return body
+
+    def collect(name: str, target: tuple[str, ...]) -> Expr:
+        """The adjoint of ``name``: Σ over its uses of (the user's adjoint) · (the user's Jacobian)."""
+        chain = [s for s in users.get(name, ()) if s.name == loss or s.name in known]
         # The adjoint has the shape of ``name``: its lengths come from name's own axes.
         origins = {i: axis_origin(name, axis, defined, memo) for axis, i in enumerate(target)}
-        if not parts:  # the loss does not use it
+        if not chain:  # the loss does not use it
             return Expr(Number(Fraction(0)), target, adjoint[name], {name: len(target)}, origins)
-        body = with_indices(Add(tuple(parts)) if len(parts) > 1 else parts[0], frozenset(target))
+        body = adjoint_sum(name, target, chain)
         reused = reuse(body, forward)
         body = body if reused is body else with_indices(reused, frozenset(target))
         # The tensors used, and those the indices take their lengths from (so that compile asks for them).
@@ -165,9 +200,10 @@ def grad(program: Program | Expr, loss: str | None = None, wrt: Sequence[str] = 
         if s.name in depends:
             known[s.name] = collect(s.name, s.free)
             derived.append(known[s.name])
+    first = _first_uses(program, {w for w in wrt if w not in known})
     for w in wrt:
-        if w not in known:  # an input, or an intermediate the loss does not use
-            known[w] = collect(w, _input_indices(program, w, ranks[w]))
+        if w not in known:  # an input, or an intermediate the loss does not use: its first use's indices
+            known[w] = collect(w, first[w] if w in first else fresh((), ranks[w]))
             derived.append(known[w])
     for w, given in specs:
         if given is not None:  # the gradient statement takes the indices the caller named
