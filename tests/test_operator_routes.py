@@ -172,10 +172,12 @@ def _axes_of(e: ix.Expr) -> dict[str, list[tuple[int, str]]]:
     return out
 
 
-def _every_route(e: ix.Expr, arrays: Arrays, want: np.ndarray, rtol: float, atol: float) -> None:
-    """evaluate, compile, einsum code and module (without and with dims), and print -> parse -> evaluate."""
+def _every_route(e: ix.Expr, arrays: Arrays, want: np.ndarray, rtol: float, atol: float, dims: bool) -> None:
+    """evaluate, compile, einsum code and module (and with ``dims``, again given every length), and print -> parse
+    -> evaluate."""
     assert_routes(e, arrays, want, rtol=rtol, atol=atol)
-    assert_routes(e, arrays, want, dims=_all_dims(e, arrays), rtol=rtol, atol=atol)
+    if dims:
+        assert_routes(e, arrays, want, dims=_all_dims(e, arrays), rtol=rtol, atol=atol)
     again = ix.parse(str(e))
     assert again == e
     got = ix.evaluate(again, {n: arrays[n] for n in again.variables}, dict(zip(e.free, np.shape(want))))
@@ -185,10 +187,10 @@ def _every_route(e: ix.Expr, arrays: Arrays, want: np.ndarray, rtol: float, atol
 @pytest.mark.parametrize(("text", "wrt", "arrays", "reference"), CASES, ids=IDS)
 def test_value_and_derivatives_on_every_route_match_numpy(text, wrt, arrays, reference) -> None:
     e = ix.parse(text)
-    _every_route(e, arrays, reference(arrays), rtol=1e-10, atol=1e-12)
+    _every_route(e, arrays, reference(arrays), rtol=1e-10, atol=1e-12, dims=True)
     d1, d2 = ix.diff(e, wrt), ix.diff(e, wrt, wrt)
-    _every_route(d1, arrays, _gradient(reference, arrays, wrt), rtol=1e-6, atol=1e-7)
-    _every_route(d2, arrays, _hessian(reference, arrays, wrt), rtol=1e-5, atol=1e-6)
+    _every_route(d1, arrays, _gradient(reference, arrays, wrt), rtol=1e-6, atol=1e-7, dims=False)
+    _every_route(d2, arrays, _hessian(reference, arrays, wrt), rtol=1e-5, atol=1e-6, dims=False)
 
 
 @pytest.mark.parametrize(("text", "wrt"), [(text, wrt) for text, wrt, *_ in CASES], ids=IDS)
