@@ -284,6 +284,7 @@ class Op(Node):
     _fields = attrgetter("name", "indices", "arg")
 
     def __init__(self, name: str, indices: Indices, arg: Node) -> None:
+        indices = tuple(sorted(indices))  # one order, however renaming left them: printing is a fixed point
         _set(self, "name", name)
         _set(self, "indices", indices)
         _set(self, "arg", arg)
