@@ -468,7 +468,7 @@ def test_torch_and_jax_arrays_use_their_own_operators(library, text) -> None:
     else:
         convert = module.tensor
     e = ix.parse(text)
-    f = ix.compile(e, *(ix.diff(e, v) for v in sorted(e.variables)))
+    f = ix.compile(e, ix.diff(e, sorted(e.variables)[0]))
     data = _library_data(e)
     want = f(**data)
     got = f(**{n: convert(a) for n, a in data.items()})
@@ -506,6 +506,6 @@ def test_gradients_match_jax_at_large_logits(scale, dtype, tol) -> None:
     def loss(z):
         return jax.numpy.sum(jax.nn.logsumexp(z, axis=1)) + jax.numpy.sum(jax.nn.softmax(z, axis=1) * t)
 
-    want = np.asarray(jax.grad(loss)(jax.numpy.asarray(z)))
+    want = np.asarray(jax.jit(jax.grad(loss))(jax.numpy.asarray(z)))
     assert grad.dtype == dtype and np.all(np.isfinite(grad))
     np.testing.assert_allclose(grad, want, rtol=tol, atol=tol)
