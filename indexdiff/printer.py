@@ -189,7 +189,9 @@ class _Layout:
             if isinstance(body, (Mul, Tensor)):
                 factors = body.factors if isinstance(body, Mul) else (body,)
                 counts = _counts(factors)
-                inner = self._inner(factors) if isinstance(body, Mul) else frozenset()
+                # A tensor's own repeated index (A_ii) is summed there by rule 1 like any pair: only what other
+                # factors need bound keeps a summed index explicit (a product of traces prints A_ii X_jj).
+                inner = self._inner(tuple(f for f in factors if not isinstance(f, Tensor)))
                 implicit = frozenset(j for j in summed if counts[j] == 2 and j not in inner)
             self._implicit[id(node)] = (node, implicit)
             if implicit:

@@ -135,3 +135,9 @@ def test_a_number_times_a_sum_has_one_form_however_it_is_written(text, same_as, 
     assert e == ix.parse(same_as) and ix.parse(str(e)) == e and str(ix.parse(str(e))) == str(e)
     arrays = {t: rng.uniform(0.5, 1.5, size=(3,) * rank) for t, rank in e.variables.items()}
     assert np.allclose(ix.evaluate(ix.parse(str(e)), arrays), ix.evaluate(ix.parse(same_as), arrays))
+
+
+def test_a_product_of_traces_prints_implicitly():
+    for text in ["A_ii X_jj", "A_ii X_jj y_k", "A_ii B_jk B_kj"]:
+        e = ix.parse(text)
+        assert str(e) == text and ix.parse(str(e)) == e
