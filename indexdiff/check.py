@@ -38,7 +38,7 @@ from .errors import (
 )
 from .expr import Add, Delta, Expr, Mul, Node, Number, Op, Program, Sum, Tensor, depth_safe
 from .names import UnionFind, all_indices, children, tensors
-from .operators import MATRIX_FUNCTIONS
+from .operators import MATRIX_FUNCTIONS, LinAlgProblem
 
 __all__ = [
     "check",
@@ -463,11 +463,17 @@ def check(
         _refuse_large(f"the differences of d/d{name}", entries, str(nxt))
         levels.append((current, nxt, name))
         current = nxt
-    with np.errstate(all="ignore"):
-        if isinstance(top, Program):  # a program's first run compiles it: time the next one
-            for e, _, _ in levels:
-                value(e, data, sizes)
-        timed = [_timed(lambda e=e: value(e, data, sizes)) for e, _, _ in levels]
+    try:
+        with np.errstate(all="ignore"):
+            if isinstance(top, Program):  # a program's first run compiles it: time the next one
+                for e, _, _ in levels:
+                    value(e, data, sizes)
+            timed = [_timed(lambda e=e: value(e, data, sizes)) for e, _, _ in levels]
+    except LinAlgProblem as err:  # a matrix function undefined at the data
+        if arrays is not None:
+            raise
+        hint = f"{err.hint}; or check at your own arrays (--data, arrays=) or another seed (--seed, seed=)"
+        raise LinAlgProblem(f"{err.reason}, at the random data", err.text, err.pos, err.end, hint=hint) from None
     counts = [4 * data[name].size for _, _, name in levels]
     estimate = sum(t * n for t, n in zip(timed, counts))
     if max_seconds is not None and estimate > max_seconds:

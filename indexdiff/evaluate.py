@@ -233,7 +233,7 @@ class _Evaluator:
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 out = OPERATORS[node.name].numpy(value, axes)
         except ShapeError as err:
-            raise ShapeError(err.reason, self.text, *_locate(self.text, node.name), hint=err.hint) from None
+            raise type(err)(err.reason, self.text, *_locate(self.text, node.name), hint=err.hint) from None
         return out, tuple(i for i in labels if i not in bound_indices(node))
 
     def spread(self, value: np.ndarray, labels: Labels, wanted: tuple[str, ...]) -> tuple[np.ndarray, Labels]:

@@ -301,6 +301,17 @@ def test_program_statements_feeding_a_matrix_function_get_matrix_data() -> None:
         assert module.main() == 0
 
 
+def test_check_says_when_its_random_data_leaves_a_matrix_function_undefined(capsys) -> None:
+    with pytest.raises(ix.ShapeError, match="negative, at the random data") as info:
+        ix.check(ix.parse("logdet(-A_ij)"), "A")  # det(-A) = -det(A) for 3x3
+    assert "--data" in str(info.value) and "^^^^^^" in str(info.value)
+    assert main(["logdet(-A_ij)", "--wrt", "A", "--check"]) == 2
+    assert "at the random data" in capsys.readouterr().err
+    with pytest.raises(ix.ShapeError, match="singular matrix") as info:  # the user's own arrays: no such remark
+        ix.check(ix.parse("x_i inv(A_ij) x_j"), "x", arrays={"A": np.ones((2, 2)), "x": np.ones(2)})
+    assert "random data" not in str(info.value)
+
+
 def test_cli_check_of_matrix_functions(capsys) -> None:
     assert main(["0.5 logdet(C_ij) + 0.5 r_i inv(C_ij) r_j", "--wrt", "C", "--wrt", "r,r", "--check"]) == 0
     err = capsys.readouterr().err
