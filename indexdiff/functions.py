@@ -99,7 +99,8 @@ def _floating(a: np.ndarray) -> np.ndarray:
 
 @functools.cache
 def _exp_limit(dtype: np.dtype) -> float:
-    """The largest whole x with 1 + exp(x) finite in ``dtype`` (708 in float64, 87 in float32)."""
+    """A whole number just below where exp overflows in ``dtype`` (708 in float64, 87 in float32): 1 + exp(x) is
+    finite there, and exp(-x) far below the float's precision."""
     return float(np.floor(np.log(np.finfo(dtype).max))) - 1
 
 
