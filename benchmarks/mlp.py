@@ -1,12 +1,13 @@
-"""An MLP's loss and gradients (batch 256, 784-512-512-10, float32, relu then sigmoid, squared loss): indexdiff's
-compiled gradient program against numpy backprop by hand, PyTorch and jax.jit(jax.grad) when installed; and the
-time to derive the gradient program against depth."""
+"""An MLP's loss and gradients (batch 256, 784-512-512-10, float32 or --dtype float64, relu then sigmoid, squared
+loss): indexdiff's compiled gradient program against numpy backprop by hand, PyTorch and
+jax.jit(jax.value_and_grad) when installed, timed interleaved; and the time to derive the gradient program against
+depth (benchmarks/derive.py measures that in fresh processes)."""
 
 import argparse
 import time
 
 import numpy as np
-from _timing import median_ms
+from _timing import interleaved
 
 import indexdiff as ix
 
@@ -44,15 +45,17 @@ def deep(depth: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     args = parser.parse_args()
+    dtype = np.dtype(args.dtype)
     rng = np.random.default_rng(0)
     sizes = [(512, 784), (512, 512), (10, 512)]
     arrays = {}
     for k, (n_out, n_in) in enumerate(sizes, start=1):
-        arrays[f"W{k}"] = (rng.normal(size=(n_out, n_in)) / np.sqrt(n_in)).astype(np.float32)
-        arrays[f"b{k}"] = np.zeros(n_out, dtype=np.float32)
-    arrays["x"] = rng.normal(size=(256, 784)).astype(np.float32)
-    arrays["y"] = rng.uniform(size=(256, 10)).astype(np.float32)
+        arrays[f"W{k}"] = (rng.normal(size=(n_out, n_in)) / np.sqrt(n_in)).astype(dtype)
+        arrays[f"b{k}"] = np.zeros(n_out, dtype=dtype)
+    arrays["x"] = rng.normal(size=(256, 784)).astype(dtype)
+    arrays["y"] = rng.uniform(size=(256, 10)).astype(dtype)
 
     program = ix.grad(ix.parse(NET), wrt=WRT)
     print("\n".join(str(s) for s in program.statements[7:]), "\n")
@@ -60,18 +63,13 @@ def main() -> None:
     ours = f(**arrays)
     hand = by_hand(*(arrays[n] for n in ("W1", "b1", "W2", "b2", "W3", "b3", "x", "y")))
     for got, want in zip(ours, hand):
-        assert got.dtype == np.float32
+        assert got.dtype == dtype
         assert np.allclose(got, want, rtol=1e-3, atol=1e-4), "indexdiff disagrees with numpy"
 
-    rows = [
-        (
-            "numpy backprop by hand",
-            median_ms(
-                lambda: by_hand(*(arrays[n] for n in ("W1", "b1", "W2", "b2", "W3", "b3", "x", "y"))), args.repeats
-            ),
-        )
-    ]
-    rows.append(("indexdiff compiled gradient program", median_ms(lambda: f(**arrays), args.repeats)))
+    contenders = {
+        "numpy backprop by hand": lambda: by_hand(*(arrays[n] for n in ("W1", "b1", "W2", "b2", "W3", "b3", "x", "y"))),
+        "indexdiff compiled gradient program": lambda: f(**arrays),
+    }
     try:
         import torch
 
@@ -85,12 +83,14 @@ def main() -> None:
             loss = ((h3 - t["y"]) ** 2).sum()
             return torch.autograd.grad(loss, [params[k] for k in WRT])
 
-        rows.append(("PyTorch autograd", median_ms(torch_step, args.repeats)))
+        contenders["PyTorch autograd"] = torch_step
     except ImportError:
         print("torch is not installed (pip install '.[bench]'): no PyTorch row")
     try:
         import jax
         import jax.numpy as jnp
+
+        jax.config.update("jax_enable_x64", dtype == np.float64)
 
         def jloss(p, x, y):
             h1 = jax.nn.relu(x @ p["W1"].T + p["b1"])
@@ -101,13 +101,13 @@ def main() -> None:
         jg = jax.jit(jax.value_and_grad(jloss))
         jp = {k: jnp.asarray(arrays[k]) for k in WRT}
         jx, jy = jnp.asarray(arrays["x"]), jnp.asarray(arrays["y"])
-        rows.append(
-            ("jax.jit(jax.value_and_grad)", median_ms(lambda: jax.block_until_ready(jg(jp, jx, jy)), args.repeats))
-        )
+        assert jg(jp, jx, jy)[0].dtype == dtype
+        contenders["jax.jit(jax.value_and_grad)"] = lambda: jax.block_until_ready(jg(jp, jx, jy))
     except ImportError:
         print("jax is not installed (pip install '.[bench]'): no JAX row")
 
-    print(f"batch 256, 784-512-512-10, float32, median of {args.repeats} runs\n")
+    rows = list(interleaved(contenders, args.repeats).items())
+    print(f"batch 256, 784-512-512-10, {args.dtype}, median of {args.repeats} interleaved runs\n")
     print("| what | median (ms) | × numpy by hand |")
     print("|---|---|---|")
     for what, ms in rows:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .diff import _wrt, with_indices
 from .errors import DiffError, IndexDiffError
-from .expr import Add, Expr, Mul, Node, Number, Program, Sum, Tensor
+from .expr import Add, Expr, Mul, Node, Number, Program, Sum, Tensor, deep
 from .jacobian import axis_origin, forward_keys, jacobian, program_indices, reuse, unique_name
 from .names import fresh, tensors
 from .program import used
@@ -115,7 +115,7 @@ def derivative_program(program: Program, *wrt: str) -> Program:
     if not wrt:
         raise DiffError("no variable to differentiate by", hint="pass one, e.g. ix.diff(program, 'x')")
     for spec in wrt:
-        program = _step(program, spec)
+        program = deep(_step, program, spec)  # one call: the cyclic collector stays paused for the whole step
     return Program(program.statements)
 
 
