@@ -96,16 +96,21 @@ def not_positive(sign: float) -> LinAlgProblem:
     )
 
 
+def _linalg(a: np.ndarray) -> np.ndarray:
+    """``a`` in a dtype numpy.linalg takes: float16 is computed in float32 (results are cast back)."""
+    return a.astype(np.float32) if a.dtype == np.float16 else a
+
+
 def _inv(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     try:
-        out = np.linalg.inv(a)
+        out = np.linalg.inv(_linalg(a))
     except np.linalg.LinAlgError:
         raise singular() from None
-    return out
+    return out.astype(a.dtype, copy=False)
 
 
 def _logdet(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    sign, value = np.linalg.slogdet(a)
+    sign, value = np.linalg.slogdet(_linalg(a))
     if sign <= 0:
         raise not_positive(sign)
     return np.asarray(value, dtype=a.dtype)
@@ -120,7 +125,7 @@ OPERATORS: dict[str, Operator] = {
     "ismax": Operator(_indicator("max"), r"\operatorname{ismax}", "1 / (number of maxima) at a maximum, else 0"),
     "ismin": Operator(_indicator("min"), r"\operatorname{ismin}", "1 / (number of minima) at a minimum, else 0"),
     "inv": Operator(_inv, r"\operatorname{inv}", "the inverse matrix"),
-    "det": Operator(lambda a, axes: np.asarray(np.linalg.det(a), dtype=a.dtype), r"\det", "the determinant"),
+    "det": Operator(lambda a, axes: np.asarray(np.linalg.det(_linalg(a)), dtype=a.dtype), r"\det", "the determinant"),
     "logdet": Operator(_logdet, r"\log\det", "log(det(M)), for det(M) > 0"),
 }
 
