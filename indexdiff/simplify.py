@@ -275,6 +275,17 @@ def _terms(terms: list[Node]) -> Node:
         return ZERO
     if len(flat) == 1:
         return flat[0]
+    out = _merged(flat)
+    expanded = _expanded(out)
+    if expanded is not None:
+        out = expanded
+    if not out:
+        return ZERO
+    return out[0] if len(out) == 1 else Add(tuple(out))
+
+
+def _merged(flat: list[Node]) -> list[Node]:
+    """Like terms merged: their numbers added, up to the names of summed indices."""
     scope = frozenset().union(*(t.free for t in flat))
     split = [_split_coef(t) for t in flat]
     # Terms equal up to renaming have equal rename-blind sort keys: only those need canonical forms, and only
@@ -289,10 +300,44 @@ def _terms(terms: list[Node]) -> Node:
             order.append(key)
             groups[key] = [Fraction(0), rest]
         groups[key][0] += c
-    out = [_scale(groups[k][1], groups[k][0]) for k in order if groups[k][0] != 0]
-    if not out:
-        return ZERO
-    return out[0] if len(out) == 1 else Add(tuple(out))
+    return [_scale(groups[k][1], groups[k][0]) for k in order if groups[k][0] != 0]
+
+
+_EXPAND_TERMS = 8  # sums of at most this many terms, each a product with one small sum as a factor, are tried
+
+
+def _expanded(out: list[Node]) -> list[Node] | None:
+    """The terms with each product over a small sum distributed and like terms merged, when that is shorter:
+    ``σ(u) (1 - t) - t (1 - σ(u))`` is ``σ(u) - t``. None when nothing is gained."""
+    if not 2 <= len(out) <= _EXPAND_TERMS:
+        return None
+    pieces: list[Node] = []
+    for t in out:
+        c, rest = _split_coef(t)
+        factors = list(rest.factors) if isinstance(rest, Mul) else [rest]
+        sums = [f for f in factors if isinstance(f, Add)]
+        if len(sums) != 1 or len(sums[0].terms) > 4:
+            pieces.append(t)
+            continue
+        others = [Number(c), *(f for f in factors if f is not sums[0])]
+        pieces.extend(_product([*others, term]) for term in sums[0].terms)
+    if len(pieces) == len(out):
+        return None
+    flat: list[Node] = []
+    for p in pieces:
+        flat.extend(p.terms if isinstance(p, Add) else (p,))
+    merged = _merged([p for p in flat if p != ZERO])
+    return merged if _weight(merged) < _weight(out) else None
+
+
+def _weight(terms: list[Node]) -> int:
+    """How long the terms read: their factors, a sum factor counting its terms."""
+    total = 0
+    for t in terms:
+        rest = _split_coef(t)[1]
+        for f in rest.factors if isinstance(rest, Mul) else (rest,):
+            total += len(f.terms) if isinstance(f, Add) else 1
+    return total
 
 
 # -- sums over indices (Σ) --------------------------------------------------------------------------------------

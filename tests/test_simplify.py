@@ -96,3 +96,17 @@ def test_derivative_of_a_delta_to_the_zero_keeps_it_a_witness():
     g = ix.diff(ix.parse("a δ_ij^0"), "a")
     assert str(g) == "δ_ij^0"
     assert np.array_equal(ix.evaluate(g, {"a": np.array(2.0)}, dims={"i": 3}), np.ones((3, 3)))
+
+
+def test_products_over_small_sums_are_expanded_when_that_is_shorter():
+    # The logistic loss's gradient: t (1 - σ) - σ (1 - t) reads as t - σ once expanded and merged.
+    e = ix.parse("sum_i(t_i log(sigmoid(u_i)) + (1 - t_i) log(1 - sigmoid(u_i)))")
+    g = ix.diff(e, "u")
+    assert str(g) == "t_k - sigmoid(u_k)"
+    u, t = np.array([-3.0, 0.2, 4.0]), np.array([0.0, 1.0, 1.0])
+    np.testing.assert_allclose(ix.evaluate(g, {"u": u, "t": t}), t - 1 / (1 + np.exp(-u)))
+    # Nothing is gained by expanding a (b + c) + d (e + f): it stays factored.
+    assert str(ix.parse("a_i (b_i + c_i) + d_i (e_i + f_i)")) == "a_i (b_i + c_i) + d_i (e_i + f_i)"
+    assert str(ix.diff(ix.parse("sum_i(a_i (b_i + c_i) x_i + d_i (e_i + f_i) x_i)"), "x")) == (
+        "g_k = a_k (b_k + c_k) + d_k (e_k + f_k)"  # f is a tensor of the expression: the result is named g
+    )
