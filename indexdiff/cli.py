@@ -233,10 +233,10 @@ def _progress(label: str, done: int, total: int) -> None:
 
 def _with_origins(e: Expr, original: Expr, dims: dict[str, int]) -> dict[str, int]:
     """``dims`` plus the sizes of a derivative's new indices, read off the variables' axes in ``original``."""
-    from .check import _shapes
+    from .data import shapes
 
-    shapes, _ = _shapes(original, dims, defaults=False)
-    extra = {i: shapes[t][axis] for i, (t, axis) in e.origins.items() if t in shapes and i not in dims}
+    found, _ = shapes(original, dims, defaults=False)
+    extra = {i: found[t][axis] for i, (t, axis) in e.origins.items() if t in found and i not in dims}
     return {**dims, **extra}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import opt_einsum
 
 from .canonical import canonical
-from .check import _shapes
+from .data import shapes
 from .errors import expect_expr
 from .evaluate import plan_product, unique_sums
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Program, Sum, Tensor, depth_safe
@@ -118,7 +118,7 @@ def cost(expr: Expr | Program, dims: Mapping[str, int]) -> Cost:
     expect_expr(expr, "cost")
     if isinstance(expr, Program):
         return _program_cost(expr, dims)
-    _, sizes = _shapes(expr, dims, defaults=False)
+    _, sizes = shapes(expr, dims, defaults=False)
     node = unique_sums(expr.node)
     size = {i: sizes[i.split("#")[0]] for i in all_indices(node)} | {i: sizes[i] for i in expr.free if i in sizes}
     return _cost(node, size, set())
@@ -127,19 +127,19 @@ def cost(expr: Expr | Program, dims: Mapping[str, int]) -> Cost:
 def _program_cost(program: Program, dims: Mapping[str, int]) -> Cost:
     """The sum of the statements' costs. Each statement's index lengths come from the shapes of the tensors it
     uses (inputs as first seen, earlier statements as computed) and from ``dims`` for the rest."""
-    shapes: dict[str, tuple[int, ...]] = {}
+    seen: dict[str, tuple[int, ...]] = {}
     total = _NONE
     for s in program.statements:
         letters = all_indices(s.node) | set(s.free)
         known = {i: n for i, n in dims.items() if i in letters}
         for t in tensors(s.node):
-            known.update(zip(t.indices, shapes.get(t.name, ())))
+            known.update(zip(t.indices, seen.get(t.name, ())))
         for i, (name, axis) in s.origins.items():
-            if name in shapes and i in s.free:
-                known[i] = shapes[name][axis]
-        found, sizes = _shapes(s, known, defaults=False)
+            if name in seen and i in s.free:
+                known[i] = seen[name][axis]
+        found, sizes = shapes(s, known, defaults=False)
         for name, shape in found.items():
-            shapes.setdefault(name, shape)
-        shapes[s.name] = tuple(sizes[i] for i in s.free)
+            seen.setdefault(name, shape)
+        seen[s.name] = tuple(sizes[i] for i in s.free)
         total = total + cost(s, known)
     return total
