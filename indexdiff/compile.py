@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import opt_einsum
 
 from .backends import Backend, backend_of
 from .canonical import canonical
@@ -32,7 +33,7 @@ from .expr import (
 from .names import all_indices, rename
 from .program import merged, used
 from .simplify import simplify
-from .steps import broadcast_shape, contraction, diagonal, product_step, sum_terms
+from .steps import SMALL, broadcast_shape, contraction, diagonal, product_step, sum_terms
 
 __all__ = ["compile", "Compiled"]
 
@@ -73,6 +74,7 @@ class _Builder:
         self.slot = {name: k for k, name in enumerate(plan.names)}
         self.memo: dict[Any, tuple[int, Labels, tuple[int, ...]]] = {}
         self.matrices: dict[Any, tuple[int, tuple[int, ...]]] = {}  # inv/det/logdet of a matrix, by its structure
+        self.pairs: dict[Any, tuple[int, tuple[int, ...]]] = {}  # first contractions of sums, by their structure
         self.sizes: dict[str, int] = {}
         self.text = ""  # the statement being built, for messages
 
@@ -189,6 +191,9 @@ class _Builder:
 
     def product(self, node: Node, summed: frozenset[str]) -> tuple[int, Labels, tuple[int, ...]]:
         factors = node.factors if isinstance(node, Mul) else (node,)
+        split = self.first_pair(factors, summed)
+        if split is not None:
+            return self.product(*split)
         slots: dict[int, tuple[int, tuple[int, ...]]] = {}
         for f in factors:
             if isinstance(f, Tensor):
@@ -219,6 +224,63 @@ class _Builder:
         scale = smallest if smallest is not None and counts[smallest] < math.prod(out_shape) else None
         step = product_step(contract, tuple(sources), tuple(ones), coef, embed, scale)
         return self.plan.add(step), plan.out, out_shape
+
+    def first_pair(self, factors: tuple[Node, ...], summed: frozenset[str]) -> tuple[Node, frozenset[str]] | None:
+        """A large sum of three or more factors with its first contraction (opt_einsum's path) made a node of its own,
+        so that it is computed once wherever it recurs: the scatter matrix Σ_n r_ni r_nj of a quadratic form's
+        value and of its gradient, whatever their indices are called. None when the sum is small or has deltas."""
+        operands = [k for k, f in enumerate(factors) if not isinstance(f, Number)]
+        labels = [_own_labels(factors[k]) for k in operands]
+        if len(operands) < 3 or any(own is None for own in labels):
+            return None
+        sizes = {i: self.sizes.get(i) for own in labels for i in own}  # type: ignore[union-attr]
+        if any(n is None for n in sizes.values()):
+            return None
+        symbol = {i: opt_einsum.get_symbol(k) for k, i in enumerate(sizes)}
+        out = "".join(symbol[i] for i in sizes if i not in summed)
+        spec = ",".join("".join(symbol[i] for i in own) for own in labels) + "->" + out  # type: ignore[union-attr]
+        shapes = [tuple(sizes[i] for i in own) for own in labels]  # type: ignore[union-attr]
+        a, b = opt_einsum.contract_path(spec, *shapes, shapes=True)[0][0]
+        pair = set(labels[a]) | set(labels[b])  # type: ignore[arg-type]
+        rest = [own for k, own in enumerate(labels) if k not in (a, b)]
+        gone = tuple(sorted(i for i in pair & summed if not any(i in own for own in rest)))  # type: ignore[operator]
+        if not gone or math.prod(sizes[i] for i in pair) <= SMALL:  # type: ignore[misc]
+            return None
+        inner = Sum(gone, Mul((factors[operands[a]], factors[operands[b]])))
+        self.share(inner)
+        others = tuple(f for k, f in enumerate(factors) if k not in (operands[a], operands[b]))
+        return Mul((inner, *others)), summed - frozenset(gone)
+
+    def share(self, node: Node) -> None:
+        """Emit ``node``, reusing a slot emitted for a node equal to it up to the names of its free indices (and,
+        for two, their order: a transpose)."""
+        free = sorted(node.free)
+        native = (canonical(node), tuple((i, self.sizes.get(i)) for i in free))
+        if native in self.memo:
+            return
+        sizes = tuple(self.sizes.get(i) for i in free)
+        orders = [tuple(range(len(free)))] + ([(1, 0)] if len(free) == 2 else [])
+        keys = [
+            (canonical(rename(node, {i: f"#{o}" for i, o in zip(free, order)})), tuple(sizes[o] for o in order))
+            for order in orders
+        ]
+        for flipped, key in enumerate(keys):
+            if key in self.pairs:
+                slot, shape = self.pairs[key]
+                if flipped:
+                    slot = self.plan.add(lambda v, s=slot, t=self.backend.transpose: t(v[s], (1, 0)))
+                    shape = shape[::-1]
+                self.memo[native] = (slot, tuple(free), shape)
+                return
+        slot, _, shape = self.emit(node)
+        self.pairs[keys[0]] = (slot, shape)
+
+
+def _own_labels(f: Node) -> tuple[str, ...] | None:
+    """A factor's axes as a product sees them, or None for a delta or a tensor with a repeated index."""
+    if isinstance(f, Delta) or (isinstance(f, Tensor) and len(set(f.indices)) < len(f.indices)):
+        return None
+    return f.indices if isinstance(f, Tensor) else tuple(sorted(f.free))
 
 
 def _operator_step(apply: Callable[..., Any], name: str, slot: int, axes: tuple[int, ...], text: str) -> Step:
