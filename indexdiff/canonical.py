@@ -12,7 +12,7 @@ from typing import Any
 from .expr import Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, bound_indices, exact_power, memo, product
 from .names import SUMMED_ORDER, all_indices, body_of, children, fresh, rename, separate
 
-__all__ = ["canonical", "flatten", "sort_key", "hashed_key", "HashedKey"]
+__all__ = ["canonical", "resorted", "flatten", "sort_key", "hashed_key", "HashedKey"]
 
 _MASK = "?"
 # Display order of factors in a product: numbers, tensors, deltas, powers, functions, sums, products.
@@ -307,6 +307,12 @@ def _canon_node(node: Node, scope: frozenset[str], rename_sums: bool, done: dict
         body = _canon(body, scope | frozenset(names), True, done)
         return Sum(tuple(sorted(names)), body) if isinstance(node, Sum) else Op(node.name, tuple(sorted(names)), body)  # type: ignore[attr-defined]
     return node
+
+
+def resorted(node: Node, scope: frozenset[str] = frozenset()) -> Node:
+    """``canonical(node, scope, rename=False)`` for a node that was in that form before its tensors were renamed
+    (flat and separated still): only the operand order, which follows the names, is made again."""
+    return _canon(node, scope | node.free, False, {})
 
 
 def canonical(node: Node, scope: frozenset[str] = frozenset(), rename: bool = True) -> Node:

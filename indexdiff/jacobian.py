@@ -13,7 +13,7 @@ from itertools import permutations
 from .canonical import canonical
 from .diff import derivative, with_indices
 from .expr import Expr, Func, Node, Number, Op, Tensor, memo
-from .names import all_indices, children, rebuild, rename, separate, tensors
+from .names import all_indices, children, rebuild, rename, separate, tensor_names, tensors
 
 __all__ = [
     "jacobian",
@@ -37,22 +37,36 @@ def jacobian(s: Expr, name: str, new: tuple[str, ...], simplified: bool = True) 
 
 
 class ForwardKeys:
-    """The forward statements' right-hand sides (free indices numbered by axis), for finding them in a derivative."""
+    """The forward statements' right-hand sides (free indices numbered by axis), for finding them in a derivative.
+    A statement's key (a canonical form) is made the first time a subexpression that could equal it is looked up:
+    most heads never are."""
 
     def __init__(self, statements: Iterable[Expr]) -> None:
+        self.pending: dict[tuple[type, str | None, frozenset[str]], list[Expr]] = {}
         self.keys: dict[object, str] = {}
-        self.heads: set[tuple[type, str | None, frozenset[str]]] = set()
         for s in statements:
             if s.name is not None and not isinstance(s.node, Tensor) and len(s.free) <= 3:
-                key = canonical(rename(s.node, {i: f"#{k}" for k, i in enumerate(s.free)}))
-                self.keys.setdefault(key, s.name)
-                self.heads.add(_head(s.node))
+                self.pending.setdefault(_head(s.node), []).append(s)
+
+    def __bool__(self) -> bool:
+        return bool(self.pending)
+
+    def lookup(self, node: Node) -> str | None:
+        """The name of the statement whose right-hand side ``node`` is, its free indices numbered in order."""
+        head = _head(node)
+        waiting = self.pending.get(head)
+        if waiting is None:
+            return None
+        for s in waiting:  # keyed once, in program order (the first statement of a form names it)
+            self.keys.setdefault(canonical(rename(s.node, {i: f"#{k}" for k, i in enumerate(s.free)})), s.name)
+        waiting.clear()
+        return self.keys.get(canonical(node))
 
 
 def _head(node: Node) -> tuple[type, str | None, frozenset[str]]:
     """A cheap necessary condition for two nodes to be equal: their type, the function's name, the tensors."""
     name = node.name if isinstance(node, (Func, Op)) else None
-    return type(node), name, frozenset(t.name for t in tensors(node))
+    return type(node), name, tensor_names(node)
 
 
 def forward_keys(statements: Iterable[Expr]) -> ForwardKeys:
@@ -63,11 +77,11 @@ def forward_keys(statements: Iterable[Expr]) -> ForwardKeys:
 def reuse(node: Node, forward: ForwardKeys) -> Node:
     """``node`` with every subexpression that is a forward statement's right-hand side replaced by its name:
     ``sigmoid(z_bi)`` becomes ``h_bi`` when ``h_bi = sigmoid(z_bi)`` was computed on the way forward."""
-    if not forward.keys:
+    if not forward:
         return node
-    if len(node.free) <= 3 and not isinstance(node, (Tensor, Number)) and _head(node) in forward.heads:
+    if len(node.free) <= 3 and not isinstance(node, (Tensor, Number)) and _head(node) in forward.pending:
         for order in permutations(sorted(node.free)):
-            name = forward.keys.get(canonical(rename(node, {i: f"#{k}" for k, i in enumerate(order)})))
+            name = forward.lookup(rename(node, {i: f"#{k}" for k, i in enumerate(order)}))
             if name is not None:
                 return Tensor(name, order)
     parts = children(node)

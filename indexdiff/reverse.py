@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
-from .canonical import canonical
+from .canonical import resorted
 from .diff import _wrt, with_indices
 from .errors import IndexDiffError, expect_specs
 from .expr import Add, Expr, Mul, Node, Number, Program, Sum, Tensor, deep
@@ -166,7 +166,7 @@ def _grad(program: Program | Expr, loss: str | None, wrt: Sequence[str]) -> Prog
             body, names = found
             if names == real:
                 return body
-            return canonical(rename_tensors(body, dict(zip(names, real))), frozenset(target), rename=False)
+            return resorted(rename_tensors(body, dict(zip(names, real))), frozenset(target))
         parts: list[Node] = []
         for s in chain:
             new = fresh(all_indices(s.node) | set(s.free), ranks[name])
