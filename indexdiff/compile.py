@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import opt_einsum
 
 from .backends import Backend, backend_of
 from .canonical import canonical
@@ -30,10 +29,11 @@ from .expr import (
     deep,
     depth_safe,
 )
-from .names import all_indices, rename
+from .names import all_indices
 from .program import merged, used
+from .sharing import first_pair, structure_keys
 from .simplify import simplify
-from .steps import SMALL, broadcast_shape, contraction, diagonal, product_step, sum_terms
+from .steps import broadcast_shape, contraction, diagonal, product_step, sum_terms
 
 __all__ = ["compile", "Compiled"]
 
@@ -154,7 +154,7 @@ class _Builder:
         if node.name not in ("inv", "det", "logdet"):
             return self.function_of_axes(node)
         r, c = sorted(node.arg.free)
-        keys = [(node.name, canonical(rename(node.arg, {r: a, c: b}))) for a, b in (("#0", "#1"), ("#1", "#0"))]
+        keys = [(node.name, key) for key in structure_keys(node.arg)]
         for flipped, key in enumerate(keys):
             if key in self.matrices:
                 slot, shape = self.matrices[key]
@@ -226,44 +226,26 @@ class _Builder:
         return self.plan.add(step), plan.out, out_shape
 
     def first_pair(self, factors: tuple[Node, ...], summed: frozenset[str]) -> tuple[Node, frozenset[str]] | None:
-        """A large sum of three or more factors with its first contraction (opt_einsum's path) made a node of its own,
-        so that it is computed once wherever it recurs: the scatter matrix Σ_n r_ni r_nj of a quadratic form's
-        value and of its gradient, whatever their indices are called. None when the sum is small or has deltas."""
-        operands = [k for k, f in enumerate(factors) if not isinstance(f, Number)]
-        labels = [_own_labels(factors[k]) for k in operands]
-        if len(operands) < 3 or any(own is None for own in labels):
+        """The sum with its first contraction (sharing.first_pair) a node of its own, emitted once by structure;
+        None to contract the sum in one step."""
+        found = first_pair(factors, summed, {i: n for i, n in self.sizes.items() if n is not None})
+        if found is None:
             return None
-        sizes = {i: self.sizes.get(i) for own in labels for i in own}  # type: ignore[union-attr]
-        if any(n is None for n in sizes.values()):
-            return None
-        symbol = {i: opt_einsum.get_symbol(k) for k, i in enumerate(sizes)}
-        out = "".join(symbol[i] for i in sizes if i not in summed)
-        spec = ",".join("".join(symbol[i] for i in own) for own in labels) + "->" + out  # type: ignore[union-attr]
-        shapes = [tuple(sizes[i] for i in own) for own in labels]  # type: ignore[union-attr]
-        a, b = opt_einsum.contract_path(spec, *shapes, shapes=True)[0][0]
-        pair = set(labels[a]) | set(labels[b])  # type: ignore[arg-type]
-        rest = [own for k, own in enumerate(labels) if k not in (a, b)]
-        gone = tuple(sorted(i for i in pair & summed if not any(i in own for own in rest)))  # type: ignore[operator]
-        if not gone or math.prod(sizes[i] for i in pair) <= SMALL:  # type: ignore[misc]
-            return None
-        inner = Sum(gone, Mul((factors[operands[a]], factors[operands[b]])))
+        a, b, gone = found
+        inner = Sum(gone, Mul((factors[a], factors[b])))
         self.share(inner)
-        others = tuple(f for k, f in enumerate(factors) if k not in (operands[a], operands[b]))
+        others = tuple(f for k, f in enumerate(factors) if k not in (a, b))
         return Mul((inner, *others)), summed - frozenset(gone)
 
     def share(self, node: Node) -> None:
-        """Emit ``node``, reusing a slot emitted for a node equal to it up to the names of its free indices (and,
-        for two, their order: a transpose)."""
+        """Emit ``node``, or reuse the slot of a node equal to it up to the names of its free indices (transposed
+        when two are swapped)."""
         free = sorted(node.free)
         native = (canonical(node), tuple((i, self.sizes.get(i)) for i in free))
         if native in self.memo:
             return
         sizes = tuple(self.sizes.get(i) for i in free)
-        orders = [tuple(range(len(free)))] + ([(1, 0)] if len(free) == 2 else [])
-        keys = [
-            (canonical(rename(node, {i: f"#{o}" for i, o in zip(free, order)})), tuple(sizes[o] for o in order))
-            for order in orders
-        ]
+        keys = [(key, sizes[::-1] if flipped else sizes) for flipped, key in enumerate(structure_keys(node))]
         for flipped, key in enumerate(keys):
             if key in self.pairs:
                 slot, shape = self.pairs[key]
@@ -274,13 +256,6 @@ class _Builder:
                 return
         slot, _, shape = self.emit(node)
         self.pairs[keys[0]] = (slot, shape)
-
-
-def _own_labels(f: Node) -> tuple[str, ...] | None:
-    """A factor's axes as a product sees them, or None for a delta or a tensor with a repeated index."""
-    if isinstance(f, Delta) or (isinstance(f, Tensor) and len(set(f.indices)) < len(f.indices)):
-        return None
-    return f.indices if isinstance(f, Tensor) else tuple(sorted(f.free))
 
 
 def _operator_step(apply: Callable[..., Any], name: str, slot: int, axes: tuple[int, ...], text: str) -> Step:
