@@ -151,6 +151,25 @@ def _softmax(factors: list[Node]) -> list[Node]:
     return factors
 
 
+def _cancel_sums(factors: list[Node]) -> list[Node]:
+    """Powers of one Σ combined before the Σ is pulled out of the product, up to the names of its summed indices:
+    ``(S_i T_ij) (S_k T_kj)^-1`` is ``(S_i T_ij)^0``, 1 along j."""
+    sums = [f for f in factors if isinstance(f, Sum) or (isinstance(f, Pow) and isinstance(f.base, Sum))]
+    if len(sums) < 2:
+        return factors
+    exponents: dict[Node, Fraction] = {}
+    first: dict[Node, Node] = {}
+    for f in sums:
+        base, e = (f.base, f.exponent) if isinstance(f, Pow) else (f, Fraction(1))
+        key = canonical(base, base.free)
+        first.setdefault(key, base)
+        exponents[key] = exponents.get(key, Fraction(0)) + e
+    if len(exponents) == len(sums):
+        return factors
+    rest = [f for f in factors if not any(f is g for g in sums)]
+    return rest + [first[k] if e == 1 else _pow(first[k], e) for k, e in exponents.items()]
+
+
 def _product(factors: list[Node]) -> Node:
     factors = _flatten_mul(factors)
     coef = Fraction(1)
@@ -162,6 +181,7 @@ def _product(factors: list[Node]) -> Node:
             others.append(f)
     if coef == 0:
         return ZERO
+    others = _cancel_sums(others)
     pulled = _pull_sum(others, coef)
     if pulled is not None:
         return pulled

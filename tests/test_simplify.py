@@ -110,3 +110,12 @@ def test_products_over_small_sums_are_expanded_when_that_is_shorter():
     assert str(ix.diff(ix.parse("sum_i(a_i (b_i + c_i) x_i + d_i (e_i + f_i) x_i)"), "x")) == (
         "g_k = a_k (b_k + c_k) + d_k (e_k + f_k)"  # f is a tensor of the expression: the result is named g
     )
+
+
+def test_equal_sums_cancel_up_to_the_names_of_their_indices():
+    # Σ_i S_i T_ij / Σ_k S_k T_kj is 1 along j: its derivatives are zero.
+    e = ix.parse("sum_j((S_i T_ij) / (S_k T_kj))")
+    assert str(ix.diff(e, "S")) == "f_l = 0"
+    assert str(ix.diff(e, "T")) == "f_lm = 0"
+    g = ix.diff(ix.parse("(x_i x_i) / (x_j x_j)"), "x")
+    assert str(g) == "f_k = 0"
