@@ -1,10 +1,10 @@
 """The parser's LALR tables, analysed once per grammar and kept in the user's cache directory.
 
 Building the parser from ``grammar/indexdiff.lark`` takes about 40 ms, a fifth of the command line's start; loading
-the analysed tables takes about 5 ms. The tables are what ``Lark.save`` writes, in a file named by a hash of the
-grammar, the parser's options and the Lark and Python versions (so a file never holds other tables than its name
-says), written under a temporary name and renamed, so a reader never sees a half-written file; they are read back
-as Lark's own cache and its standalone parsers read them (``Lark._load_from_dict``), with the transformer given anew.
+the analysed tables takes about 5 ms. The tables are what ``Lark.save`` writes, stored with their key (the grammar,
+the parser's options, the Lark and Python versions; a file whose key differs is never used), written under a
+temporary name and renamed, so a reader never sees a half-written file; they are read back as Lark's own cache and
+its standalone parsers read them (``Lark._load_from_dict``), with the transformer given anew.
 
 Lark's ``cache=True`` is not used: its file has a predictable name in the shared temporary directory, and Lark
 unpickles it (another user could plant one there), and its key includes the file's name, so a file cannot be written
@@ -16,12 +16,11 @@ file cannot be read back, the parser is built as before; nothing fails.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import stat
 import sys
-import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -70,22 +69,36 @@ def cached_lark(grammar: str, **options: Any) -> lark.Lark:
         return lark.Lark(grammar, parser="lalr", **options)
     stored = {k: v for k, v in sorted(options.items()) if k not in _GIVEN}
     key = f"{grammar}\0{stored}\0lark {lark.__version__}\0python {sys.version_info[:2]}"
-    path = directory / f"parser-{hashlib.sha256(key.encode()).hexdigest()[:32]}.pickle"
+    # The file holds its key, compared in full: a name shared by another grammar (a checksum's collision) only
+    # means building again. (No hashlib: importing it costs more than the tables save at start-up.)
+    path = directory / f"parser-{zlib.crc32(key.encode()):08x}.pickle"
     if _private(path, stat.S_ISREG):
         try:
             with open(path, "rb") as fh:
-                saved = pickle.load(fh)
-            given = {k: v for k, v in options.items() if k in _GIVEN}
-            return lark.Lark._load_from_dict(saved["data"], saved["memo"], **given)
+                if pickle.load(fh) == key:
+                    saved = pickle.load(fh)
+                    given = {k: v for k, v in options.items() if k in _GIVEN}
+                    return lark.Lark._load_from_dict(saved["data"], saved["memo"], **given)
         except Exception:  # noqa: BLE001  (damaged, or unreadable by this Lark: built and written again)
             pass
     parser = lark.Lark(grammar, parser="lalr", **options)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".parser-", suffix=".tmp")  # mode 0600
+    _keep(parser, key, path)
+    return parser
+
+
+def _keep(parser: lark.Lark, key: str, path: Path) -> None:
+    """Write the key, then the tables of ``parser``, to ``path``: under a temporary name (mode 0600), then renamed."""
+    import tempfile
+
+    try:
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".parser-", suffix=".tmp")
+    except OSError:  # a read-only directory: the parser is built, only not kept
+        return
     try:
         with os.fdopen(handle, "wb") as fh:
+            pickle.dump(key, fh, protocol=pickle.HIGHEST_PROTOCOL)
             parser.save(fh, exclude_options=_GIVEN)
         os.replace(temporary, path)
     except OSError:  # a full or read-only disk: the parser is built, only not kept
         if os.path.lexists(temporary):
             os.unlink(temporary)
-    return parser

@@ -4,6 +4,7 @@ the package are the real functions, and the parser's cached tables are private, 
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
 import pickle
@@ -142,7 +143,7 @@ def test_parser_tables_loaded_and_a_writable_or_linked_file_never(tmp_path, monk
     marker = tmp_path / "pwned"
     payload = f"exec(\"open({str(marker)!r}, 'w').close()\")"
     evil = b"c__builtin__\neval\n(V" + payload.encode() + b"\ntR."
-    for plant in ("writable", "link", "damaged"):
+    for plant in ("writable", "link", "damaged", "another key"):
         if plant == "writable":
             path.write_bytes(evil)
             path.chmod(0o666)
@@ -150,9 +151,19 @@ def test_parser_tables_loaded_and_a_writable_or_linked_file_never(tmp_path, monk
             path.unlink()
             (tmp_path / "target").write_bytes(evil)
             path.symlink_to(tmp_path / "target")
-        else:
+        elif plant == "damaged":
             path.write_bytes(path.read_bytes()[:-100])
-        parser = larkcache.cached_lark(_grammar_text(), **options)
+        else:  # tables under this name for another key (a grammar whose checksum collides): not used
+            raw = path.read_bytes()
+            stream = io.BytesIO(raw)
+            pickle.load(stream)
+            path.write_bytes(pickle.dumps("another grammar") + raw[stream.tell() :])
+        built = []
+        with monkeypatch.context() as m:  # each planted file is passed over: the tables are built again
+            init = lark.Lark.__init__
+            m.setattr(lark.Lark, "__init__", lambda *a, b=built, i=init, **k: b.append(1) or i(*a, **k))
+            parser = larkcache.cached_lark(_grammar_text(), **options)
+        assert built == [1], plant
         assert not marker.exists()
         assert repr(parser.parse(CORPUS[2])) == reference
         assert path.is_file() and not path.is_symlink() and stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
