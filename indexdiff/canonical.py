@@ -10,7 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 from .expr import Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, bound_indices, exact_power, memo, product
-from .names import SUMMED_ORDER, all_indices, body_of, children, fresh, rename, separate
+from .names import SUMMED_ORDER, all_indices, body_of, children, fresh, rename, separate, tensor_names
 
 __all__ = ["canonical", "resorted", "flatten", "sort_key", "hashed_key", "HashedKey"]
 
@@ -302,7 +302,7 @@ def _canon_node(node: Node, scope: frozenset[str], rename_sums: bool, done: dict
         # Move the summed indices out of the way first, so the canonical names cannot collide with them.
         temp = fresh(avoid | all_indices(inside), len(order), "ιοκλμνξπρστυφχψω")
         body = rename(inside, dict(zip(order, temp)))
-        names = fresh(avoid, len(order), SUMMED_ORDER)
+        names = fresh(avoid | tensor_names(inside), len(order), SUMMED_ORDER)  # never a scalar's name: k x_k
         body = rename(body, dict(zip(temp, names)))
         body = _canon(body, scope | frozenset(names), True, done)
         return Sum(tuple(sorted(names)), body) if isinstance(node, Sum) else Op(node.name, tuple(sorted(names)), body)  # type: ignore[attr-defined]

@@ -58,7 +58,7 @@ def _op(node: Op, name: str, new: tuple[str, ...]) -> Node:
     from .operators import operator_derivative
 
     d = derivative(node.arg, name, new)
-    avoid = all_indices(node) | all_indices(d) | set(new)
+    avoid = all_indices(node) | all_indices(d) | set(new) | tensor_names(node)
     return operator_derivative(node, d, lambda n: fresh(avoid, n))
 
 
@@ -115,7 +115,7 @@ def _wrt(expr: Expr, spec: str) -> tuple[str, tuple[str, ...]]:
         )
     rank = expr.variables[name]
     if not given:
-        used = all_indices(expr.node) | set(expr.free)
+        used = all_indices(expr.node) | set(expr.free) | tensor_names(expr.node)  # not a scalar's name either
         return name, fresh(used, rank)
     if len(given) != rank:
         raise DiffError(

@@ -167,7 +167,7 @@ def rename_summed(node: Node, avoid: set[str] | frozenset[str]) -> Node:
     clash = [j for j in bound_indices(node) if j in avoid]
     if not clash:
         return node
-    new = fresh(set(avoid) | all_indices(node), len(clash), SUMMED_ORDER)
+    new = fresh(set(avoid) | all_indices(node) | tensor_names(node), len(clash), SUMMED_ORDER)
     mapping = dict(zip(clash, new))
     indices = tuple(sorted(mapping.get(j, j) for j in node.indices))  # type: ignore[attr-defined]
     return with_bound(node, indices, rename(body_of(node), mapping))  # type: ignore[arg-type]

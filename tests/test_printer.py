@@ -141,3 +141,10 @@ def test_a_product_of_traces_prints_implicitly():
     for text in ["A_ii X_jj", "A_ii X_jj y_k", "A_ii B_jk B_kj"]:
         e = ix.parse(text)
         assert str(e) == text and ix.parse(str(e)) == e
+
+
+def test_fresh_indices_never_take_a_scalar_tensors_name():
+    g = ix.diff(ix.parse("k x_i A_ij x_j"), "x")
+    assert g.free == ("l",) and str(g) == "A_il k x_i + A_lj k x_j"
+    h = ix.diff(ix.parse("l x_i x_i"), "x", "x")
+    assert "l" not in h.free
