@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lark import Lark, Token, Transformer
 from lark.common import LexerConf
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput
 from lark.lexer import Lexer
 
 from .errors import IndexDiffError, ParseError
@@ -38,6 +38,7 @@ from .syntax import (
     number_value,
     representable,
 )
+from .syntax_errors import syntax_error
 
 __all__ = ["parse", "parse_syntax", "split_tensor", "MAX_DEPTH"]
 
@@ -377,117 +378,6 @@ class _Build(Transformer):
         return SStatement(start, end, depth, name=name, indices=indices, index_pos=pos, body=body)
 
 
-def _balance(text: str) -> tuple[str, int] | None:
-    """The first unmatched parenthesis: ('(' or ')', position), ignoring comments."""
-    stack: list[int] = []
-    in_comment = False
-    for k, c in enumerate(text):
-        if in_comment:
-            in_comment = c != "\n"
-        elif c == "#":
-            in_comment = True
-        elif c == "(":
-            stack.append(k)
-        elif c == ")":
-            if not stack:
-                return ")", k
-            stack.pop()
-    return ("(", stack[0]) if stack else None
-
-
-_TOKEN_NAMES = {
-    "$END": "end of input",
-    "RPAR": "')'",
-    "LPAR": "'('",
-    "EQUAL": "'='",
-    "PLUS": "'+'",
-    "MINUS": "'-'",
-    "STAR": "'*'",
-    "SLASH": "'/'",
-    "CIRCUMFLEX": "'^'",
-    "NUMBER": "a number",
-    "TENSOR": "a tensor",
-    "CALL": "a function",
-    "SUM": "sum_i(",
-    "INDEXED_CALL": "an indexed name",
-    "_SEP": "a line break or ';'",
-}
-
-
-def _indexed_call_before(text: str, end: int) -> Token | None:
-    """The first indexed name followed by '(' before ``end`` that is not an operator: the likelier cause of a
-    syntax error after it (``A_ij(x_j`` is better explained by the indexed name than by the missing ')')."""
-    try:
-        for tok in _parser().lex(text):
-            if tok.start_pos >= end:
-                break
-            if tok.type == "INDEXED_CALL" and str(tok).partition("_")[0] not in INDEX_OPERATORS:
-                return tok
-    except UnexpectedInput:
-        pass
-    return None
-
-
-def _syntax_error(text: str, err: UnexpectedInput) -> ParseError:
-    tok = err.token if isinstance(err, UnexpectedToken) else None
-    at = err.pos_in_stream if isinstance(err, UnexpectedCharacters) else len(text)
-    call = _indexed_call_before(text, tok.start_pos if tok is not None and tok.type != "$END" else at)
-    if call is not None:
-        return _indexed_call_error(call)
-    if isinstance(err, UnexpectedCharacters):
-        pos, char = err.pos_in_stream, text[err.pos_in_stream]
-        if char == "_":
-            return ParseError(
-                "'_' must be followed by indices",
-                pos=pos,
-                hint="write x_i, A_ij or A_{row,col}; a name itself has no underscore",
-            )
-        if char in "{}":
-            return ParseError(f"stray {char!r}", pos=pos, hint="braces hold indices right after '_': W1_{ij}")
-        if char == "∑":
-            return ParseError("'∑' is not part of the notation", pos=pos, hint="a sum is written sum_i(...)")
-        if char == "=":
-            return ParseError(
-                "unexpected '='", pos=pos, hint="a statement has one '=' after its left-hand side, e.g. z_i = W_ij x_j"
-            )
-        return ParseError(
-            f"unexpected character {char!r}",
-            pos=pos,
-            hint="index notation uses names with indices (x_i), numbers, + - * / ^, "
-            "parentheses and functions such as exp(...)",
-        )
-    at_end = isinstance(err, UnexpectedEOF) or tok is None or tok.type == "$END"
-    unbalanced = _balance(text)
-    if unbalanced is not None and (at_end or unbalanced[0] == ")"):
-        kind, pos = unbalanced
-        if kind == "(":
-            return ParseError("unbalanced parentheses: '(' is never closed", pos=pos, hint="add the missing ')'")
-        return ParseError(
-            "unbalanced parentheses: ')' has no matching '('", pos=pos, hint="remove it or add the missing '('"
-        )
-    if at_end:
-        stripped = text.rstrip()
-        pos = max(0, len(stripped) - 1)
-        return ParseError(
-            "the input ends too early (a trailing operator?)",
-            pos=pos,
-            hint="complete the expression after the last operator, or remove the operator",
-        )
-    assert tok is not None
-    what = _TOKEN_NAMES.get(tok.type, repr(str(tok)))
-    shown = repr(str(tok)) if tok.type not in ("_SEP",) else what
-    hint = "check the operators around it"
-    if tok.type == "EQUAL":
-        hint = "a statement has one '=' after its left-hand side, e.g. z_i = W_ij x_j"
-    elif tok.type == "_SEP":
-        hint = "the line before it is incomplete"
-    elif tok.type == "RPAR":
-        hint = "something is missing before ')'"
-    elif tok.type == "CIRCUMFLEX":
-        hint = "an exponent is a number; a power of a power needs parentheses: (x^2)^3"
-    return ParseError(f"unexpected {shown}", pos=tok.start_pos, end=tok.end_pos, hint=hint)
-
-
 def _source(text: str) -> str:
     """The text to parse: a leading UTF-8 byte order mark reads as a space (positions stay those of ``text``)."""
     if not isinstance(text, str):
@@ -503,7 +393,7 @@ def parse_syntax(text: str) -> list[Syn]:
     except IndexDiffError as err:
         raise err.with_source(text) from None
     except UnexpectedInput as err:
-        raise _syntax_error(text, err).with_source(text) from None
+        raise syntax_error(text, err).with_source(text) from None
 
 
 def parse(text: str) -> Expr | Program:
