@@ -58,6 +58,7 @@ class ForwardKeys:
         if waiting is None:
             return None
         for s in waiting:  # keyed once, in program order (the first statement of a form names it)
+            assert s.name is not None
             self.keys.setdefault(canonical(rename(s.node, {i: f"#{k}" for k, i in enumerate(s.free)})), s.name)
         waiting.clear()
         return self.keys.get(canonical(node))
