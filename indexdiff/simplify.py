@@ -8,14 +8,14 @@ stability rewrites (``exp(u) / (1 + exp(u)) -> sigmoid(u)``, ``log(1 + exp(u)) -
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from fractions import Fraction
 
-from .canonical import canonical, hashed_key
+from .canonical import canonical
 from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, exact_power, memo, negate
 from .identities import contract, function, mergeable, operator
-from .names import UnionFind, all_indices, children, rename, rename_summed, summed_indices, tensors, witness
+from .liketerms import merged, product_of, split_coef, weight
+from .names import UnionFind, all_indices, children, rename, rename_summed, tensors, witness
 from .printer import check_numbers
 
 __all__ = ["simplify", "ones"]
@@ -29,12 +29,6 @@ def ones(indices: frozenset[str] | set[str]) -> Node:
     if not deltas:
         return ONE
     return deltas[0] if len(deltas) == 1 else Mul(deltas)
-
-
-def _mul(factors: list[Node]) -> Node:
-    if not factors:
-        return ONE
-    return factors[0] if len(factors) == 1 else Mul(tuple(factors))
 
 
 # -- products --------------------------------------------------------------------------------------------------
@@ -193,7 +187,7 @@ def _product(factors: list[Node]) -> Node:
         return _terms([_product([Number(coef), t]) for t in others[0].terms])
     if coef != 1:
         others.insert(0, Number(coef))
-    return _mul(others)
+    return product_of(others)
 
 
 # -- powers and functions -------------------------------------------------------------------------------------
@@ -254,38 +248,6 @@ def _func(name: str, arg: Node) -> Node:
 # -- sums of terms --------------------------------------------------------------------------------------------
 
 
-def _split_coef(term: Node) -> tuple[Fraction, Node]:
-    """A term's number and the rest (cached on the term, so that copies of one term share the rest)."""
-    cache = memo(term)
-    found = cache.get("split")
-    if found is None:
-        found = cache["split"] = _split(term)
-    return found
-
-
-def _split(term: Node) -> tuple[Fraction, Node]:
-    if isinstance(term, Number):
-        return term.value, ONE
-    if isinstance(term, Mul) and isinstance(term.factors[0], Number):
-        return term.factors[0].value, _mul(list(term.factors[1:]))
-    if isinstance(term, Sum):
-        c, body = _split_coef(term.body)
-        return c, term if body is term.body else Sum(term.indices, body)
-    return Fraction(1), term
-
-
-def _scale(node: Node, c: Fraction) -> Node:
-    if c == 1:
-        return node
-    if node == ONE:
-        return Number(c)
-    if isinstance(node, Sum):
-        return Sum(node.indices, _scale(node.body, c))
-    if isinstance(node, Mul):
-        return Mul((Number(c), *node.factors))
-    return Mul((Number(c), node))
-
-
 def _terms(terms: list[Node]) -> Node:
     flat: list[Node] = []
     for t in terms:
@@ -295,32 +257,13 @@ def _terms(terms: list[Node]) -> Node:
         return ZERO
     if len(flat) == 1:
         return flat[0]
-    out = _merged(flat)
+    out = merged(flat)
     expanded = _expanded(out)
     if expanded is not None:
         out = expanded
     if not out:
         return ZERO
     return out[0] if len(out) == 1 else Add(tuple(out))
-
-
-def _merged(flat: list[Node]) -> list[Node]:
-    """Like terms merged: their numbers added, up to the names of summed indices."""
-    scope = frozenset().union(*(t.free for t in flat))
-    split = [_split_coef(t) for t in flat]
-    # Terms equal up to renaming have equal rename-blind sort keys: only those need canonical forms, and only
-    # when they sum an index (without a Σ the sort key is exact).
-    rough = [hashed_key(rest) for _, rest in split]
-    crowded = {k for k, n in Counter(rough).items() if n > 1}
-    order: list[object] = []
-    groups: dict[object, list] = {}
-    for (c, rest), like in zip(split, rough):
-        key: object = (like, canonical(rest, scope)) if like in crowded and summed_indices(rest) else like
-        if key not in groups:
-            order.append(key)
-            groups[key] = [Fraction(0), rest]
-        groups[key][0] += c
-    return [_scale(groups[k][1], groups[k][0]) for k in order if groups[k][0] != 0]
 
 
 _EXPAND_TERMS = 8  # sums of at most this many terms, each a product with one small sum as a factor, are tried
@@ -333,7 +276,7 @@ def _expanded(out: list[Node]) -> list[Node] | None:
         return None
     pieces: list[Node] = []
     for t in out:
-        c, rest = _split_coef(t)
+        c, rest = split_coef(t)
         factors = list(rest.factors) if isinstance(rest, Mul) else [rest]
         sums = [f for f in factors if isinstance(f, Add)]
         if len(sums) != 1 or len(sums[0].terms) > 4:
@@ -346,18 +289,8 @@ def _expanded(out: list[Node]) -> list[Node] | None:
     flat: list[Node] = []
     for p in pieces:
         flat.extend(p.terms if isinstance(p, Add) else (p,))
-    merged = _merged([p for p in flat if p != ZERO])
-    return merged if _weight(merged) < _weight(out) else None
-
-
-def _weight(terms: list[Node]) -> int:
-    """How long the terms read: their factors, a sum factor counting its terms."""
-    total = 0
-    for t in terms:
-        rest = _split_coef(t)[1]
-        for f in rest.factors if isinstance(rest, Mul) else (rest,):
-            total += len(f.terms) if isinstance(f, Add) else 1
-    return total
+    shorter = merged([p for p in flat if p != ZERO])
+    return shorter if weight(shorter) < weight(out) else None
 
 
 # -- sums over indices (Σ) --------------------------------------------------------------------------------------
@@ -427,7 +360,7 @@ def _sum(indices: tuple[str, ...] | frozenset[str], body: Node) -> Node:
             a, b = f.indices
             if a in summed or b in summed:
                 src, dst = (a, b) if a in summed else (b, a)
-                rest = _mul(factors[:k] + factors[k + 1 :])
+                rest = product_of(factors[:k] + factors[k + 1 :])
                 if not mergeable(rest, src, dst):
                     continue
                 rest = rename(rest, {src: dst})
