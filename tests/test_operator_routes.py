@@ -88,7 +88,7 @@ CASES: list[tuple[str, str, Arrays, Callable[[Arrays], np.ndarray]]] = [
     ("logsumexp_j(log(softmax_j(z_ij)))", "z", {"z": _normal(3, 4)}, lambda a: np.zeros(3)),
     (  # simplified, the argument lacks k: the operator's argument is broadcast along it
         "f_ij = logsumexp_k(x_i + 0 y_k) + z_ij",
-        "y",
+        "x",
         {"x": _normal(2), "y": _normal(3), "z": _normal(2, 4)},
         lambda a: a["x"][:, None] + np.log(3) + a["z"],
     ),
