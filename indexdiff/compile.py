@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from .expr import (
     deep,
     depth_safe,
 )
-from .names import all_indices
+from .names import all_indices, sum_by_terms
 from .program import merged, used
 from .sharing import first_pair, structure_keys
 from .simplify import simplify
@@ -112,6 +113,20 @@ class _Builder:
         if isinstance(node, (Tensor, Delta, Mul)):
             return self.product(node, frozenset())
         if isinstance(node, Sum):
+            parts = sum_by_terms(node)
+            if parts is not None:  # a term constant along a summed index: its length times the term
+                if isinstance(node.body, Mul):
+                    for f in node.body.factors:  # the size witnesses: they give the summed indices' lengths
+                        if not isinstance(f, Add):
+                            self.emit(f)
+                scaled: list[Node] = []
+                for term, lacking in parts:
+                    self.emit(term)  # the terms that carry the summed indices come first: they give the lengths
+                    n = 1
+                    for j in lacking:
+                        n *= self.size(j)
+                    scaled.append(term if n == 1 else Mul((Number(Fraction(n)), term)))
+                return self.emit(Add(tuple(scaled)))
             if isinstance(node.body, (Tensor, Delta, Mul)):
                 return self.product(node.body, frozenset(node.indices))
             slot, labels, shape = self.emit(node.body)

@@ -21,7 +21,7 @@ from .data import shapes
 from .errors import expect_expr
 from .evaluate import plan_product, unique_sums
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Program, Sum, Tensor, depth_safe
-from .names import all_indices, rename, tensors
+from .names import all_indices, rename, sum_by_terms, tensors
 from .operators import MATRIX_FUNCTIONS
 
 __all__ = ["cost", "Cost"]
@@ -62,6 +62,13 @@ def _cost(node: Node, size: Mapping[str, int], seen: set[Any]) -> Cost:
     """``node``'s cost; ``seen`` holds the matrices whose inv, det or logdet is already counted."""
     if isinstance(node, (Number, Delta)) or (isinstance(node, Tensor) and len(set(node.indices)) == len(node.indices)):
         return _NONE  # a tensor alone is its array (or a view of it)
+    parts = sum_by_terms(node)
+    if parts is not None:  # term by term, as evaluation does: a term constant along n is scaled, not broadcast
+        total = _NONE
+        for term, _ in parts:
+            total = total + _cost(term, size, seen)
+        n = _elements(node.free, size) * len(parts)
+        return total + Cost(n, n, 0, 0)
     if isinstance(node, (Tensor, Mul)) or (isinstance(node, Sum) and isinstance(node.body, (Tensor, Delta, Mul))):
         summed = frozenset(node.indices) if isinstance(node, Sum) else frozenset()
         body = node.body if isinstance(node, Sum) else node

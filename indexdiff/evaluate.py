@@ -34,7 +34,7 @@ from .expr import (
     with_bound,
 )
 from .functions import FUNCTIONS
-from .names import UnionFind, all_indices, body_of, children, rebuild, rename, tensors
+from .names import UnionFind, all_indices, body_of, children, rebuild, rename, sum_by_terms, tensors
 
 __all__ = [
     "evaluate",
@@ -197,6 +197,9 @@ class _Evaluator:
         if isinstance(node, (Tensor, Delta, Mul)):
             return self.product(node, frozenset())
         if isinstance(node, Sum):
+            parts = sum_by_terms(node)
+            if parts is not None:
+                return self.terms(node, parts)
             if isinstance(node.body, (Tensor, Delta, Mul)):
                 return self.product(node.body, frozenset(node.indices))
             value, labels = self.eval(node.body)
@@ -220,6 +223,19 @@ class _Evaluator:
             assert total is not None
             return np.asarray(total, dtype=self.dtype) if total.ndim == 0 else total, labels
         raise AssertionError(node)
+
+    def terms(self, node: Node, parts: list[tuple[Node, tuple[str, ...]]]) -> tuple[np.ndarray, Labels]:
+        """Σ over a sum of terms, term by term: a term lacking a summed index is multiplied by its length."""
+        labels = tuple(sorted(node.free))
+        total = None
+        for term, lacking in parts:
+            value, own = self.eval(term)
+            for j in lacking:
+                value = value * self.size(j)
+            aligned = _align(np.asarray(value), own, labels)
+            total = aligned if total is None else total + aligned
+        assert total is not None
+        return np.asarray(total, dtype=np.result_type(total, self.dtype)), labels
 
     def operator(self, node: Op) -> tuple[np.ndarray, Labels]:
         from .operators import OPERATORS

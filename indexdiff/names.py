@@ -28,6 +28,7 @@ __all__ = [
     "rebuild",
     "rename_summed",
     "UnionFind",
+    "sum_by_terms",
 ]
 
 #: New derivative indices are taken in this order (then k1, l1, ...), skipping names in use.
@@ -362,3 +363,36 @@ def _separate(node: Node, scope: frozenset[str], done: dict[tuple[Node, frozense
         new = rebuild(node, tuple(_separate(c, scope, done) for c in children(node)))
     done[(node, scope)] = new
     return new
+
+
+def sum_by_terms(node: Node) -> list[tuple[Node, tuple[str, ...]]] | None:
+    """``Σ_J (t1 + t2 + ...)`` where a term lacks some of J, as its terms summed one by one: each term Σ-ed over
+    the indices of J it has, with the indices it lacks (whose lengths multiply it). For evaluation: the sum of a
+    term constant along n is n times the term, never the term broadcast along n and then summed. None for any
+    other node."""
+    if not isinstance(node, Sum):
+        return None
+    body = node.body
+    if isinstance(body, Mul):  # Σ_n r_n^0 (a + b_n): a factor that is 1 everywhere (a size witness) multiplies nothing
+        sums = [f for f in body.factors if isinstance(f, Add)]
+        if len(sums) != 1 or not all(f is sums[0] or _is_ones(f) for f in body.factors):
+            return None
+        body = sums[0]
+    if not isinstance(body, Add):
+        return None
+    summed = frozenset(node.indices)
+    if all(summed <= t.free for t in body.terms):
+        return None
+    out: list[tuple[Node, tuple[str, ...]]] = []
+    for t in body.terms:
+        own = tuple(j for j in node.indices if j in t.free)
+        if own and isinstance(t, Sum) and not set(own) & set(t.indices):  # one Σ: Σ_n Σ_ij is one contraction
+            t, own = t.body, tuple(sorted((*own, *t.indices)))
+        out.append((Sum(own, t) if own else t, tuple(j for j in node.indices if j not in t.free)))
+    out.sort(key=lambda part: len(part[1]))  # terms that carry the indices first (they give the lengths)
+    return out
+
+
+def _is_ones(node: Node) -> bool:
+    """A factor that is 1 everywhere: a size witness ``x_p^0`` or a one-index delta."""
+    return (isinstance(node, Pow) and node.exponent == 0) or (isinstance(node, Delta) and len(node.indices) == 1)

@@ -357,3 +357,18 @@ def test_operator_edges_keep_their_meaning(text: str, wrt: str) -> None:
     arrays = {"a": np.array(0.3), "u": rng.normal(size=3), "A": _spd(3), "z": rng.normal(size=(3, 3))}
     arrays = {k: v for k, v in arrays.items() if k in e.variables}
     np.testing.assert_allclose(ix.evaluate(d, arrays), _central(text, arrays, wrt), rtol=1e-6, atol=1e-8)
+
+
+def test_a_term_constant_along_a_summed_index_is_scaled_not_broadcast() -> None:
+    # Σ_n (0.5 logdet(C) + 0.5 r_n inv(C) r_n) by C: the n-independent inv(C) is n times one matrix, never a
+    # (n, i, j) broadcast (4 GB at n = 2000, i = j = 512).
+    e = ix.parse("sum_n(0.5 logdet(C_ij) + 0.5 r_ni inv(C_ij) r_nj)")
+    g = ix.diff(e, "C")
+    sizes = {"n": 2000, "i": 512, "j": 512, "k": 512, "l": 512}
+    assert ix.cost(g, sizes).largest_intermediate <= 512 * 512
+    c, r = _spd(4), rng.normal(size=(6, 4))
+    inv = np.linalg.inv(c)
+    want = 6 * 0.5 * inv.T - 0.5 * inv.T @ r.T @ r @ inv.T
+    np.testing.assert_allclose(ix.evaluate(g, {"C": c, "r": r}), want)
+    np.testing.assert_allclose(ix.compile(g)(C=c, r=r), want)
+    np.testing.assert_allclose(ix.evaluate(ix.parse("sum_j(A_ij - a)"), {"A": np.ones((2, 3)), "a": 0.5}), [1.5, 1.5])
