@@ -3,7 +3,7 @@ competent person writes (``1 / (1 + np.exp(-a))``, ``np.log1p(np.exp(a))``, ``np
 ``e / e.sum(axis=1, keepdims=True)``), float32 and float64, in one run; scipy.special and jax.nn (jax.jit) where
 installed.
 
-Columns (times relative to the naive formula's: the median over interleaved rounds of each round's ratio):
+Columns (each contender's fastest of at least 15 interleaved rounds, relative to the naive formula's):
   table     indexdiff's numpy implementation called directly (``indexdiff.functions.FUNCTIONS[name].numpy``)
   compiled  ``ix.compile(ix.parse("f(a_i)"))``: the same plus the compiled program's per-call work
   d: naive  the naive derivative (``s = 1 / (1 + np.exp(-a)); s * (1 - s)``), in ms
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import statistics
 from collections.abc import Callable
 from typing import Any
 
@@ -209,12 +208,12 @@ def main() -> None:
                 fns = {k: functools.partial(f, arg[k]) for k, f in contenders.items()}
                 once = interleaved(fns, repeats=1, warmup=1)
                 repeats = max(15, min(300, int(args.time * 1e3 / max(once.values()))))
-                # One interleaved round at a time: each ratio is the median of the rounds' ratios, so a burst of
-                # load on this shared machine skews one round, not a contender's median.
+                # One interleaved round at a time, and each contender's fastest round: on this shared machine
+                # other work only ever adds time (as timeit's documentation recommends the minimum).
                 rounds = [interleaved(fns, repeats=1, warmup=0) for _ in range(repeats)]
-                t = {k: statistics.median(r[k] for r in rounds) for k in fns}
+                t = {k: min(r[k] for r in rounds) for k in fns}
                 base = {k: "d: naive" if k.startswith("d:") else "naive" for k in fns}
-                ratio = {k: statistics.median(r[k] / r[base[k]] for r in rounds) for k in fns if "naive" not in k}
+                ratio = {k: t[k] / t[base[k]] for k in fns if "naive" not in k}
                 for k in worst:
                     worst[k] = max(worst[k], ratio[k])
 
