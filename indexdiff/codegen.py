@@ -6,7 +6,7 @@ import builtins
 import keyword
 
 from .custom import module_lines
-from .einsumcode import EinsumCode, einsum_text, helper_lines
+from .einsumcode import EinsumCode, Temporaries, einsum_text, helper_lines
 from .errors import IndexDiffError, expect_expr, expect_specs
 from .expr import Expr, Mul, Program, Tensor, depth_safe
 from .names import children
@@ -16,7 +16,7 @@ __all__ = ["codegen", "einsum_text", "latex_text", "python_text", "python_names"
 #: Names the generated module uses itself (and Python's builtins): a tensor with such a name gets a trailing _.
 _PY_TAKEN = frozenset(
     {"np", "sys", "evaluate", "main", "check", "check_shapes", "arrays", "AXES", "DERIVATIVES", "SIZES", "SHAPES"}
-    | {"WRT", "forward", "gradients"}
+    | {"WRT", "forward", "gradients", "dtype"}
 ) | frozenset(dir(builtins))
 
 
@@ -90,6 +90,18 @@ _SCRIPT_START = ('"""', "", "import sys", "", "import numpy as np", "")
 _SCRIPT_END = ("    return 1 if failed else 0", "", "", 'if __name__ == "__main__":', "    sys.exit(main())", "")
 
 
+#: How a generated module takes its arrays: in their common float dtype, as ix.evaluate computes.
+_FLOAT_ARRAYS = (
+    "def _float_arrays(arrays):",
+    '    """The arrays in their common float dtype (float64 when none is a float array), and that dtype."""',
+    "    arrays = {name: np.asarray(a) for name, a in arrays.items()}",
+    "    floats = [a.dtype for a in arrays.values() if np.issubdtype(a.dtype, np.floating)]",
+    "    dtype = np.result_type(*floats) if floats else np.dtype(np.float64)",
+    "    return {name: a.astype(dtype, copy=False) for name, a in arrays.items()}, dtype",
+    "",
+    "",
+)
+
 #: The self-check every generated module runs: Richardson-extrapolated central differences with an error bound.
 _CHECK = (
     "def _richardson(f, arrays, name):",
@@ -133,17 +145,44 @@ _CHECK = (
 )
 
 
-def _statement_code(e: Expr, names: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """The simplified expression's code (stable functions) and its size parameters; the expression as written
-    where a length no array gives is needed, so that its size parameter has the name the user gave the index."""
+def _version(e: Expr, names: dict[str, str]) -> Expr:
+    """The simplified expression (stable functions), or the expression as written where the simplified one needs a
+    length no array gives, so that its size parameter has the name the user gave the index."""
     from .simplify import simplify
 
-    for version in (Expr(simplify(e.node, frozenset(e.free)), e.free, e.name, e.variables, e.origins), e):
-        code = EinsumCode(version, names, helpers=True)
+    simplified = Expr(simplify(e.node, frozenset(e.free)), e.free, e.name, e.variables, e.origins)
+    code = EinsumCode(simplified, names, helpers=True)
+    code.text()
+    return e if code.params else simplified
+
+
+def _fresh(name: str, taken: set[str]) -> str:
+    """``name``, or with trailing _ until no name in ``taken`` has it; taken then holds it."""
+    while name in taken:
+        name += "_"
+    taken.add(name)
+    return name
+
+
+def _shared_code(
+    items: list[tuple[str, Expr, str]], names: dict[str, str], dtype: str | None
+) -> tuple[list[str], dict[str, str]]:
+    """Lines assigning each expression to its variable (items: variable, expression, trailing comment), a
+    subexpression used more than once (in one expression or across them) computed once into a temporary t0, t1...
+    before the first line that needs it; and the size parameters the code uses."""
+    versions = [(out, _version(e, names), comment) for out, e, comment in items]
+    counting = Temporaries()
+    for _, e, _ in versions:
+        EinsumCode(e, names, True, counting, dtype).text()
+    temps = Temporaries({*names.values(), *(out for out, _, _ in items)}, counting.repeated())
+    lines: list[str] = []
+    params: dict[str, str] = {}
+    for out, e, comment in versions:
+        code = EinsumCode(e, names, True, temps, dtype)
         text = code.text()
-        if not code.params:
-            break
-    return text, code.params
+        params.update(code.params)
+        lines += [*temps.take(), f"{out} = {text}{comment}"]
+    return lines, params
 
 
 def _signature(params: str, size_params: dict[str, str]) -> str:
@@ -165,17 +204,24 @@ def python_text(expr: Expr, *wrt: str) -> str:
             key = tuple(chain[:k])
             if key not in exprs:
                 exprs[key] = diff(exprs[key[:-1]], key[-1])
+    # evaluate computes the value and each requested derivative in one body; a lower derivative only the self-check
+    # needs (the gradient of a requested Hessian) gets a function of its own, _e<k>.
+    requested = [(), *dict.fromkeys(tuple(c) for c in chains)]
+    taken = set(names.values())
+    outs = {
+        key: _fresh("_".join(["d", *(names[v.split("_")[0]] for v in key)]) if key else "value", taken) for key in exprs
+    }
+    body, size_params = _shared_code([(outs[k], exprs[k], "") for k in requested], names, "dtype")
     slot = {key: k for k, key in enumerate(exprs)}
-
-    bodies, size_params = {}, {}
-    for key, e in exprs.items():
-        bodies[key], params = _statement_code(e, names)
-        size_params.update(params)  # lengths no array gives come from size parameters (n_b), keyword-only
+    parents: dict[tuple[str, ...], list[str]] = {}
+    for key in exprs:
+        if key not in requested:
+            parents[key], params = _shared_code([(outs[key], exprs[key], "")], names, "dtype")
+            size_params.update(params)
     _, sizes = shapes(expr, {})
     axes = _axes(expr)
     params = ", ".join(names[n] for n in expr.variables)
     signature = _signature(params, size_params)
-    args = ", ".join([*filter(None, [params]), *(f"{p}={p}" for p in size_params)])
     f = expr.name or "f"
     doc = [f"    {f}{'_' + ''.join(expr.free) if expr.free else ''} = {expr}" if expr.name is None else f"    {expr}"]
     for chain in chains:
@@ -193,7 +239,8 @@ def python_text(expr: Expr, *wrt: str) -> str:
         "Run this file as a script to check every derivative against central differences on random data.",
         *_SCRIPT_START,
         *module_lines([e.node for e in exprs.values()]),
-        *helper_lines(list(bodies.values())),
+        *helper_lines([*body, *(line for lines in parents.values() for line in lines)]),
+        *_FLOAT_ARRAYS,
         "# The axes each tensor's indices name, for the shape checks.",
         f"AXES = {{{', '.join(repr(names[n]) + ': ' + repr(axes[n]) for n in expr.variables)}}}",
         f"DERIVATIVES = {[(tuple(c), tuple(c[:-1]), names[c[-1].split('_')[0]]) for c in chains]!r}",
@@ -215,27 +262,38 @@ def python_text(expr: Expr, *wrt: str) -> str:
         "",
         "",
     ]
-    for key, e in exprs.items():
+    arrays = "{" + ", ".join(f"{names[n]!r}: {names[n]}" for n in expr.variables) + "}"
+    start = [f"    arrays, dtype = _float_arrays({arrays})"]
+    unpack = [f"    {params}{',' if len(expr.variables) == 1 else ''} = arrays.values()"] if expr.variables else []
+    for key, lines in parents.items():
         out += [
             f"def _e{slot[key]}({signature}):",
-            f'    """{f if not key else _derivative_label(expr, e, list(key), latex=False)}"""',
-            f"    return {bodies[key]}",
+            f'    """{_derivative_label(expr, exprs[key], list(key), latex=False)} (for the self-check)."""',
+            *start,
+            *unpack,
+            *(f"    {line}" for line in lines),
+            f"    return {outs[key]}",
             "",
             "",
         ]
-    returns = ", ".join(f"_e{slot[(tuple(c))]}({args})" for c in chains)
+    returns = ", ".join(f"np.asarray({outs[key]}, dtype)" for key in requested)
+    functions = {key: f"_e{slot[key]}" for key in parents}
+    for k, key in enumerate(requested):
+        functions[key] = f"lambda **a: evaluate(**a)[{k}]" if chains else "evaluate"
+    functions = {key: functions[key] for key in exprs}
     out += [
         f"def evaluate({signature}):",
-        f'    """The value{" and the derivatives" if chains else ""} (see the module docstring)."""',
-        "    arrays = {"
-        + ", ".join(f"{names[n]!r}: np.asarray({names[n]}, dtype=float)" for n in expr.variables)
-        + "}",
+        f'    """The value{" and the derivatives" if chains else ""} (see the module docstring), computed in',
+        '    the arrays\' common float dtype (float64 when none is a float array)."""',
+        *start,
         "    check_shapes(arrays)",
-        f"    {params}{',' if len(expr.variables) == 1 else ''} = arrays.values()" if expr.variables else "    pass",
-        f"    return (_e0({args}){', ' + returns if returns else ''})" if chains else f"    return _e0({args})",
+        *unpack,
+        *(f"    {line}" for line in body),
+        f"    return {returns}",
         "",
         "",
-        "_FUNCTIONS = {" + ", ".join(f"{key!r}: _e{k}" for key, k in slot.items()) + "}",
+        "# Each expression as a function of the arrays, for the self-check.",
+        "_FUNCTIONS = {" + ", ".join(f"{key!r}: {f}" for key, f in functions.items()) + "}",
         "",
         "",
         *_CHECK,
@@ -384,12 +442,9 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
     size_params: dict[str, str] = {}
 
     def body(statements: tuple[Expr, ...]) -> list[str]:
-        lines = []
-        for s in statements:
-            text, used = _statement_code(s, names)
-            size_params.update(used)
-            lines.append(f"    {names[s.name]} = {text}  # {s}")
-        return lines
+        lines, used = _shared_code([(names[s.name], s, f"  # {s}") for s in statements], names, None)
+        size_params.update(used)
+        return [f"    {line}" for line in lines]
 
     forward_body, gradients_body = body(gradient.statements[:n_forward]), body(gradient.statements)
     signature = _signature(params, size_params)
@@ -410,7 +465,7 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
         "Run this file as a script to check the gradients against central differences on random data.",
         *_SCRIPT_START,
         *module_lines([s.node for s in gradient.statements]),
-        *helper_lines(gradients_body),
+        *helper_lines([*forward_body, *gradients_body]),
         f"SHAPES = {{{', '.join(f'{names[n]!r}: {sizes[n]!r}' for n in inputs)}}}",
         f"WRT = {[names[w] for w in wrt]!r}",
         f"SIZES = { {p: letters.get(i, 3) for p, i in size_params.items()}!r}  # lengths no array gives",

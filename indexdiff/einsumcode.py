@@ -19,15 +19,29 @@ from __future__ import annotations
 import math
 import re
 import string
+from collections import Counter
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
+from .canonical import canonical
 from .errors import IndexDiffError
 from .evaluate import as_exponent, as_float, plan_product, unique_summed
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, bound_indices
-from .names import UnionFind, children, tensors
+from .names import UnionFind, all_indices, children, tensors
+from .operators import MATRIX_FUNCTIONS
+from .sharing import structure_keys
 
-__all__ = ["NUMPY_CODE", "OPERATOR_CODE", "EinsumCode", "einsum_text", "helper_lines", "number_code", "size_parameter"]
+__all__ = [
+    "NUMPY_CODE",
+    "OPERATOR_CODE",
+    "EinsumCode",
+    "Temporaries",
+    "einsum_text",
+    "helper_lines",
+    "number_code",
+    "size_parameter",
+]
 
 Labels = tuple[Any, ...]
 
@@ -43,7 +57,7 @@ NUMPY_CODE = {
     "tanh": "np.tanh({})",
     "sigmoid": "(lambda e: e / (1 + e))(np.exp(np.minimum({}, 80.0)))",
     "relu": "np.maximum({}, 0)",
-    "step": "np.where(({}) > 0, 1.0, 0.0)",
+    "step": "(lambda a: np.greater(a, 0).astype(np.result_type(a, 1.0)))({})",  # in a's float dtype
     "softplus": "(lambda a: np.maximum(a, 0) + np.log1p(np.exp(-np.abs(a))))({})",
     "sqrt": "np.sqrt({})",
     "abs": "np.abs({})",
@@ -147,16 +161,97 @@ def _letters(labels: list[Labels]) -> dict[Any, str] | None:
     return out
 
 
+Found = tuple[str, Labels]
+
+
+class Temporaries:
+    """Subexpressions computed once into named locals (``t0 = np.einsum(...)``) for every ``EinsumCode`` given this
+    object: a node's key is its canonical form with its free indices (a matrix function's, ``sharing.structure_keys``
+    of its argument: ``inv(C_ij)``, ``inv(C_pq)`` and ``inv(C_ji)``, its transpose, are one inversion).
+
+    Two passes over the same expressions: counting (``repeated=None``) memoizes every key and counts each request,
+    so that a node inside a repeated node counts once; emitting (``Temporaries(taken, counting.repeated())``) computes
+    each key requested more than once into a temporary the first time (``lines``) and writes the others inline."""
+
+    def __init__(self, taken: frozenset[str] | set[str] = frozenset(), repeated: set[Any] | None = None) -> None:
+        self.shared = repeated
+        self.uses: Counter[Any] = Counter()
+        self.memo: dict[Any, Found] = {}
+        self.lines: list[str] = []  # the temporaries' assignments not yet taken (``take``)
+        self.taken = set(taken)  # names a temporary must not take
+        self.count = 0
+
+    def repeated(self) -> set[Any]:
+        """The keys the counting pass saw requested more than once."""
+        return {key for key, n in self.uses.items() if n > 1}
+
+    def holds(self, keys: list[Any]) -> bool:
+        """Whether the emitting pass computes one of ``keys`` into a temporary."""
+        return self.shared is not None and any(key in self.shared for key in keys)
+
+    def take(self) -> list[str]:
+        """The temporaries' assignments made since the last call."""
+        lines, self.lines = self.lines, []
+        return lines
+
+    def get(self, keys: list[Any], make: Callable[[], Found], count: bool = True) -> tuple[str, Labels, bool]:
+        """The code and axes of the node with ``keys`` (made by ``make`` where not computed yet), and whether it is
+        the node of the second key (the transpose of the first)."""
+        for flipped, key in enumerate(keys):
+            if key in self.memo:
+                self.uses[key] += count
+                return (*self.memo[key], bool(flipped))
+        key = keys[0]
+        if self.shared is None:  # counting
+            self.uses[key] += count
+            self.memo[key] = make()
+            return (*self.memo[key], False)
+        code, labels = make()
+        if key not in self.shared:
+            return code, labels, False
+        while f"t{self.count}" in self.taken:
+            self.count += 1
+        name = f"t{self.count}"
+        self.count += 1
+        self.lines.append(f"{name} = {code}")
+        self.memo[key] = (name, labels)
+        return name, labels, False
+
+
+def _keys(node: Node) -> list[Any]:
+    """The keys ``Temporaries`` shares ``node`` by: none for a tensor, number or delta (nothing to compute) and for a
+    node with an index no tensor in it carries (its length, and so its value, depends on where it stands)."""
+    if isinstance(node, (Tensor, Number, Delta)):
+        return []
+    carried = {i for t in tensors(node) for i in t.indices}
+    if not all_indices(node) <= carried:
+        return []
+    if isinstance(node, Op) and node.name in MATRIX_FUNCTIONS:
+        return [(node.name, key) for key in structure_keys(node.arg)]
+    return [(canonical(node), tuple(sorted(node.free)))]
+
+
 class EinsumCode:
     """The numpy code of one expression; ``names`` maps tensor names to the Python names of their arrays.
 
-    ``params`` lists the size parameters the code uses (lengths no array gives), in order of first use.
+    ``params`` lists the size parameters the code uses (lengths no array gives), in order of first use. With
+    ``temps``, subexpressions several codes share are computed once (``Temporaries``); ``dtype`` is the code of the
+    dtype the arrays the code makes take (``np.ones``, ``np.eye``), numpy's default without it.
     """
 
-    def __init__(self, expr: Expr, names: dict[str, str] | None = None, helpers: bool = False) -> None:
+    def __init__(
+        self,
+        expr: Expr,
+        names: dict[str, str] | None = None,
+        helpers: bool = False,
+        temps: Temporaries | None = None,
+        dtype: str | None = None,
+    ) -> None:
         self.expr = expr
         self.names = names or {}
         self.helpers = helpers  # in a generated module: call its _inv and _logdet (helper_lines)
+        self.temps = temps
+        self.dtype = dtype
         self.node = unique_summed(expr.node, expr.free)
         self.params: dict[str, str] = {}
         classes = UnionFind()
@@ -196,8 +291,19 @@ class EinsumCode:
             return f"np.broadcast_to({aligned}, ({', '.join(self.size(i) for i in free)},))"
         return aligned
 
-    def code(self, node: Node) -> tuple[str, Labels]:
-        """Code for ``node`` and its axes: its free indices, sorted."""
+    def code(self, node: Node, count: bool = True) -> tuple[str, Labels]:
+        """Code for ``node`` and its axes: its free indices, sorted (a temporary's name where ``temps`` has it)."""
+        keys = _keys(node) if self.temps is not None else []
+        if not keys:
+            return self._code(node)
+        assert self.temps is not None
+        code, labels, flipped = self.temps.get(keys, lambda: self._code(node), count)
+        if isinstance(node, Op) and node.name in MATRIX_FUNCTIONS:  # the axes of this node, by position
+            labels = tuple(sorted(node.free))
+            code = _transposed(code) if flipped and node.name == "inv" else code
+        return code, labels
+
+    def _code(self, node: Node) -> tuple[str, Labels]:
         if isinstance(node, Number):
             return number_code(node.value), ()
         if isinstance(node, (Tensor, Delta, Mul)):
@@ -253,7 +359,7 @@ class EinsumCode:
         plan = plan_product(node, summed, self.size)
         operands: list[Node | None] = [*plan.operands, *(None for _ in plan.ones)]
         args = [self.py(f.name) if isinstance(f, Tensor) else self.code(f)[0] for f in plan.operands]
-        args += [f"np.ones({n})" for n in plan.ones]
+        args += [f"np.ones({n}{', ' + self.dtype if self.dtype else ''})" for n in plan.ones]
         terms: list[Labels] = list(plan.terms)
         self.solves(operands, args, terms, set(plan.reps))
         out: list[Any] = []
@@ -262,7 +368,7 @@ class EinsumCode:
                 out.append(r)
             else:  # a delta between two output indices: this axis is the diagonal of an identity
                 terms.append((r, ("diagonal", o)))
-                args.append(f"np.eye({self.size(r)})")
+                args.append(f"np.eye({self.size(r)}{', dtype=' + self.dtype if self.dtype else ''})")
                 out.append(("diagonal", o))
         if not args:
             return number_code(plan.coef), ()
@@ -276,7 +382,8 @@ class EinsumCode:
         k = 0
         while k < len(operands):
             f = operands[k]
-            found = self._partner(k, terms, out) if isinstance(f, Op) and f.name == "inv" else None
+            shared = self.temps is not None and isinstance(f, Op) and self.temps.holds(_keys(f))
+            found = self._partner(k, terms, out) if isinstance(f, Op) and f.name == "inv" and not shared else None
             if found is None:
                 k += 1
                 continue
@@ -287,7 +394,7 @@ class EinsumCode:
                 rows = sorted(f.arg.free)[1 - terms[k].index(x)]
                 matrix = self.py(f.arg.name) + ("" if f.arg.indices[0] == rows else ".T")
             else:
-                matrix = self.code(f.arg)[0]
+                matrix = self.code(f.arg, count=False)[0]  # counted as a part of the inverse
                 matrix = matrix if x == terms[k][1] else _transposed(matrix)
             rhs = args[m] if terms[m][0] == x else _transposed(args[m])
             solved = (_HELPER_CODE if self.helpers else OPERATOR_CODE)["solve"].format(a=matrix, b=rhs)

@@ -262,7 +262,8 @@ def test_generated_code_solves_where_an_inverse_meets_a_vector_or_matrix(text, s
     code = einsum_text(ix.parse(text))
     assert all(s in code for s in solves) and code.count("np.linalg.solve(") == len(solves), code
     assert code.count("np.linalg.inv(") == inverses, code
-    module = ix.codegen(ix.diff(ix.parse("0.5 r_i inv(C_ij) r_j"), "r"), format="python")
+    # A module solves where the inverse is used once (used more often, it is computed once: test_codegen_sharing).
+    module = ix.codegen(ix.parse("0.5 r_i inv(C_ij) r_j"), format="python")
     assert "_solve(" in module and "_inv(" not in module and "def _solve(m, b):" in module
 
 
