@@ -171,25 +171,28 @@ FUNCTIONS: _Table = _Table(
 
 def logsumexp(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     """log(Σ exp(a)) over ``axes`` without overflow: the largest term is factored out first."""
-    m = None
-    if axes and a.size and a.dtype.kind == "f":
-        # Where no sum can overflow and every row's largest term is a normal number with the float's precision
-        # to spare, the plain formula is exact (terms below the largest by more than the precision do not
-        # matter, even where they underflow) and saves the subtraction. Two whole-array reductions decide it
-        # (cheap next to exp); a row's maximum only where some term is tiny (a mask of -inf, say).
-        low, high = _lse_range(a.dtype)
-        if a.max() < high - math.log(math.prod(a.shape[k] for k in axes)):
-            if not a.min() > low:
-                m = np.max(a, axis=axes, keepdims=True)
-            if m is None or m.min() > low:
-                return np.log(np.sum(np.exp(a), axis=axes))
-    if m is None:
-        m = np.max(a, axis=axes, keepdims=True, initial=-np.inf)  # an empty axis sums to 0: log 0 = -inf
+    if plain_exp_sum(a, axes):
+        return np.log(np.sum(np.exp(a), axis=axes))
+    m = np.max(a, axis=axes, keepdims=True, initial=-np.inf)  # an empty axis sums to 0: log 0 = -inf
     m = np.where(np.isfinite(m), m, 0)
     t = np.subtract(a, m)
     np.exp(t, out=t)
     with np.errstate(divide="ignore"):  # all terms 0 (or none): log 0 = -inf is the value
         return np.log(np.sum(t, axis=axes)) + np.squeeze(m, axis=axes)
+
+
+def plain_exp_sum(a: np.ndarray, axes: tuple[int, ...]) -> bool:
+    """Whether Σ exp(a) over ``axes`` is exact as written, without factoring out each row's maximum (log-sum-exp
+    and softmax then save a subtraction): no sum can overflow, and every row's largest term is a normal number
+    with the float's precision to spare (terms below the largest by more than the precision do not matter, even
+    where they underflow). Two whole-array reductions decide it (cheap next to exp); a row's maximum only where
+    some term is tiny (a mask of -inf, say)."""
+    if not (axes and a.size and a.dtype.kind == "f"):
+        return False
+    low, high = _lse_range(a.dtype)
+    if not a.max() < high - math.log(math.prod(a.shape[k] for k in axes)):
+        return False
+    return bool(a.min() > low or np.max(a, axis=axes).min() > low)
 
 
 @functools.cache

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
 else:
     np = numpy_on_demand(globals())  # the parser reads this table without importing numpy
-from .functions import logsumexp
+from .functions import logsumexp, plain_exp_sum
 
 __all__ = ["Operator", "OPERATORS", "INDEX_OPERATORS", "MATRIX_FUNCTIONS", "operator_derivative", "apply"]
 
@@ -45,6 +45,10 @@ class Operator:
 def _softmax(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     if a.size == 0:  # an index of length 0: nothing to normalize, the result has no entries
         return np.exp(a)
+    if plain_exp_sum(a, axes):  # no overflow, no row lost: exp(a) / Σ exp(a) as written
+        e = np.exp(a)
+        e /= np.sum(e, axis=axes, keepdims=True)
+        return e
     m = np.max(a, axis=axes, keepdims=True)
     with np.errstate(invalid="ignore"):  # a row holding nan, +inf or only -inf is nan throughout, as in scipy and jax
         e = np.subtract(a, m, dtype=np.result_type(a, 1.0))
