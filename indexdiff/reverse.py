@@ -63,6 +63,15 @@ def _specs(wrt: Sequence[str], ranks: dict[str, int], loss: str) -> list[tuple[s
     return out
 
 
+def _few_letters(chain: list[Expr], target: tuple[str, ...], tensor_names: tuple[str, ...]) -> bool:
+    """Whether deriving an adjoint of ``chain`` takes every fresh name from the letters (a name like ``h1`` is
+    taken only when more than 20 letters are in use): then only tensors named by one letter affect the result."""
+    used = {i for s in chain for i in (*all_indices(s.node), *s.free)} | set(target)
+    used |= {n for n in tensor_names if len(n) == 1}
+    widest = max(len(target), *(len(s.free) for s in chain))
+    return len({i for i in used if len(i) == 1}) + 3 * widest <= 20
+
+
 def _first_uses(program: Program, names: set[str]) -> dict[str, tuple[str, ...]]:
     """The indices of each of ``names`` at its first use with distinct indices (one walk over the program)."""
     found: dict[str, tuple[str, ...]] = {}
@@ -159,9 +168,13 @@ def _grad(program: Program | Expr, loss: str | None, wrt: Sequence[str]) -> Prog
             ids = tuple(order.setdefault(n, len(order)) for n in names)
             own = None if s.name == loss else order.setdefault(adjoint[s.name], len(order))
             key_parts.append((shape, s.free, ids, own))
-        key = (target, order[name], tuple(key_parts))
         real = tuple(order)
-        found = shapes.get(key)
+        # Fresh index names avoid the names of tensors (never a scalar's name: k x_k), so a tensor named like an
+        # index is part of the shape. Names like h1 are fresh names only once every letter is taken: a statement
+        # with that many letters is derived afresh.
+        letters = [(k, n) for k, n in enumerate(real) if len(n) == 1]
+        key = (target, order[name], tuple(key_parts), tuple(letters))
+        found = shapes.get(key) if _few_letters(chain, target, real) else None
         if found is not None:
             body, names = found
             if names == real:
