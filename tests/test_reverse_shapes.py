@@ -4,8 +4,13 @@ afresh prints, and compute the right numbers."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
+import strategies
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import indexdiff as ix
 from indexdiff import reverse
@@ -103,3 +108,45 @@ def test_deep_network_reuses_shapes_and_matches_numpy_backprop():
     by_name = {st.name: str(st) for st in gradient.statements}
     for k in (1, 5, depth - 1):
         assert by_name[f"dh{k}"] == f"dh{k}_bi = sum_n(W{k}_ni dh{k + 1}_bn (1 - h{k + 1}_bn^2))"
+
+
+_TENSOR = re.compile(r"(?<![A-Za-z0-9_{,])(a|c|u|v|w|A|B|T|H)(?![A-Za-z0-9])")
+#: Each layer's names for the strategy's tensors: single letters that are also index letters (k, m, p), names that
+#: sort before and after the others, and names like h1.
+_LAYER_NAMES = [
+    {"a": "a", "c": "c", "u": "u", "v": "v", "w": "w", "A": "A", "B": "B", "T": "T"},
+    {"a": "k", "c": "c2", "u": "z", "v": "v2", "w": "b", "A": "m", "B": "Z", "T": "T2"},
+    {"a": "a3", "c": "p", "u": "u3", "v": "e", "w": "w3", "A": "D", "B": "n", "T": "t"},
+]
+
+
+@st.composite
+def _layered(draw: st.DrawFn) -> str:
+    """Three layers of one random shape, H1 = f(H0), H2 = f(H1), H3 = f(H2), each with its own tensor names."""
+    names = {0: ["a", "c"], 1: ["u", "v", "w"], 2: ["A", "B", "H", "H"], 3: ["T"]}
+    layer = strategies.expression(("i", "j"), frozenset("ij"), depth=3, positive=True, rich=True, names=names)
+    body = draw(layer.filter(lambda text: "H_" in text))  # each layer uses the one before
+    lines = []
+    for k, rename in enumerate(_LAYER_NAMES, start=1):
+        layer = _TENSOR.sub(lambda m, k=k, r=rename: f"H{k - 1}" if m[1] == "H" else r[m[1]], body)
+        lines.append(f"H{k}_ij = {layer}")
+    return "\n".join([*lines, "L = sum_ij(H3_ij)"])
+
+
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(_layered())
+def test_layers_of_one_shape_print_as_derived_afresh(text):
+    import _pytest.monkeypatch
+
+    program = ix.parse(text)
+    wrt = _inputs(program)
+    with _pytest.monkeypatch.MonkeyPatch.context() as patch:
+        try:
+            fast = str(ix.grad(program, wrt=wrt))
+        except ix.IndexDiffError as err:
+            fast = f"error: {err}"
+        try:
+            slow = _grad_without_shapes(patch, program, wrt)
+        except ix.IndexDiffError as err:
+            slow = f"error: {err}"
+    assert fast == slow
