@@ -93,9 +93,10 @@ _SCRIPT_END = ("    return 1 if failed else 0", "", "", 'if __name__ == "__main_
 #: How a generated module takes its arrays: in their common float dtype, as ix.evaluate computes.
 _FLOAT_ARRAYS = (
     "def _float_arrays(arrays):",
-    '    """The arrays in their common float dtype (float64 when none is a float array), and that dtype."""',
+    '    """The arrays in their common float dtype, integers and booleans counting as float64 (as ix.evaluate',
+    '    computes), and that dtype."""',
     "    arrays = {name: np.asarray(a) for name, a in arrays.items()}",
-    "    floats = [a.dtype for a in arrays.values() if np.issubdtype(a.dtype, np.floating)]",
+    "    floats = [a.dtype if np.issubdtype(a.dtype, np.floating) else np.dtype(np.float64) for a in arrays.values()]",
     "    dtype = np.result_type(*floats) if floats else np.dtype(np.float64)",
     "    return {name: a.astype(dtype, copy=False) for name, a in arrays.items()}, dtype",
     "",
@@ -174,7 +175,7 @@ def _shared_code(
     counting = Temporaries()
     for _, e, _ in versions:
         EinsumCode(e, names, True, counting, dtype).text()
-    temps = Temporaries({*names.values(), *(out for out, _, _ in items)}, counting.repeated())
+    temps = Temporaries({*names.values(), *(out for out, _, _ in items)}, counting)
     lines: list[str] = []
     params: dict[str, str] = {}
     for out, e, comment in versions:
@@ -284,7 +285,7 @@ def python_text(expr: Expr, *wrt: str) -> str:
     out += [
         f"def evaluate({signature}):",
         f'    """The value{" and the derivatives" if chains else ""} (see the module docstring), computed in',
-        '    the arrays\' common float dtype (float64 when none is a float array)."""',
+        '    the arrays\' common float dtype (integers and booleans count as float64)."""',
         *start,
         "    check_shapes(arrays)",
         *unpack,
@@ -379,14 +380,17 @@ def codegen(expr: Expr | Program, *wrt: str, format: str = "python", loss: str |
     ``"einsum"`` or ``"latex"``, one line per statement of the program and of its derivative programs.
     """
     from .diff import diff
-    from .program import outputs_of, program_einsum, program_latex
+    from .program import outputs_of, program_einsum, program_latex, used
 
     expect_expr(expr, "codegen")
     expect_specs(wrt, "codegen")
     if isinstance(expr, Program) and format == "python":
         return program_python_text(expr, tuple(wrt), loss)
     if isinstance(expr, Program) and format in ("einsum", "latex"):  # statement by statement
-        programs = outputs_of(expr, _chains(expr.statements[-1], wrt), loss)
+        if not wrt and loss is None:  # every output (ix.grad's program: the loss and each gradient)
+            programs = [Program(used(expr.statements, expr.outputs), expr.outputs)]
+        else:
+            programs = outputs_of(expr, _chains(expr.statements[-1], wrt), loss)
         return program_einsum(programs) if format == "einsum" else program_latex(programs)
     if isinstance(expr, Program):
         raise IndexDiffError(f"unknown format {format!r}", hint="use python, latex or einsum")

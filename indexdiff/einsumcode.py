@@ -24,7 +24,6 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from .canonical import canonical
 from .errors import IndexDiffError
 from .evaluate import as_exponent, as_float, plan_product, unique_summed
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, bound_indices
@@ -166,24 +165,37 @@ Found = tuple[str, Labels]
 
 class Temporaries:
     """Subexpressions computed once into named locals (``t0 = np.einsum(...)``) for every ``EinsumCode`` given this
-    object: a node's key is its canonical form with its free indices (a matrix function's, ``sharing.structure_keys``
-    of its argument: ``inv(C_ij)``, ``inv(C_pq)`` and ``inv(C_ji)``, its transpose, are one inversion).
+    object. Nodes are shared by their ``sharing.structure_keys`` (as ix.compile shares them): equal up to the names
+    of their free indices, a node with two free indices also when it is another transposed (``x_i - m_i`` and
+    ``x_j - m_j`` are one temporary; ``inv(C_ij)``, ``inv(C_pq)`` and ``inv(C_ji)`` one inversion).
 
-    Two passes over the same expressions: counting (``repeated=None``) memoizes every key and counts each request,
-    so that a node inside a repeated node counts once; emitting (``Temporaries(taken, counting.repeated())``) computes
+    Two passes over the same expressions: counting (``counted=None``) memoizes every key and counts each request,
+    so that a node inside a repeated node counts once; emitting (``Temporaries(taken, counting)``) computes
     each key requested more than once into a temporary the first time (``lines``) and writes the others inline."""
 
-    def __init__(self, taken: frozenset[str] | set[str] = frozenset(), repeated: set[Any] | None = None) -> None:
-        self.shared = repeated
+    def __init__(self, taken: frozenset[str] | set[str] = frozenset(), counted: Temporaries | None = None) -> None:
+        self.shared = None if counted is None else {key for key, n in counted.uses.items() if n > 1}
+        self.known: dict[Node, list[Any]] = {} if counted is None else counted.known  # each node's keys
         self.uses: Counter[Any] = Counter()
         self.memo: dict[Any, Found] = {}
         self.lines: list[str] = []  # the temporaries' assignments not yet taken (``take``)
         self.taken = set(taken)  # names a temporary must not take
         self.count = 0
 
-    def repeated(self) -> set[Any]:
-        """The keys the counting pass saw requested more than once."""
-        return {key for key, n in self.uses.items() if n > 1}
+    def keys(self, node: Node) -> list[Any]:
+        """The keys ``node`` is shared by: none for a tensor, number or delta (nothing to compute) and for a node with
+        an index no tensor in it carries (its length, and so its value, depends on where it stands)."""
+        if isinstance(node, (Tensor, Number, Delta)):
+            return []
+        if node not in self.known:
+            carried = {i for t in tensors(node) for i in t.indices}
+            if not all_indices(node) <= carried:
+                self.known[node] = []
+            elif isinstance(node, Op) and node.name in MATRIX_FUNCTIONS:  # det(C_ji) is det(C_ij)
+                self.known[node] = [(node.name, key) for key in structure_keys(node.arg)]
+            else:
+                self.known[node] = structure_keys(node)
+        return self.known[node]
 
     def holds(self, keys: list[Any]) -> bool:
         """Whether the emitting pass computes one of ``keys`` into a temporary."""
@@ -216,19 +228,6 @@ class Temporaries:
         self.lines.append(f"{name} = {code}")
         self.memo[key] = (name, labels)
         return name, labels, False
-
-
-def _keys(node: Node) -> list[Any]:
-    """The keys ``Temporaries`` shares ``node`` by: none for a tensor, number or delta (nothing to compute) and for a
-    node with an index no tensor in it carries (its length, and so its value, depends on where it stands)."""
-    if isinstance(node, (Tensor, Number, Delta)):
-        return []
-    carried = {i for t in tensors(node) for i in t.indices}
-    if not all_indices(node) <= carried:
-        return []
-    if isinstance(node, Op) and node.name in MATRIX_FUNCTIONS:
-        return [(node.name, key) for key in structure_keys(node.arg)]
-    return [(canonical(node), tuple(sorted(node.free)))]
 
 
 class EinsumCode:
@@ -293,15 +292,13 @@ class EinsumCode:
 
     def code(self, node: Node, count: bool = True) -> tuple[str, Labels]:
         """Code for ``node`` and its axes: its free indices, sorted (a temporary's name where ``temps`` has it)."""
-        keys = _keys(node) if self.temps is not None else []
+        keys = self.temps.keys(node) if self.temps is not None else []
         if not keys:
             return self._code(node)
         assert self.temps is not None
-        code, labels, flipped = self.temps.get(keys, lambda: self._code(node), count)
-        if isinstance(node, Op) and node.name in MATRIX_FUNCTIONS:  # the axes of this node, by position
-            labels = tuple(sorted(node.free))
-            code = _transposed(code) if flipped and node.name == "inv" else code
-        return code, labels
+        code, _, flipped = self.temps.get(keys, lambda: self._code(node), count)
+        labels = tuple(sorted(node.free))  # the shared value's axes, position by position (structure_keys)
+        return (_transposed(code) if flipped and len(labels) == 2 else code), labels
 
     def _code(self, node: Node) -> tuple[str, Labels]:
         if isinstance(node, Number):
@@ -382,7 +379,7 @@ class EinsumCode:
         k = 0
         while k < len(operands):
             f = operands[k]
-            shared = self.temps is not None and isinstance(f, Op) and self.temps.holds(_keys(f))
+            shared = self.temps is not None and isinstance(f, Op) and self.temps.holds(self.temps.keys(f))
             found = self._partner(k, terms, out) if isinstance(f, Op) and f.name == "inv" and not shared else None
             if found is None:
                 k += 1
