@@ -69,8 +69,8 @@ def matrix_form(
         return f"δ_{r}{c} + 0.5 softmax_{c}({inner})", False
     if kind == "product":
         (m,) = _fresh(draw, avoid)
-        left, _ = draw(matrix_form(r, m, bound | {c}, depth - 1, names))
-        right, _ = draw(matrix_form(m, c, bound | {r}, depth - 1, names))
+        left, _ = draw(matrix_form(r, m, bound | {c}, depth - 2, names))  # products of products: too slow
+        right, _ = draw(matrix_form(m, c, bound | {r}, depth - 2, names))
         return f"({left}) ({right})", False
     if kind == "inverse":
         inner, spd = draw(matrix_form(r, c, bound, depth - 1, names))

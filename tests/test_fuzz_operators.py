@@ -140,7 +140,7 @@ def _open_findings(text: str, wrt: tuple[str, ...]) -> Iterator[None]:
         raise
 
 
-@_settings(40)
+@_settings(35)
 @given(op_case(), st.data())
 def test_operator_expressions_agree_on_every_route(text: str, data: st.DataObject) -> None:
     wrt = _wrt(data, ix.parse(text).variables)
