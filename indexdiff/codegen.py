@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import keyword
+import re
 
 from .custom import module_lines
 from .einsumcode import EinsumCode, Temporaries, einsum_text, helper_lines
@@ -446,9 +447,11 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
     size_params: dict[str, str] = {}
 
     def body(statements: tuple[Expr, ...]) -> list[str]:
-        lines, used = _shared_code([(names[s.name], s, f"  # {s}") for s in statements], names, None)
+        lines, used = _shared_code([(names[s.name], s, f"  # {s}") for s in statements], names, "dtype")
         size_params.update(used)
-        return [f"    {line}" for line in lines]
+        # The arrays the code makes (np.ones, np.eye) in the inputs' dtype, integers counting as float64.
+        dtype = [f"    dtype = np.result_type({', '.join([*(names[n] for n in inputs), '1.0'])})"]
+        return [*(dtype if any(re.search(r"\bdtype\b", line) for line in lines) else []), *(f"    {x}" for x in lines)]
 
     forward_body, gradients_body = body(gradient.statements[:n_forward]), body(gradient.statements)
     signature = _signature(params, size_params)

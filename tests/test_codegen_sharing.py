@@ -239,3 +239,17 @@ def test_einsum_of_a_programs_gradient_computes_the_forward_pass_once(wrt) -> No
         want = ix.compile(ix.grad(program, None, list(wrt)))(**_mlp_arrays())
         for name, w in zip(("L", *(f"d{v}" for v in wrt)), want, strict=True):
             np.testing.assert_allclose(namespace[name], w, rtol=1e-12, atol=1e-12)
+
+
+def test_program_module_makes_its_arrays_in_the_inputs_dtype() -> None:
+    program = ix.parse("h_bi = tanh(W_ij x_bj) + sum_k(δ_kk)\nL = sum_bi(h_bi h_bi)")
+    code = ix.codegen(program, "W")
+    module = _module(code)
+    rng = np.random.default_rng(4)
+    W, x = rng.normal(size=(2, 3)), rng.normal(size=(4, 3))
+    want = ix.compile(ix.grad(program, None, ["W"]), dims={"k": 2})(W=W, x=x)
+    for dtype, tolerance in ((np.float32, 1e-4), (np.float64, 1e-12)):
+        got = module["gradients"](W=W.astype(dtype), x=x.astype(dtype), n_k=2)
+        for g, w in zip(got, want, strict=True):
+            assert np.asarray(g).dtype == dtype, code
+            np.testing.assert_allclose(g, w, rtol=tolerance, atol=tolerance)
