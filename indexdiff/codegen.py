@@ -10,6 +10,7 @@ from .custom import module_lines
 from .einsumcode import EinsumCode, Temporaries, einsum_text, helper_lines
 from .errors import IndexDiffError, expect_expr, expect_specs
 from .expr import Expr, Mul, Program, Tensor, depth_safe
+from .moduletext import CHECK, FLOAT_ARRAYS, SCRIPT_END, SCRIPT_START, matrix_data
 from .names import children
 
 __all__ = ["codegen", "einsum_text", "latex_text", "python_text", "python_names"]
@@ -83,68 +84,6 @@ def latex_text(expr: Expr, *wrt: str) -> str:
         d = diff(expr, *chain)
         lines.append(to_latex(d, lhs=_derivative_label(expr, d, chain, latex=True)))
     return "\n".join(lines)
-
-
-#: How every generated module's code starts, after its docstring text.
-_SCRIPT_START = ('"""', "", "import sys", "", "import numpy as np", "")
-#: How every generated module ends: main() reports failures through the exit status.
-_SCRIPT_END = ("    return 1 if failed else 0", "", "", 'if __name__ == "__main__":', "    sys.exit(main())", "")
-
-
-#: How a generated module takes its arrays: in their common float dtype, as ix.evaluate computes.
-_FLOAT_ARRAYS = (
-    "def _float_arrays(arrays):",
-    '    """The arrays in their common float dtype, integers and booleans counting as float64 (as ix.evaluate',
-    '    computes), and that dtype."""',
-    "    arrays = {name: np.asarray(a) for name, a in arrays.items()}",
-    "    floats = [a.dtype if np.issubdtype(a.dtype, np.floating) else np.dtype(np.float64) for a in arrays.values()]",
-    "    dtype = np.result_type(*floats) if floats else np.dtype(np.float64)",
-    "    return {name: a.astype(dtype, copy=False) for name, a in arrays.items()}, dtype",
-    "",
-    "",
-)
-
-#: The self-check every generated module runs: Richardson-extrapolated central differences with an error bound.
-_CHECK = (
-    "def _richardson(f, arrays, name):",
-    '    """d f / d arrays[name] by central differences at steps h, h/2 and h/4, extrapolated twice (Richardson),',
-    "    and a bound on their error: ten times the change of the last extrapolation (the truncation error left),",
-    "    plus the rounding noise of f's values over the step. h starts at 1e-3 of the element and shrinks tenfold",
-    '    (up to twice) while the bound is above 1e-6 of the derivative; the smallest bound wins."""',
-    "    x = np.asarray(arrays[name], dtype=float)",
-    "    base = np.asarray(f(**arrays), dtype=float)",
-    "    noise = 100 * np.finfo(float).eps * float(np.max(np.abs(base), initial=0.0))",
-    "    numeric, bound = np.zeros(base.shape + x.shape), np.zeros(base.shape + x.shape)",
-    "",
-    "    def worst(err):",
-    "        return float(np.nan_to_num(np.max(err, initial=0.0), nan=np.inf))",
-    "",
-    "    def estimate(idx, h):",
-    "        slopes = []",
-    "        for k in range(3):",
-    "            plus, minus = x.copy(), x.copy()",
-    "            plus[idx] += h / 2**k",
-    "            minus[idx] -= h / 2**k",
-    "            width = plus[idx] - minus[idx]",
-    "            up, down = f(**{**arrays, name: plus}), f(**{**arrays, name: minus})",
-    "            slopes.append((np.asarray(up, dtype=float) - np.asarray(down, dtype=float)) / width)",
-    "        coarse, fine = (4 * slopes[1] - slopes[0]) / 3, (4 * slopes[2] - slopes[1]) / 3",
-    "        return fine, 10 * np.abs(fine - coarse) + noise / width",
-    "",
-    "    for idx in np.ndindex(*x.shape):",
-    "        best = None",
-    "        for level in range(3):",
-    "            value, err = estimate(idx, 10.0 ** (-3 - level) * max(abs(float(x[idx])), 1e-3))",
-    "            if best is None or worst(err) < worst(best[1]):",
-    "                best = (value, err)",
-    "            if np.all(err <= 1e-6 * np.max(np.abs(value), initial=0.0)):",
-    "                break",
-    "        numeric[(Ellipsis, *idx)], bound[(Ellipsis, *idx)] = best",
-    "    scale = max(1.0, float(np.max(np.abs(numeric), initial=0.0)))",
-    "    return numeric, bound + 1e-7 * np.abs(numeric) + 1e-12 * scale",
-    "",
-    "",
-)
 
 
 def _version(e: Expr, names: dict[str, str]) -> Expr:
@@ -239,10 +178,10 @@ def python_text(expr: Expr, *wrt: str) -> str:
         "",
         "evaluate(...) returns the value and the derivatives, axes in the order of their indices" + lengths,
         "Run this file as a script to check every derivative against central differences on random data.",
-        *_SCRIPT_START,
+        *SCRIPT_START,
         *module_lines([e.node for e in exprs.values()]),
         *helper_lines([*body, *(line for lines in parents.values() for line in lines)]),
-        *_FLOAT_ARRAYS,
+        *FLOAT_ARRAYS,
         "# The axes each tensor's indices name, for the shape checks.",
         f"AXES = {{{', '.join(repr(names[n]) + ': ' + repr(axes[n]) for n in expr.variables)}}}",
         f"DERIVATIVES = {[(tuple(c), tuple(c[:-1]), names[c[-1].split('_')[0]]) for c in chains]!r}",
@@ -298,7 +237,7 @@ def python_text(expr: Expr, *wrt: str) -> str:
         "_FUNCTIONS = {" + ", ".join(f"{key!r}: {f}" for key, f in functions.items()) + "}",
         "",
         "",
-        *_CHECK,
+        *CHECK,
         "def check(arrays):",
         '    """Each derivative against Richardson-extrapolated central differences of its parent at ``arrays`` (size',
         '    parameters included): {chain: (ok, max abs error)}."""',
@@ -318,31 +257,16 @@ def python_text(expr: Expr, *wrt: str) -> str:
         "    rng = np.random.default_rng(0)",
         f"    sizes = {data_sizes!r}",
         "    arrays = {n: rng.uniform(0.5, 1.5, size=tuple(sizes[i] for i in axes)) for n, axes in AXES.items()}",
-        *_matrix_data({names[n]: axes for n, axes in matrix_axes(expr).items()}),
+        *matrix_data({names[n]: axes for n, axes in matrix_axes(expr).items()}),
         f"    arrays.update({ {p: sizes.get(i, 3) for p, i in size_params.items()}!r})",
         "    evaluate(**arrays)",
         "    failed = 0",
         "    for chain, (ok, err) in check(arrays).items():",
         "        failed += not ok",
         "        print(f\"d/d{'/d'.join(chain)}: {'ok' if ok else 'FAILED'} (max abs error {err:.2e})\")",
-        *_SCRIPT_END,
+        *SCRIPT_END,
     ]
     return "\n".join(out)
-
-
-def _matrix_data(square: dict[str, tuple[int, int]]) -> list[str]:
-    """Lines of main() that make the random data of the tensors inv, det and logdet take well conditioned with a
-    positive determinant, as ix.check does (``check.well_conditioned``)."""
-    if not square:
-        return []
-    return [
-        f"    for name, (p, q) in {square!r}.items():  # the identity plus a small part: diagonally dominant",
-        "        a = arrays[name] / (2 * arrays[name].shape[p])",
-        "        at = [slice(None)] * a.ndim",
-        "        at[p] = at[q] = np.arange(a.shape[p])",
-        "        a[tuple(at)] += 1.0",
-        "        arrays[name] = a",
-    ]
 
 
 def _axes(expr: Expr) -> dict[str, tuple[str, ...]]:
@@ -470,7 +394,7 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
         "",
         "forward(...) returns the loss; gradients(...) returns the loss" + "".join(f", d/d{w}" for w in wrt) + ".",
         "Run this file as a script to check the gradients against central differences on random data.",
-        *_SCRIPT_START,
+        *SCRIPT_START,
         *module_lines([s.node for s in gradient.statements]),
         *helper_lines([*forward_body, *gradients_body]),
         f"SHAPES = {{{', '.join(f'{names[n]!r}: {sizes[n]!r}' for n in inputs)}}}",
@@ -490,7 +414,7 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
         f"    return {outputs}",
         "",
         "",
-        *_CHECK,
+        *CHECK,
         "def check(arrays):",
         '    """Each gradient against Richardson-extrapolated central differences of forward at ``arrays``:',
         '    {name: (ok, max abs error)}."""',
@@ -511,12 +435,12 @@ def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None
         '    """Random data (uniform in [0.5, 1.5]); each gradient against central differences of forward."""',
         "    rng = np.random.default_rng(0)",
         "    arrays = {name: rng.uniform(0.5, 1.5, size=shape) for name, shape in SHAPES.items()}",
-        *_matrix_data({names[n]: axes for n, axes in matrix_axes(whole, definitions).items()}),
+        *matrix_data({names[n]: axes for n, axes in matrix_axes(whole, definitions).items()}),
         "    forward(**arrays, **SIZES)",
         "    failed = 0",
         "    for name, (ok, err) in check({**arrays, **SIZES}).items():",
         "        failed += not ok",
         "        print(f\"d/d{name}: {'ok' if ok else 'FAILED'} (max abs error {err:.2e})\")",
-        *_SCRIPT_END,
+        *SCRIPT_END,
     ]
     return "\n".join(out)
