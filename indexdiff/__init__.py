@@ -91,5 +91,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+def __dir__() -> list[str]:  # the public names (tab completion), not this module's helpers
+    return sorted({*__all__, "__version__"})
