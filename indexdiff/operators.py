@@ -35,11 +35,10 @@ MATRIX_FUNCTIONS = ("inv", "det", "logdet")
 @dataclass(frozen=True)
 class Operator:
     """``numpy(value, axes)`` computes the operator over ``axes`` of ``value`` (for a matrix function, the two
-    axes of a 2-d value); ``latex`` is its LaTeX name; ``doc`` one line for messages."""
+    axes of a 2-d value); ``latex`` is its LaTeX name."""
 
     numpy: Callable[[np.ndarray, tuple[int, ...]], np.ndarray]
     latex: str
-    doc: str
 
 
 def _softmax(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
@@ -121,16 +120,16 @@ def _logdet(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 
 
 OPERATORS: dict[str, Operator] = {
-    "softmax": Operator(_softmax, r"\operatorname{softmax}", "the softmax over the index: exp(u) / Σ exp(u)"),
-    "logsumexp": Operator(lambda a, axes: logsumexp(a, axes), r"\operatorname{logsumexp}", "log(Σ exp(u))"),
-    "mean": Operator(_reduce("mean"), r"\operatorname{mean}", "the mean over the index"),
-    "max": Operator(_reduce("max"), r"\max", "the largest value over the index"),
-    "min": Operator(_reduce("min"), r"\min", "the smallest value over the index"),
-    "ismax": Operator(_indicator("max"), r"\operatorname{ismax}", "1 / (number of maxima) at a maximum, else 0"),
-    "ismin": Operator(_indicator("min"), r"\operatorname{ismin}", "1 / (number of minima) at a minimum, else 0"),
-    "inv": Operator(_inv, r"\operatorname{inv}", "the inverse matrix"),
-    "det": Operator(lambda a, axes: np.asarray(np.linalg.det(_linalg(a)), dtype=a.dtype), r"\det", "the determinant"),
-    "logdet": Operator(_logdet, r"\log\det", "log(det(M)), for det(M) > 0"),
+    "softmax": Operator(_softmax, r"\operatorname{softmax}"),
+    "logsumexp": Operator(lambda a, axes: logsumexp(a, axes), r"\operatorname{logsumexp}"),
+    "mean": Operator(_reduce("mean"), r"\operatorname{mean}"),
+    "max": Operator(_reduce("max"), r"\max"),
+    "min": Operator(_reduce("min"), r"\min"),
+    "ismax": Operator(_indicator("max"), r"\operatorname{ismax}"),
+    "ismin": Operator(_indicator("min"), r"\operatorname{ismin}"),
+    "inv": Operator(_inv, r"\operatorname{inv}"),
+    "det": Operator(lambda a, axes: np.asarray(np.linalg.det(_linalg(a)), dtype=a.dtype), r"\det"),
+    "logdet": Operator(_logdet, r"\log\det"),
 }
 
 
