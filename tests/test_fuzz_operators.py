@@ -160,11 +160,18 @@ def test_operator_programs_agree_on_every_route(text: str, data: st.DataObject) 
         check_program(text, wrt)
 
 
+#: The open bug F1b's minimal inputs: while ``_open_f1b`` holds they are skipped, once fixed they run every route.
+OPEN_F1B = ["u_q softmax_q(A_iq - A_iq)", "F_i = softmax_i(softmax_i(v_i / 3 - v_i / 3))", "sum_q(softmax_q(0 A_iq))"]
+
+
 def test_open_finding_filter_is_narrow() -> None:
-    """The F1b filter recognizes its minimal case and passes ordinary operator expressions."""
-    assert _open_f1b("u_q softmax_q(A_iq - A_iq)", ())
+    """The F1b filter passes ordinary operator expressions; its own cases run on every route once fixed."""
     assert not _open_f1b("u_q softmax_q(A_iq - B_iq)", ("A", "u"))
     assert not _open_f1b("softmax_j(a + 0 u_j)", ("a", "u"))
+    for text in OPEN_F1B:
+        if not _open_f1b(text, ()):
+            check_reference(text, ())
+            check_expression(text, ())
 
 
 #: Inputs the fuzzer found (minimized), with the variables to differentiate by; each runs on every route.
