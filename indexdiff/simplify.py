@@ -411,7 +411,8 @@ def _rewrite(node: Node) -> Node:
         lost = kept - arg.free
         if node.name not in ("mean", "max", "min") and lost:
             found = [w for j in sorted(lost) if (w := witness(node.arg, j)) is not None]
-            arg = _product([arg, *found]) if found else arg
+            if found:  # a number times the witnesses, unfolded: 0 would swallow them (softmax_q(0 A_iq^0) is 1/n_q)
+                arg = Mul((arg, *found)) if isinstance(arg, Number) else _product([arg, *found])
         return operator(node.name, node.indices, arg)
     if isinstance(node, Mul):
         return _product([_pass(f) for f in node.factors])

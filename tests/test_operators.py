@@ -345,6 +345,8 @@ def test_compiled_value_gradient_and_hessian_share_one_inversion(monkeypatch: py
     [
         ("softmax_j(a + 0 u_j)", "a"),  # the argument loses j: a witness keeps its length
         ("logsumexp_j(a + u_j - u_j)", "a"),
+        ("u_q softmax_q(A_iq - A_iq)", "u"),  # the argument simplifies to 0: the witness must not fold away
+        ("logsumexp_q(0 A_iq) u_i", "u"),
         ("sum_i(inv(A_ij) δ_ij)", "A"),  # a delta on an inverse's two indices stays a delta (the diagonal)
         ("sum_ij(softmax_j(z_ij) δ_ij)", "z"),  # ... and on a softmax's index
         ("sum_jk(softmax_jk(z_jk) δ_jk)", "z"),
