@@ -375,32 +375,39 @@ class EinsumCode:
     def solves(self, operands: list[Node | None], args: list[str], terms: list[Labels], out: set[Any]) -> None:
         """Rewrites, in place, each inverse contracted over one index with one vector or matrix alone:
         Σ_c inv(M)_rc g_c... is ``solve(M, g)`` (and Σ_r inv(M)_rc g_r... is ``solve(M.T, g)``), one
-        factorization instead of an inversion and a product."""
+        factorization instead of an inversion and a product. An inverse computed once for several uses (a
+        temporary) is contracted with that vector or matrix first instead, as cheap as the solve after it."""
         k = 0
         while k < len(operands):
             f = operands[k]
-            shared = self.temps is not None and isinstance(f, Op) and self.temps.holds(self.temps.keys(f))
-            found = self._partner(k, terms, out) if isinstance(f, Op) and f.name == "inv" and not shared else None
+            found = self._partner(k, terms, out) if isinstance(f, Op) and f.name == "inv" else None
             if found is None:
                 k += 1
                 continue
             assert isinstance(f, Op)
             m, x = found
             keep, other = terms[k][1 - terms[k].index(x)], [i for i in terms[m] if i != x]
-            if isinstance(f.arg, Tensor) and len(set(f.arg.indices)) == 2:  # the array itself, or its .T
-                rows = sorted(f.arg.free)[1 - terms[k].index(x)]
-                matrix = self.py(f.arg.name) + ("" if f.arg.indices[0] == rows else ".T")
+            if self.temps is not None and self.temps.holds(self.temps.keys(f)):
+                solved = self.call([terms[k], terms[m]], [args[k], args[m]], (keep, *other))
             else:
-                matrix = self.code(f.arg, count=False)[0]  # counted as a part of the inverse
-                matrix = matrix if x == terms[k][1] else _transposed(matrix)
-            rhs = args[m] if terms[m][0] == x else _transposed(args[m])
-            solved = (_HELPER_CODE if self.helpers else OPERATOR_CODE)["solve"].format(a=matrix, b=rhs)
+                solved = self._solve(f, x, terms[k], terms[m], args[m])
             for j in sorted((k, m), reverse=True):
                 del operands[j], args[j], terms[j]
             operands.append(None)
             args.append(solved)
             terms.append((keep, *other))
             k = 0  # the lists shifted: look again from the start (each rewrite removes an inverse)
+
+    def _solve(self, f: Op, x: Any, own: Labels, theirs: Labels, rhs: str) -> str:
+        """``solve(M, g)`` for the inverse ``f`` (axes ``own``) summed over ``x`` with ``rhs`` (axes ``theirs``)."""
+        if isinstance(f.arg, Tensor) and len(set(f.arg.indices)) == 2:  # the array itself, or its .T
+            rows = sorted(f.arg.free)[1 - own.index(x)]
+            matrix = self.py(f.arg.name) + ("" if f.arg.indices[0] == rows else ".T")
+        else:
+            matrix = self.code(f.arg, count=False)[0]  # counted as a part of the inverse
+            matrix = matrix if x == own[1] else _transposed(matrix)
+        rhs = rhs if theirs[0] == x else _transposed(rhs)
+        return (_HELPER_CODE if self.helpers else OPERATOR_CODE)["solve"].format(a=matrix, b=rhs)
 
     @staticmethod
     def _partner(k: int, terms: list[Labels], out: set[Any]) -> tuple[int, Any] | None:

@@ -100,6 +100,8 @@ def test_gaussian_nll_module_inverts_and_factorizes_once_per_call() -> None:
     arrays = {n: _data()[n] for n in ("S", "x", "m")}
     got = module["evaluate"](**arrays)
     assert recording.calls["inv"] == 1 and recording.calls["slogdet"] == 1 and recording.calls["solve"] == 0
+    # The shared inverse meets each vector first (as a solve would): no product of two matrices and two vectors.
+    assert all(call.count(",") <= 1 for call in recording.calls if call.startswith("einsum")), recording.calls
     for g, want in zip(got, _references(GAUSSIAN, chains, arrays), strict=True):
         np.testing.assert_allclose(g, want, rtol=1e-10, atol=1e-12)
 
