@@ -35,8 +35,8 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 import pytest
-from fuzz_routes import Case, RouteError, check_expression, check_program, used_inputs
-from hypothesis import HealthCheck, Phase, given, reject, settings
+from fuzz_routes import Case, check_expression, check_program, used_inputs
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from op_reference import agrees, reference
 from op_strategies import op_case, op_program
@@ -44,9 +44,7 @@ from op_strategies import op_case, op_program
 import indexdiff as ix
 from indexdiff.check import random_arrays, sizes_for
 from indexdiff.cli import main
-from indexdiff.expr import Expr, Op, Program
-from indexdiff.names import children
-from indexdiff.simplify import simplify
+from indexdiff.expr import Expr, Program
 
 LONG = os.environ.get("INDEXDIFF_FUZZ") == "long"
 EXAMPLES = int(os.environ.get("INDEXDIFF_FUZZ_EXAMPLES", "1000")) if LONG else None
@@ -107,44 +105,11 @@ def check_program_reference(text: str) -> None:
     assert agrees(want, mine), f"program {text!r}: ix.evaluate {want} != reference {mine}"
 
 
-def _lacks_operator_index(x: Expr | Program) -> bool:
-    """Whether the simplified ``x`` has a softmax, log-sum-exp or indicator over an index its argument lacks."""
-    nodes = [simplify(s.node) for s in (x.statements if isinstance(x, Program) else (x,))]
-    while nodes:
-        n = nodes.pop()
-        if isinstance(n, Op) and n.name in ("softmax", "logsumexp", "ismax", "ismin") and set(n.indices) - n.arg.free:
-            return True
-        nodes += children(n)
-    return False
-
-
-def _open_f1b(text: str, wrt: tuple[str, ...]) -> bool:
-    """An open bug (F1b): the value or a derivative still has an operator over an index its simplified argument
-    lost (``u_q softmax_q(A_iq - A_iq)``, whose zero argument drops the witness that keeps q's length)."""
-    x = ix.parse(text)
-    try:
-        derived = [x, *(ix.diff(x, *wrt[:n]) for n in (1, 2) if len(wrt) >= n)]
-    except ix.IndexDiffError:
-        return False
-    return any(_lacks_operator_index(d) for d in derived)
-
-
-@contextlib.contextmanager
-def _open_findings(text: str, wrt: tuple[str, ...]) -> Iterator[None]:
-    """A failing case that is an open finding (``_open_f1b``) is rejected (hypothesis.reject); any other fails."""
-    try:
-        yield
-    except (RouteError, AssertionError, ValueError):
-        if _open_f1b(text, wrt):
-            reject()
-        raise
-
-
 @_settings(35)
 @given(op_case(), st.data())
 def test_operator_expressions_agree_on_every_route(text: str, data: st.DataObject) -> None:
     wrt = _wrt(data, ix.parse(text).variables)
-    with warnings.catch_warnings(), _open_findings(text, wrt):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         check_reference(text, wrt)
         check_expression(text, wrt)
@@ -154,24 +119,10 @@ def test_operator_expressions_agree_on_every_route(text: str, data: st.DataObjec
 @given(op_program(), st.data())
 def test_operator_programs_agree_on_every_route(text: str, data: st.DataObject) -> None:
     wrt = _wrt(data, used_inputs(ix.parse(text)))
-    with warnings.catch_warnings(), _open_findings(text, wrt):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         check_program_reference(text)
         check_program(text, wrt)
-
-
-#: The open bug F1b's minimal inputs: while ``_open_f1b`` holds they are skipped, once fixed they run every route.
-OPEN_F1B = ["u_q softmax_q(A_iq - A_iq)", "F_i = softmax_i(softmax_i(v_i / 3 - v_i / 3))", "sum_q(softmax_q(0 A_iq))"]
-
-
-def test_open_finding_filter_is_narrow() -> None:
-    """The F1b filter passes ordinary operator expressions; its own cases run on every route once fixed."""
-    assert not _open_f1b("u_q softmax_q(A_iq - B_iq)", ("A", "u"))
-    assert not _open_f1b("softmax_j(a + 0 u_j)", ("a", "u"))
-    for text in OPEN_F1B:
-        if not _open_f1b(text, ()):
-            check_reference(text, ())
-            check_expression(text, ())
 
 
 #: Inputs the fuzzer found (minimized), with the variables to differentiate by; each runs on every route.
@@ -180,6 +131,10 @@ KNOWN = [
     ("softmax_j(a + 0 u_j)", ("a", "u")),
     ("logsumexp_j(a + u_j - u_j)", ("a", "a")),
     ("ismax_j(a + 0 u_j)", ("a", "u")),
+    # ... and whose argument simplifies to the number 0 (the witness was multiplied into a zero)
+    ("u_q softmax_q(A_iq - A_iq)", ("A", "u")),
+    ("F_i = softmax_i(softmax_i(v_i / 3 - v_i / 3))", ("v", "v")),
+    ("sum_q(softmax_q(0 A_iq))", ("A", "A")),
     # a mean over two indices of a product of deltas kept one delta outside the mean (identities._mean_of_product)
     ("mean_bi(x_bi)", ("x", "x")),
     ("mean_bi(x_bi) u_k", ("x", "u")),
