@@ -450,13 +450,15 @@ class EinsumCode:
             )
         return code
 
-    @staticmethod
-    def _einsum(terms: list[Labels], args: list[str], out: Labels) -> str | None:
+    def _einsum(self, terms: list[Labels], args: list[str], out: Labels) -> str | None:
+        """One ``np.einsum`` call; in a generated module, three operands or more take numpy's contraction order
+        (``optimize=True``: pairwise, through BLAS) instead of one loop over every index at once."""
         letters = _letters([*terms, out])
         if letters is None:
             return None
         spec = ",".join("".join(letters[k] for k in own) for own in terms) + "->" + "".join(letters[k] for k in out)
-        return f"np.einsum('{spec}', {', '.join(args)})"
+        optimize = ", optimize=True" if self.helpers and len(args) > 2 else ""
+        return f"np.einsum('{spec}', {', '.join(args)}{optimize})"
 
 
 def einsum_text(expr: Expr, names: dict[str, str] | None = None) -> str:

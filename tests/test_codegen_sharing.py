@@ -30,8 +30,8 @@ class _Recording(types.SimpleNamespace):
     def __getattr__(self, name):
         return getattr(np, name)
 
-    def einsum(self, spec, *args):
-        out = np.einsum(spec, *args)
+    def einsum(self, spec, *args, **options):
+        out = np.einsum(spec, *args, **options)
         self.calls["einsum " + spec] += 1
         self.dtypes.append(out.dtype)
         return out
@@ -81,6 +81,7 @@ def test_logistic_loss_module_computes_the_margin_and_the_sigmoid_once() -> None
     body = code[code.index("def evaluate(") : code.index("_FUNCTIONS =")]
     assert code.count("np.einsum('ij,j,i->i'") == 1, body
     assert code.count("(lambda e: e / (1 + e))") == 1, body  # the sigmoid, used by gradient and Hessian
+    assert "'ik,il,i,i,i->kl', X, X, np.power(y, 2), t1, (1.0 + -1.0 * t1), optimize=True)" in body  # pairwise
     recording = _Recording()
     module = _module(code, recording)
     arrays = {n: _data()[n] for n in ("X", "y", "w")}
