@@ -55,7 +55,12 @@ def _sum(node: Sum, name: str, new: tuple[str, ...]) -> Node:
 
 
 def _op(node: Op, name: str, new: tuple[str, ...]) -> Node:
+    from .identities import operator
     from .operators import operator_derivative
+
+    reduced = operator(node.name, node.indices, node.arg)  # inv(inv(M)) is M: differentiate M, not two inverses
+    if reduced != node:
+        return derivative(reduced, name, new)
 
     d = derivative(node.arg, name, new)
     avoid = all_indices(node) | all_indices(d) | set(new) | tensor_names(node)

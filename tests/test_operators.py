@@ -374,3 +374,12 @@ def test_a_term_constant_along_a_summed_index_is_scaled_not_broadcast() -> None:
     np.testing.assert_allclose(ix.evaluate(g, {"C": c, "r": r}), want)
     np.testing.assert_allclose(ix.compile(g)(C=c, r=r), want)
     np.testing.assert_allclose(ix.evaluate(ix.parse("sum_j(A_ij - a)"), {"A": np.ones((2, 3)), "a": 0.5}), [1.5, 1.5])
+
+
+def test_identities_apply_before_differentiating() -> None:
+    # inv(inv(M)) is M: its derivative has no inverse left (fuzz F7).
+    e = ix.parse("inv(inv(X_rj X_ri + δ_ji))")
+    d = ix.diff(e, "X")
+    assert "inv" not in str(d)
+    x = rng.normal(size=(4, 3))
+    np.testing.assert_allclose(ix.evaluate(d, {"X": x}), _central(str(e), {"X": x}, "X"), rtol=1e-6, atol=1e-8)
