@@ -187,3 +187,15 @@ def test_parser_tables_a_shared_directory_is_not_used(tmp_path, monkeypatch):
     shared.chmod(0o700)
     assert larkcache.cache_directory() == shared
     assert Path(str(shared)).is_dir()
+
+
+def test_importing_a_submodule_leaves_the_public_functions_in_place():
+    # indexdiff.compile (and check, cost, codegen, evaluate) are functions, whatever submodules were imported.
+    code = (
+        "import importlib, indexdiff as ix\n"
+        "for m in ('check', 'compile', 'cost', 'codegen', 'evaluate', 'custom', 'data'):\n"
+        "    importlib.import_module('indexdiff.' + m)\n"
+        "print(all(callable(getattr(ix, n)) and not isinstance(getattr(ix, n), type(ix))"
+        " for n in ('check', 'compile', 'cost', 'codegen', 'evaluate', 'function')))\n"
+    )
+    assert _modules_after(code)["out"].strip() == "True"
