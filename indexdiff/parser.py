@@ -410,5 +410,5 @@ def parse(text: str) -> Expr | Program:
 
     text = _source(text)
     if not re.sub(r"#[^\n]*", "", text).replace(";", "").strip():
-        raise ParseError("empty input", text=text, hint="write an expression such as x_i A_ij x_j")
+        raise ParseError("empty input", text=text, pos=0, hint="write an expression such as x_i A_ij x_j")
     return build(text, parse_syntax(text))

@@ -132,3 +132,9 @@ def test_a_sum_of_ten_thousand_terms_parses_quickly():
     e = ix.parse(text)  # about 0.3 s (benchmarks/scaling.py measures it)
     assert len(e.variables) == 10000 and len(e.node.terms) == 10000
     assert str(e).endswith("a9998_i - x_i")
+
+
+@pytest.mark.parametrize("text", ["", "   ", "# only a comment", ";;"])
+def test_empty_input_is_an_error_with_a_caret(text):
+    err = refused(text)
+    assert err.reason == "empty input" and err.pos == 0 and "^" in str(err)
