@@ -34,7 +34,7 @@ from .names import all_indices, sum_by_terms
 from .program import merged, used
 from .sharing import first_pair, structure_keys
 from .simplify import simplify
-from .steps import broadcast_shape, contraction, diagonal, product_step, sum_terms
+from .steps import Plan, broadcast_shape, contraction, diagonal, product_step, sum_terms
 
 __all__ = ["compile", "Compiled"]
 
@@ -42,31 +42,10 @@ Labels = tuple[str, ...]
 Step = Callable[[list[Any]], Any]
 
 
-class _Plan:
-    """Steps that fill value slots in order; the first slots hold the inputs."""
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        self.names = names
-        self.steps: list[Step] = []
-        self.outputs: list[Step] = []
-
-    def add(self, step: Step) -> int:
-        self.steps.append(step)
-        return len(self.names) + len(self.steps) - 1
-
-    def run(self, arrays: dict[str, Any]) -> list[Any]:
-        values = [arrays[n] for n in self.names]
-        for step in self.steps:
-            values.append(step(values))
-        return [out(values) for out in self.outputs]
-
-
 class _Builder:
     """Turns nodes into plan steps for one set of input shapes; equal subexpressions are computed once."""
 
-    def __init__(
-        self, plan: _Plan, shapes: dict[str, tuple[int, ...]], dtype: Any, backend: Backend, like: Any
-    ) -> None:
+    def __init__(self, plan: Plan, shapes: dict[str, tuple[int, ...]], dtype: Any, backend: Backend, like: Any) -> None:
         self.plan = plan
         self.shapes = shapes
         self.dtype = dtype
@@ -331,7 +310,7 @@ class Compiled:
         self.inputs = dict(sorted((n, r) for n, r in ranks.items() if n not in defined))
         # Inputs only statements the outputs do not need take: accepted by a call, and not used.
         self.unused = every_input - set(self.inputs)
-        self._plans: dict[tuple[Any, ...], _Plan] = {}
+        self._plans: dict[tuple[Any, ...], Plan] = {}
 
     def __call__(self, *args: Any, **arrays: Any) -> Any:
         if args:
@@ -391,7 +370,7 @@ class Compiled:
             given[name] = a
         return given
 
-    def _build(self, given: dict[str, np.ndarray]) -> _Plan:
+    def _build(self, given: dict[str, np.ndarray]) -> Plan:
         libraries = {backend_of(a) for a in given.values()}
         if len(libraries) > 1:
             raise ShapeError(
@@ -406,7 +385,7 @@ class Compiled:
             like = np.zeros(0, dtype=dtype)
         else:
             dtype = like.dtype
-        plan = _Plan(tuple(given))
+        plan = Plan(tuple(given))
         builder = _Builder(plan, {n: tuple(a.shape) for n, a in given.items()}, dtype, backend, like)
         known: dict[str, Any] = dict(given)  # what index_sizes reads shapes from: inputs, then statements
         for e in self.exprs:

@@ -12,7 +12,7 @@ import opt_einsum
 
 from .backends import Backend
 
-__all__ = ["SMALL", "contraction", "diagonal", "product_step", "broadcast_shape", "sum_terms"]
+__all__ = ["SMALL", "Plan", "contraction", "diagonal", "product_step", "broadcast_shape", "sum_terms"]
 
 Labels = tuple[str, ...]
 Step = Callable[[list[Any]], Any]
@@ -174,3 +174,54 @@ def sum_terms(v: list[Any], parts: tuple[tuple[int, tuple[int, ...] | None], ...
         value = v[slot] if shape is None else v[slot].reshape(shape)
         total = value if total is None else total + value
     return total
+
+
+class _Reads(list):  # type: ignore[type-arg]
+    """The value list as a step sees it on a plan's first run, noting which values the step reads."""
+
+    seen: set[int]
+
+    def __getitem__(self, k: Any) -> Any:
+        self.seen.add(k if k >= 0 else len(self) + k)
+        return list.__getitem__(self, k)
+
+
+class Plan:
+    """Steps that fill value slots in order; the first slots hold the inputs."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.steps: list[Step] = []
+        self.outputs: list[Step] = []
+        self.release: list[list[int]] | None = None  # per step, the values it reads last (from the first run)
+
+    def add(self, step: Step) -> int:
+        self.steps.append(step)
+        return len(self.names) + len(self.steps) - 1
+
+    def run(self, arrays: dict[str, Any]) -> list[Any]:
+        values = [arrays[n] for n in self.names]
+        if self.release is None:  # the first run records which values each step reads
+            return self._traced(values)
+        for step, done in zip(self.steps, self.release):
+            values.append(step(values))
+            for k in done:  # a value no later step reads is let go at once, as hand-written code lets it go
+                values[k] = None
+        return [out(values) for out in self.outputs]
+
+    def _traced(self, values: list[Any]) -> list[Any]:
+        reads = _Reads(values)
+        last: dict[int, int] = {}
+        for n, step in enumerate(self.steps):
+            reads.seen = set()
+            reads.append(step(reads))
+            last.update(dict.fromkeys(reads.seen, n))
+        reads.seen = set()
+        out = [f(reads) for f in self.outputs]
+        kept = reads.seen | set(range(len(self.names)))  # outputs, and the caller's arrays
+        release: list[list[int]] = [[] for _ in self.steps]
+        for k, n in last.items():
+            if k not in kept:
+                release[n].append(k)
+        self.release = release
+        return out

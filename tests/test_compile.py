@@ -148,3 +148,19 @@ def test_constants_keep_dtype_and_library():
     assert ix.compile(ix.parse("u_i exp(1)"))(u=np.ones(3, np.float32)).dtype == np.float32
     with pytest.raises(ShapeError, match="not numeric"):
         ix.compile(ix.parse("c x_i"))(c=None, x=np.ones(2))
+
+
+def test_a_plan_lets_go_of_each_value_after_its_last_use():
+    # The first call records which values each step reads; later calls drop an intermediate as soon as no later
+    # step needs it (as hand-written code does), with the same results.
+    e = ix.parse("sum_i(log(1 + exp(-y_i X_ij w_j)))")
+    f = ix.compile(e, ix.diff(e, "w"), ix.diff(e, "w", "w"))
+    rng = np.random.default_rng(3)
+    arrays = {"X": rng.normal(size=(40, 4)), "y": rng.choice([-1.0, 1.0], 40), "w": rng.normal(size=4)}
+    first = f(**arrays)
+    (plan,) = f._plans.values()  # a steps.Plan
+    assert plan.release is not None and any(plan.release)
+    for a, b in zip(first, f(**arrays)):
+        np.testing.assert_array_equal(a, b)
+    for got, x in zip(f(**arrays), [e, ix.diff(e, "w"), ix.diff(e, "w", "w")]):
+        np.testing.assert_allclose(got, ix.evaluate(x, arrays))
