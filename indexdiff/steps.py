@@ -1,5 +1,6 @@
-"""How compiled plans run one step: contractions (a matrix product, a multiply, np.einsum or an opt_einsum plan),
-diagonals, and sums of broadcast terms."""
+"""How compiled plans run: the plan (steps filling value slots, each intermediate let go after its last use), and
+each step: contractions (a matrix product, a multiply, np.einsum or an opt_einsum plan), diagonals, and sums of
+broadcast terms."""
 
 from __future__ import annotations
 
