@@ -19,11 +19,11 @@ import io
 import os
 import random
 import re
-import signal
 import time
 from collections.abc import Iterator
 
 import pytest
+from cpulimit import Timeout, cpu_limit
 
 import indexdiff as ix
 from indexdiff.cli import main
@@ -216,25 +216,6 @@ def mutants(seed: int, count: int) -> Iterator[str]:
         yield text
 
 
-class _Timeout(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def _hard_limit(seconds: float) -> Iterator[None]:
-    def stop(signum: int, frame: object) -> None:
-        raise _Timeout
-
-    # CPU time, not wall time: the limit holds however busy the machine is.
-    old = signal.signal(signal.SIGPROF, stop)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGPROF, old)
-
-
 def _variables(e: ix.Expr | Program) -> list[str]:
     return sorted(e.inputs if isinstance(e, Program) else e.variables)
 
@@ -263,9 +244,9 @@ def _run(text: str) -> tuple[str | None, float]:
     """What went wrong (or None) and the CPU seconds taken (CPU time: other processes on the machine do not count)."""
     start = time.process_time()
     try:
-        with _hard_limit(HARD):
+        with cpu_limit(HARD):
             problem = exercise(text)
-    except _Timeout:
+    except Timeout:
         problem = f"did not finish in {HARD} s of CPU time"
     except Exception as err:  # noqa: BLE001 - the point: anything but an IndexDiffError is a finding
         problem = f"{type(err).__name__}: {str(err)[:200]}"
@@ -296,9 +277,9 @@ def test_corpus_is_valid() -> None:
 def _cli(argv: list[str]) -> tuple[int | None, str]:
     out, err = io.StringIO(), io.StringIO()
     try:
-        with _hard_limit(HARD), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with cpu_limit(HARD), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(argv)
-    except _Timeout:
+    except Timeout:
         return None, f"did not finish in {HARD} s of CPU time"
     except BaseException as exc:  # noqa: BLE001 - SystemExit included: main must return the status
         return None, f"{type(exc).__name__}: {str(exc)[:200]}"

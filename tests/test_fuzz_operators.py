@@ -29,12 +29,12 @@ import io
 import os
 import random
 import re
-import signal
 import warnings
 from collections.abc import Iterator, Mapping
 
 import numpy as np
 import pytest
+from cpulimit import Timeout, cpu_limit
 from fuzz_routes import Case, check_expression, check_program, used_inputs
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -302,24 +302,6 @@ def mutants(seed: int, count: int) -> Iterator[str]:
         yield text
 
 
-class _Timeout(Exception):
-    pass
-
-
-@contextlib.contextmanager
-def _cpu_limit(seconds: float) -> Iterator[None]:
-    def stop(signum: int, frame: object) -> None:
-        raise _Timeout
-
-    old = signal.signal(signal.SIGPROF, stop)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGPROF, old)
-
-
 def _variables(x: Expr | Program) -> list[str]:
     return sorted(x.inputs if isinstance(x, Program) else x.variables)
 
@@ -345,9 +327,9 @@ def exercise(text: str) -> str | None:
 
 def _problem(text: str) -> str | None:
     try:
-        with _cpu_limit(HARD):
+        with cpu_limit(HARD):
             return exercise(text)
-    except _Timeout:
+    except Timeout:
         return f"did not finish in {HARD} s of CPU time"
     except Exception as err:  # noqa: BLE001 - anything but an IndexDiffError is a finding
         return f"{type(err).__name__}: {str(err)[:200]}"
@@ -370,9 +352,9 @@ def test_mutated_operator_inputs_parse_or_raise_index_diff_error() -> None:
 def _cli(argv: list[str]) -> tuple[int | None, str]:
     out, err = io.StringIO(), io.StringIO()
     try:
-        with _cpu_limit(HARD), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with cpu_limit(HARD), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(argv)
-    except _Timeout:
+    except Timeout:
         return None, f"did not finish in {HARD} s of CPU time"
     except BaseException as exc:  # noqa: BLE001 - SystemExit included: main returns the status
         return None, f"{type(exc).__name__}: {str(exc)[:200]}"

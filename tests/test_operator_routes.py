@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from fuzz_routes import check_expression, check_program
+from op_numpy import lse, softmax, spd
 from routes import assert_routes, routes
 
 import indexdiff as ix
@@ -30,21 +31,6 @@ def _normal(*shape: int) -> np.ndarray:
     return _rng.normal(size=shape)
 
 
-def _spd(n: int) -> np.ndarray:
-    b = _rng.normal(size=(n, n))
-    return b @ b.T / n + np.eye(n)
-
-
-def _softmax(z: np.ndarray, axis: int) -> np.ndarray:
-    e = np.exp(z - z.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def _lse(z: np.ndarray, axis: int) -> np.ndarray:
-    m = z.max(axis=axis, keepdims=True)
-    return np.log(np.exp(z - m).sum(axis=axis)) + np.squeeze(m, axis=axis)
-
-
 def _logdet(m: np.ndarray) -> float:
     sign, value = np.linalg.slogdet(m)
     assert sign > 0
@@ -53,16 +39,16 @@ def _logdet(m: np.ndarray) -> float:
 
 # text, the variable to differentiate by, the data, and the value by hand-written numpy
 CASES: list[tuple[str, str, Arrays, Callable[[Arrays], np.ndarray]]] = [
-    ("softmax_j(z_ij)", "z", {"z": _normal(3, 4)}, lambda a: _softmax(a["z"], 1)),
-    ("logsumexp_j(z_ij)", "z", {"z": _normal(3, 4)}, lambda a: _lse(a["z"], 1)),
+    ("softmax_j(z_ij)", "z", {"z": _normal(3, 4)}, lambda a: softmax(a["z"], 1)),
+    ("logsumexp_j(z_ij)", "z", {"z": _normal(3, 4)}, lambda a: lse(a["z"], 1)),
     ("mean_j(x_ij)", "x", {"x": _normal(3, 4)}, lambda a: a["x"].mean(1)),
     ("max_j(x_ij)", "x", {"x": _normal(3, 4)}, lambda a: a["x"].max(1)),
     ("min_i(x_ij)", "x", {"x": _normal(3, 4)}, lambda a: a["x"].min(0)),
-    ("softmax_jk(z_ijk)", "z", {"z": _normal(2, 3, 2)}, lambda a: _softmax(a["z"].reshape(2, 6), 1).reshape(2, 3, 2)),
+    ("softmax_jk(z_ijk)", "z", {"z": _normal(2, 3, 2)}, lambda a: softmax(a["z"].reshape(2, 6), 1).reshape(2, 3, 2)),
     (
         "x_i inv(A_ij) x_j",
         "A",
-        {"x": _normal(3), "A": _spd(3) + 0.3 * _normal(3, 3)},
+        {"x": _normal(3), "A": spd(_rng, 3) + 0.3 * _normal(3, 3)},
         lambda a: a["x"] @ np.linalg.inv(a["A"]) @ a["x"],
     ),
     (
@@ -71,19 +57,19 @@ CASES: list[tuple[str, str, Arrays, Callable[[Arrays], np.ndarray]]] = [
         {"X": _normal(4, 2), "lam": np.array(0.7)},
         lambda a: np.linalg.inv(a["X"].T @ a["X"] + a["lam"] * np.eye(2)),
     ),
-    ("det(A_ij)", "A", {"A": _spd(3) + 0.3 * _normal(3, 3)}, lambda a: np.linalg.det(a["A"])),
+    ("det(A_ij)", "A", {"A": spd(_rng, 3) + 0.3 * _normal(3, 3)}, lambda a: np.linalg.det(a["A"])),
     ("logdet(A_ik A_jk + δ_ij)", "A", {"A": _normal(3, 4)}, lambda a: _logdet(a["A"] @ a["A"].T + np.eye(3))),
     (
         "0.5 logdet(C_ij) + 0.5 sum_n(r_ni inv(C_ij) r_nj)",
         "C",
-        {"C": _spd(3), "r": _normal(4, 3)},
+        {"C": spd(_rng, 3), "r": _normal(4, 3)},
         lambda a: 0.5 * _logdet(a["C"]) + 0.5 * np.sum((a["r"] @ np.linalg.inv(a["C"])) * a["r"]),
     ),
     (
         "sum_ij(softmax_j(S_ij) V_jk W_ik)",
         "S",
         {"S": _normal(3, 4), "V": _normal(4, 2), "W": _normal(3, 2)},
-        lambda a: np.sum((_softmax(a["S"], 1) @ a["V"]) * a["W"]),
+        lambda a: np.sum((softmax(a["S"], 1) @ a["V"]) * a["W"]),
     ),
     ("logsumexp_j(log(softmax_j(z_ij)))", "z", {"z": _normal(3, 4)}, lambda a: np.zeros(3)),
     (  # simplified, the argument lacks k: the operator's argument is broadcast along it
@@ -96,16 +82,16 @@ CASES: list[tuple[str, str, Arrays, Callable[[Arrays], np.ndarray]]] = [
         "softmax_j(log(softmax_j(z_ij)) + y_ij)",
         "z",
         {"z": _normal(3, 4), "y": _normal(3, 4)},
-        lambda a: _softmax(a["z"] + a["y"], 1),
+        lambda a: softmax(a["z"] + a["y"], 1),
     ),
     (
         "mean_j(softmax_j(z_ij) w_j)",
         "z",
         {"z": _normal(3, 4), "w": _normal(4)},
-        lambda a: (_softmax(a["z"], 1) * a["w"]).mean(1),
+        lambda a: (softmax(a["z"], 1) * a["w"]).mean(1),
     ),
-    ("max_i(softmax_j(z_ij))", "z", {"z": _normal(3, 4)}, lambda a: _softmax(a["z"], 1).max(0)),
-    ("logdet(inv(A_ij))", "A", {"A": _spd(3)}, lambda a: -_logdet(a["A"])),
+    ("max_i(softmax_j(z_ij))", "z", {"z": _normal(3, 4)}, lambda a: softmax(a["z"], 1).max(0)),
+    ("logdet(inv(A_ij))", "A", {"A": spd(_rng, 3)}, lambda a: -_logdet(a["A"])),
     (
         "det(A_ik B_kj + δ_ij)",
         "B",
@@ -115,7 +101,7 @@ CASES: list[tuple[str, str, Arrays, Callable[[Arrays], np.ndarray]]] = [
     (
         "inv(A_ji) y_j",
         "A",
-        {"A": _spd(3) + 0.3 * _normal(3, 3), "y": _normal(3)},
+        {"A": spd(_rng, 3) + 0.3 * _normal(3, 3), "y": _normal(3)},
         lambda a: np.linalg.solve(a["A"].T, a["y"]),
     ),
 ]
@@ -330,17 +316,15 @@ def _logits(scale: float, dtype: type) -> np.ndarray:
 def test_softmax_and_logsumexp_are_stable_on_every_route(scale: float, dtype: type, tol: float) -> None:
     z = _logits(scale, dtype)
     exact = z.astype(np.float64)
-    lse = ix.parse("logsumexp_j(z_ij)")
-    softmax = _softmax(exact, 1)
-    jacobian = np.einsum("ij,jl,ik->ijkl", softmax, np.eye(4), np.eye(3)) - np.einsum(
-        "ij,il,ik->ijkl", softmax, softmax, np.eye(3)
-    )
+    e_lse = ix.parse("logsumexp_j(z_ij)")
+    s = softmax(exact, 1)
+    jacobian = np.einsum("ij,jl,ik->ijkl", s, np.eye(4), np.eye(3)) - np.einsum("ij,il,ik->ijkl", s, s, np.eye(3))
     for e, want in (
-        (lse, _lse(exact, 1)),
-        (ix.diff(lse, "z"), np.einsum("ik,il->ikl", np.eye(3), softmax)),
-        (ix.parse("softmax_j(z_ij)"), softmax),
+        (e_lse, lse(exact, 1)),
+        (ix.diff(e_lse, "z"), np.einsum("ik,il->ikl", np.eye(3), s)),
+        (ix.parse("softmax_j(z_ij)"), s),
         (ix.diff(ix.parse("softmax_j(z_ij)"), "z"), jacobian),
-        (ix.diff(lse, "z", "z"), jacobian[:, None] * np.eye(3)[:, :, None, None, None]),
+        (ix.diff(e_lse, "z", "z"), jacobian[:, None] * np.eye(3)[:, :, None, None, None]),
     ):
         for route, got in routes(e, {"z": z}).items():
             assert np.all(np.isfinite(got)), (str(e), route)
@@ -354,7 +338,7 @@ def test_einsum_line_of_logsumexp_is_stable_alone() -> None:
     z = _logits(1e4, np.float64)
     line = einsum_text(ix.parse("f_i = logsumexp_j(z_ij) + sum_j(softmax_j(z_ij) z_ij)"))
     got = eval(line, {"np": np, "z": z})  # noqa: S307 - generated code
-    assert np.allclose(got, _lse(z, 1) + np.sum(_softmax(z, 1) * z, axis=1), rtol=1e-12)
+    assert np.allclose(got, lse(z, 1) + np.sum(softmax(z, 1) * z, axis=1), rtol=1e-12)
 
 
 def test_logdet_where_det_overflows_and_of_an_ill_conditioned_matrix_on_every_route() -> None:
