@@ -133,9 +133,13 @@ class _Builder:
             labels = tuple(sorted(node.free))
             parts = []
             for t in node.terms:
+                # A negated term is subtracted (1 - s is one pass, not a negation and an addition).
+                sign = -1 if isinstance(t, Mul) and t.factors[0] == Number(Fraction(-1)) else 1
+                if sign < 0:
+                    t = t.factors[1] if len(t.factors) == 2 else Mul(t.factors[1:])
                 slot, own, shape = self.emit(t)
                 self.sizes.update(zip(own, shape))
-                parts.append((slot, broadcast_shape(own, labels, shape)))
+                parts.append((slot, broadcast_shape(own, labels, shape), sign))
             shape = tuple(self.size(i) for i in labels)
             return self.plan.add(lambda v, p=tuple(parts): sum_terms(v, p)), labels, shape
         raise AssertionError(node)

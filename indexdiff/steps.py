@@ -169,11 +169,15 @@ def broadcast_shape(own: Labels, target: Labels, shape: tuple[int, ...]) -> tupl
     return tuple(sizes.get(i, 1) for i in target)
 
 
-def sum_terms(v: list[Any], parts: tuple[tuple[int, tuple[int, ...] | None], ...]) -> Any:
+def sum_terms(v: list[Any], parts: tuple[tuple[int, tuple[int, ...] | None, int], ...]) -> Any:
+    """The sum of the terms' values (each reshaped to broadcast where given), a term of sign -1 subtracted."""
     total = None
-    for slot, shape in parts:
+    for slot, shape, sign in parts:
         value = v[slot] if shape is None else v[slot].reshape(shape)
-        total = value if total is None else total + value
+        if total is None:
+            total = value if sign > 0 else -value
+            continue
+        total = total + value if sign > 0 else total - value
     return total
 
 

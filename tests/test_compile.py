@@ -164,3 +164,15 @@ def test_a_plan_lets_go_of_each_value_after_its_last_use():
         np.testing.assert_array_equal(a, b)
     for got, x in zip(f(**arrays), [e, ix.diff(e, "w"), ix.diff(e, "w", "w")]):
         np.testing.assert_allclose(got, ix.evaluate(x, arrays))
+
+
+def test_negated_terms_are_subtracted():
+    # 1 - s runs as one subtraction (not a negation, then an addition), with the same values and dtype.
+    for dtype in (np.float32, np.float64):
+        a = np.linspace(-3, 3, 7).astype(dtype)
+        f = ix.compile(ix.parse("f_i = sigmoid(a_i) (1 - sigmoid(a_i)) - a_i - 2 a_i"))
+        s = 1 / (1 + np.exp(-a.astype(np.float64)))
+        got = f(a=a)
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, s * (1 - s) - 3 * a, rtol=1e-6 if dtype == np.float32 else 1e-12)
+        np.testing.assert_allclose(ix.compile(ix.parse("f_i = -a_i + 1"))(a=a), 1 - a)
