@@ -14,10 +14,13 @@ gets it: ``dims=`` for evaluate and compile, ``n_<index>`` for the generated cod
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
 
 import indexdiff as ix
 from indexdiff.check import random_arrays, sizes_for
@@ -31,6 +34,36 @@ RTOL = 1e-9
 #: float32 compiled against the float64 reference, relative to the largest value.
 RTOL32 = 2e-3
 _STEP = 1e-5
+
+
+#: ``INDEXDIFF_FUZZ=long``: fresh seeds, many more cases (``INDEXDIFF_FUZZ_EXAMPLES=N``), failures shrunk.
+LONG = os.environ.get("INDEXDIFF_FUZZ") == "long"
+
+
+def fuzz_settings(examples: int, long_examples: int) -> settings:
+    """Hypothesis settings of the fuzzers: ``examples`` derandomized cases by default, ``long_examples`` (or
+    ``INDEXDIFF_FUZZ_EXAMPLES``) fresh ones in the long run."""
+    if LONG:
+        examples = int(os.environ.get("INDEXDIFF_FUZZ_EXAMPLES", str(long_examples)))
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=not LONG,
+        database=None,
+        print_blob=True,
+        # Shrinking a failure costs minutes at ~0.1 s per example: the default run reports the first failure as
+        # found; the long run shrinks.
+        phases=list(Phase) if LONG else [Phase.explicit, Phase.reuse, Phase.generate],
+    )
+
+
+def draw_wrt(data: st.DataObject, variables: Mapping[str, int]) -> tuple[str, str] | tuple[()]:
+    """Two variables (maybe the same) to differentiate by, in turn; none when there is none."""
+    names = sorted(variables)
+    if not names:
+        return ()
+    return data.draw(st.sampled_from(names)), data.draw(st.sampled_from(names))
 
 
 class RouteError(AssertionError):

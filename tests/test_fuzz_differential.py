@@ -13,42 +13,23 @@ number of cases per test, 2000 by default in the long run).
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 import pytest
-from fuzz_routes import check_expression, check_program, used_inputs
-from hypothesis import HealthCheck, Phase, given, settings
+from fuzz_routes import check_expression, check_program, draw_wrt, fuzz_settings, used_inputs
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import program, rich_case
 
 import indexdiff as ix
 
-LONG = os.environ.get("INDEXDIFF_FUZZ") == "long"
-
 
 def _settings(examples: int) -> settings:
-    if LONG:
-        examples = int(os.environ.get("INDEXDIFF_FUZZ_EXAMPLES", "2000"))
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        derandomize=not LONG,
-        database=None,
-        print_blob=True,
-        # Shrinking a failure costs minutes at ~0.1 s per example: the default run reports the first failure as
-        # found; the long run shrinks.
-        phases=list(Phase) if LONG else [Phase.explicit, Phase.reuse, Phase.generate],
-    )
+    return fuzz_settings(examples, 2000)
 
 
-def _wrt(data: st.DataObject, variables: dict[str, int]) -> tuple[str, str] | tuple[()]:
-    names = sorted(variables)
-    if not names:
-        return ()
-    return data.draw(st.sampled_from(names)), data.draw(st.sampled_from(names))
+_wrt = draw_wrt
 
 
 @_settings(400)

@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import random
 import re
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from cpulimit import Timeout, cpu_limit
-from fuzz_routes import Case, check_expression, check_program, used_inputs
-from hypothesis import HealthCheck, Phase, given, settings
+from fuzz_routes import LONG, Case, check_expression, check_program, draw_wrt, fuzz_settings, used_inputs
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from op_reference import agrees, reference
 from op_strategies import op_case, op_program
@@ -46,30 +45,16 @@ from indexdiff.check import random_arrays, sizes_for
 from indexdiff.cli import main
 from indexdiff.expr import Expr, Program
 
-LONG = os.environ.get("INDEXDIFF_FUZZ") == "long"
-EXAMPLES = int(os.environ.get("INDEXDIFF_FUZZ_EXAMPLES", "1000")) if LONG else None
 SEED = random.randrange(2**32) if LONG else 8
 
 # -- the driver ----------------------------------------------------------------------------------------------------
 
 
 def _settings(examples: int) -> settings:
-    return settings(
-        max_examples=EXAMPLES or examples,
-        deadline=None,
-        suppress_health_check=list(HealthCheck),
-        derandomize=not LONG,
-        database=None,
-        print_blob=True,
-        phases=list(Phase) if LONG else [Phase.explicit, Phase.reuse, Phase.generate],
-    )
+    return fuzz_settings(examples, 1000)
 
 
-def _wrt(data: st.DataObject, variables: Mapping[str, int]) -> tuple[str, str] | tuple[()]:
-    names = sorted(variables)
-    if not names:
-        return ()
-    return data.draw(st.sampled_from(names)), data.draw(st.sampled_from(names))
+_wrt = draw_wrt
 
 
 def check_reference(text: str, wrt: tuple[str, str] | tuple[()]) -> None:
