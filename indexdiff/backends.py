@@ -1,4 +1,5 @@
-"""Array libraries: numpy by default; torch, jax and cupy arrays keep their own library for element-wise work."""
+"""Array libraries: numpy by default; torch, jax and cupy arrays keep their own library for element-wise work; dask
+arrays run numpy's implementations block by block (daskarrays.py)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ class Backend:
         self.functions: dict[str, Callable[[Any], Any]] = Callables(name, {})
         if name == "numpy":
             self.functions.update({f: spec.numpy for f, spec in FUNCTIONS.items()})
+        elif name == "dask":  # numpy's stable implementations on each block: the same values as numpy's
+            from .daskarrays import blockwise
+
+            self.functions.update({f: blockwise(spec.numpy) for f, spec in FUNCTIONS.items()})
         else:
             self.functions.update({f: getattr(self.xp, f) for f in _STANDARD})
             self.functions.update(_SPECIAL[name](self.xp))
@@ -37,6 +42,12 @@ class Backend:
             from .operators import apply
 
             return apply(name, value, axes)
+        if self.name == "dask":
+            from .daskarrays import operator
+
+            found = operator(name, value, axes)
+            if found is not None:
+                return found
         if name in ("inv", "det", "logdet"):
             return self._matrix(name, value)
         xp, torch = self.xp, self.name == "torch"
@@ -54,7 +65,7 @@ class Backend:
             return getattr(jax.nn, name)(value, axis=axes)
         if name == "logsumexp" and torch:
             return xp.logsumexp(value, dim=axes)
-        if name in ("softmax", "logsumexp"):  # cupy, and torch's softmax over several axes
+        if name in ("softmax", "logsumexp"):  # cupy, dask over chunked axes, torch's softmax over several axes
             m = reduce("max", value, keep=True)
             m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
             e = xp.exp(value - m)
@@ -113,7 +124,7 @@ class Backend:
         return self.xp.eye(n, dtype=like.dtype)
 
 
-_MODULES = {"torch": "torch", "jax": "jax.numpy", "cupy": "cupy"}
+_MODULES = {"torch": "torch", "jax": "jax.numpy", "cupy": "cupy", "dask": "dask.array"}
 
 
 def _concrete(a: Any) -> bool:
@@ -154,7 +165,7 @@ _SPECIAL = {"torch": _torch, "jax": _jax, "cupy": _cupy}
 
 
 def backend_of(array: Any) -> str:
-    """The library an array belongs to: numpy, torch, jax or cupy (anything else is converted with numpy)."""
+    """The library an array belongs to: numpy, torch, jax, cupy or dask (anything else is converted with numpy)."""
     root = type(array).__module__.split(".")[0]
     if root in ("jax", "jaxlib"):
         return "jax"

@@ -11,6 +11,7 @@ import numpy as np
 
 from .backends import Backend, backend_of
 from .canonical import canonical
+from .daskarrays import DaskPlan
 from .errors import IndexDiffError, ShapeError
 from .evaluate import _locate, as_exponent, as_float, index_sizes, plan_product, real_array, unique_summed
 from .expr import (
@@ -34,7 +35,8 @@ from .names import all_indices, sum_by_terms
 from .program import merged, used
 from .sharing import first_pair, structure_keys
 from .simplify import simplify
-from .steps import Plan, broadcast_shape, contraction, diagonal, product_step, sum_terms
+from .inplace import multiply_step, square_step, sum_step
+from .steps import Plan, broadcast_shape, contraction, diagonal, product_step
 
 __all__ = ["compile", "Compiled"]
 
@@ -127,7 +129,7 @@ class _Builder:
             slot, labels, shape = self.emit(node.base)
             p = as_exponent(node.exponent)
             if p == 2:
-                return self.plan.add(lambda v, s=slot: v[s] * v[s]), labels, shape
+                return self.plan.add(square_step(slot)), labels, shape
             return self.plan.add(lambda v, s=slot, p=p: v[s] ** p), labels, shape
         if isinstance(node, Add):
             labels = tuple(sorted(node.free))
@@ -141,7 +143,7 @@ class _Builder:
                 self.sizes.update(zip(own, shape))
                 parts.append((slot, broadcast_shape(own, labels, shape), sign))
             shape = tuple(self.size(i) for i in labels)
-            return self.plan.add(lambda v, p=tuple(parts): sum_terms(v, p)), labels, shape
+            return self.plan.add(sum_step(tuple(parts))), labels, shape
         raise AssertionError(node)
 
     def operator(self, node: Op) -> tuple[int, Labels, tuple[int, ...]]:
@@ -214,6 +216,10 @@ class _Builder:
             contract = lambda: one  # noqa: E731
         out_shape = tuple(self.size(i) for i in plan.out)
         self.sizes.update(zip(plan.out, out_shape))
+        terms, output = plan.spec.split("->")
+        if len(sources) > 1 and not plan.ones and plan.diagonal is None and set(terms.split(",")) == {output}:
+            # Element-wise (the same axes everywhere): multiplies, as by hand, written in place where allowed.
+            return self.plan.add(multiply_step(tuple(sources), coef)), plan.out, out_shape
         embed = None
         if plan.diagonal is not None:
             embed = diagonal(plan.diagonal, out_shape, self.dtype, self.backend, self.like)
@@ -376,6 +382,8 @@ class Compiled:
 
     def _build(self, given: dict[str, np.ndarray]) -> Plan:
         libraries = {backend_of(a) for a in given.values()}
+        if "dask" in libraries:
+            libraries.discard("numpy")  # numpy parameters join dask data (daskarrays.py)
         if len(libraries) > 1:
             raise ShapeError(
                 f"the arrays come from different libraries ({', '.join(sorted(libraries))})",
@@ -383,13 +391,13 @@ class Compiled:
             )
         backend = Backend(libraries.pop() if libraries else "numpy")
         like = next(iter(given.values()), np.zeros(0))
-        if backend.name == "numpy":
+        if backend.name in ("numpy", "dask"):
             floats = [a.dtype for a in given.values() if np.issubdtype(a.dtype, np.inexact)]
             dtype = np.result_type(*floats) if floats else np.dtype(np.float64)
             like = np.zeros(0, dtype=dtype)
         else:
             dtype = like.dtype
-        plan = Plan(tuple(given))
+        plan = DaskPlan(given, self.exprs, self.outputs is not None) if backend.name == "dask" else Plan(tuple(given))
         builder = _Builder(plan, {n: tuple(a.shape) for n, a in given.items()}, dtype, backend, like)
         known: dict[str, Any] = dict(given)  # what index_sizes reads shapes from: inputs, then statements
         for e in self.exprs:
