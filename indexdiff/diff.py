@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import overload
 
 from .errors import DiffError, IndexDiffError, expect_specs
@@ -169,13 +169,15 @@ def _differentiate(node: Node, name: str, new: tuple[str, ...], free: frozenset[
 
 
 @overload
-def diff(expr: Expr, *wrt: str) -> Expr: ...
+def diff(expr: Expr, *wrt: str, along: str | Sequence[str | None] | None = None) -> Expr: ...
 @overload
-def diff(expr: Program, *wrt: str) -> Program: ...
-def diff(expr: Expr | Program, *wrt: str) -> Expr | Program:
+def diff(expr: Program, *wrt: str, along: str | Sequence[str | None] | None = None) -> Program: ...
+def diff(expr: Expr | Program, *wrt: str, along: str | Sequence[str | None] | None = None) -> Expr | Program:
     """∂expr/∂wrt[0]/∂wrt[1]...: the new indices are appended to ``expr.free`` in order.
 
     For a Program, a Program whose last statement is the derivative of its last (see ``forward.py``).
+    ``along="v"`` contracts the last derivative with a new tensor v (a directional derivative; with ``"w", "w"``
+    the Hessian-vector product), ``along=("u", "v")`` each one (see ``directional.py``).
 
     >>> import indexdiff as ix
     >>> g = ix.diff(ix.parse("x_i A_ij x_j"), "x")
@@ -184,6 +186,10 @@ def diff(expr: Expr | Program, *wrt: str) -> Expr | Program:
     >>> print(ix.diff(ix.parse("x_i A_ij x_j"), "A_kl"))
     x_k x_l
     """
+    if along is not None:
+        from .directional import directional
+
+        return directional(expr, wrt, along)
     if isinstance(expr, Program):
         from .forward import derivative_program
 
