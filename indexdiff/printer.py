@@ -16,7 +16,7 @@ from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Sum, Tenso
 from .names import children, separate, tensors
 from .syntax import NUMBER_RULE, representable
 
-__all__ = ["to_text", "to_latex", "latex_name", "node_text", "number_text", "indices_text", "check_numbers"]
+__all__ = ["to_text", "to_latex", "written", "latex_name", "node_text", "number_text", "indices_text", "check_numbers"]
 
 # Precedence of the context a sub-expression is printed in (loosest first).
 _ADD, _TERM, _FACTOR, _POWER, _ATOM = 0, 1, 2, 3, 4
@@ -204,7 +204,9 @@ class _Layout:
 class _Printer:
     """Index notation. The layout (which sums print implicitly, where '/' may stand) is decided by _Layout; the
     token methods (``number``, ``tensor``, ``call``, ``power``, ``explicit``, ``quotient``, ``paren``) say how
-    each piece is written, so another notation (LaTeX) overrides only those."""
+    each piece is written, so another notation (LaTeX, MathML) overrides only those."""
+
+    plus, minus, negative, times, equals = " + ", " - ", "-", " ", " = "  # the separators between pieces
 
     def __init__(self) -> None:
         self.layout = _Layout()
@@ -288,10 +290,10 @@ class _Printer:
         parts: list[str] = []
         for k, term in enumerate(_terms(node)):
             if k and _negative(term):
-                parts.append(" - " + self.fmt(negate(term), _TERM, bound))
+                parts.append(self.minus + self.fmt(negate(term), _TERM, bound))
             else:
                 text = self.fmt(term, _TERM, bound)
-                parts.append(" + " + text if k else text)
+                parts.append(self.plus + text if k else text)
         return "".join(parts)
 
     def product(self, factors: tuple[Node, ...], summed: frozenset[str], bound: frozenset[str]) -> str:
@@ -299,12 +301,12 @@ class _Printer:
         value = Fraction(1)
         if isinstance(factors[0], Number) and len(factors) > 1:
             value, factors = factors[0].value, factors[1:]
-        sign = "-" if value < 0 else ""
-        coef = "" if abs(value) == 1 else self.number(abs(value)) + " "
+        sign = self.negative if value < 0 else ""
+        coef = "" if abs(value) == 1 else self.number(abs(value)) + self.times
         num, den = _split(factors)
         if den and not summed:
             if not num and not coef:
-                coef = self.number(Fraction(1)) + " "
+                coef = self.number(Fraction(1)) + self.times
             return self.quotient(sign, coef, num, den, bound)
         return sign + coef + self._juxtapose(factors, bound)
 
@@ -320,7 +322,7 @@ class _Printer:
         return text
 
     def _juxtapose(self, factors: list[Node] | tuple[Node, ...], bound: frozenset[str]) -> str:
-        return " ".join(self.fmt(f, _FACTOR, bound) for f in factors)
+        return self.times.join(self.fmt(f, _FACTOR, bound) for f in factors)
 
 
 def _exponent(value: Fraction) -> str:
@@ -371,19 +373,25 @@ def _result_name(node: Node, preferred: str | None) -> str:
     return f"f{n}"
 
 
-def to_text(expr: Expr) -> str:
-    """Canonical index notation for ``expr``: a bare expression when that reads the same, else a statement."""
+def written(expr: Expr, printer: _Printer, lhs: str | None = None) -> str:
+    """``expr`` written by ``printer`` (index notation, LaTeX, MathML): a bare expression when that reads the
+    same, else a statement; ``lhs`` replaces the left-hand side."""
     free = frozenset(expr.free)
     node = separate(expr.node, free)
-    printer = _Printer()
-    needs = printer.layout.needs(node)
-    statement = expr.name is not None or list(expr.free) != sorted(expr.free) or bool(needs & free)
+    named = lhs is not None or expr.name is not None
+    statement = named or list(expr.free) != sorted(expr.free) or bool(printer.layout.needs(node) & free)
     if isinstance(node, Number) and node.value == 0:
-        statement = expr.name is not None or bool(free)  # f_kl = 0 keeps the zero tensor's indices
+        statement = named or bool(free)  # f_kl = 0 keeps the zero tensor's indices
     if not statement:
         return printer.fmt(node, _ADD)
-    lhs = _result_name(node, expr.name) + indices_text(expr.free)
-    return f"{lhs} = {printer.fmt(node, _ADD, free)}"
+    if lhs is None:
+        lhs = printer.tensor(_result_name(node, expr.name), expr.free)
+    return lhs + printer.equals + printer.fmt(node, _ADD, free)
+
+
+def to_text(expr: Expr) -> str:
+    """Canonical index notation for ``expr``: a bare expression when that reads the same, else a statement."""
+    return written(expr, _Printer())
 
 
 _GREEK_NAMES = (
@@ -462,12 +470,4 @@ class _LatexPrinter(_Printer):
 
 def to_latex(expr: Expr, lhs: str | None = None) -> str:
     """``expr`` in LaTeX, with the same summation layout as ``str(expr)``; ``lhs`` replaces the left-hand side."""
-    free = frozenset(expr.free)
-    node = separate(expr.node, free)
-    printer = _LatexPrinter()
-    body = printer.fmt(node, _ADD, free)
-    if lhs is not None:
-        return f"{lhs} = {body}"
-    if expr.name is not None or list(expr.free) != sorted(expr.free) or printer.layout.needs(node) & free:
-        return f"{printer.tensor(_result_name(node, expr.name), expr.free)} = {body}"
-    return body
+    return written(expr, _LatexPrinter(), lhs)
