@@ -22,6 +22,7 @@ from .errors import ArgumentError, DiffError, IndexDiffError, IndexRuleError, Pa
 from .expr import Expr, Program
 from .parser import parse
 from .reverse import grad
+from .taylor import taylor
 
 if TYPE_CHECKING:
     from .check import CheckReport, check
@@ -49,6 +50,7 @@ __all__ = [
     "parse",
     "diff",
     "grad",
+    "taylor",
     "evaluate",
     "compile",
     "cost",

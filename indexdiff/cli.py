@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .diff import diff
+from .directional import along_label, along_options
 from .errors import IndexDiffError
 from .expr import Expr, Program
 from .forward import needed
 from .names import all_indices
 from .parser import parse
 from .program import gradient_text, program_einsum
+from .taylor import taylor_option
 
 if TYPE_CHECKING:
     import numpy as np
@@ -77,6 +79,18 @@ def _parser() -> argparse.ArgumentParser:
         "repeat --wrt for several derivatives",
     )
     p.add_argument("--loss", metavar="NAME", help="the loss statement of a program (default: the last)")
+    p.add_argument(
+        "--along",
+        action="append",
+        default=[],
+        metavar="V",
+        help="contract each --wrt chain's last derivative with a new tensor V (a directional derivative; --wrt w,w "
+        "--along v is the Hessian-vector product), or each with V=u,v; once, or once per --wrt; with --taylor, "
+        "the step's name (default h)",
+    )
+    p.add_argument(
+        "--taylor", type=int, metavar="N", help="print the Taylor polynomial of order N in the --wrt variable"
+    )
     p.add_argument(
         "--format",
         choices=("index", "einsum", "python", "latex", "json"),
@@ -315,22 +329,32 @@ def run(argv: Sequence[str] | None = None) -> int:
     expr = Program(needed(parsed, args.loss)) if isinstance(parsed, Program) else parsed
     final = expr.statements[-1] if isinstance(expr, Program) else expr
     chains = [split_specs(w) for w in args.wrt]
-    program_gradient = isinstance(parsed, Program) and chains and args.format in ("index", "python")
-    derivatives = [] if program_gradient and not (args.check or args.cost) else [diff(expr, *c) for c in chains]
+    if args.taylor is not None:  # the polynomial replaces the expression
+        expr = final = parsed = taylor_option(parsed, chains, args.along, args.taylor, args.check)
+        chains = []
+    alongs = along_options(chains, args.along, args.format, args.check)
+    program_gradient = isinstance(parsed, Program) and chains and args.format in ("index", "python") and not args.along
+    derivatives = (
+        []
+        if program_gradient and not (args.check or args.cost)
+        else [diff(expr, *c, along=a) for c, a in zip(chains, alongs)]
+    )
     reports = (
         [check(expr, *chain, arrays=data, dims=dims, seed=args.seed, progress=_progress) for chain in chains]
         if args.check
         else []
     )
-    labels = ["value", *(f"d/d{'/d'.join(chain)}" for chain in chains[: len(derivatives)])]
+    labels = ["value", *(along_label(chain, a) for chain, a in zip(chains[: len(derivatives)], alongs))]
     costs = (
         [cost(e, dims if isinstance(e, Program) else _with_origins(e, expr, dims)) for e in (expr, *derivatives)]
         if args.cost
         else []
     )
-    if isinstance(parsed, Program) and chains and args.format == "index":
+    if isinstance(parsed, Program) and chains and args.format == "index" and not args.along:
         print(gradient_text(parsed, args.loss, chains))  # the backward pass as statements (reverse mode)
-    elif args.format in ("python", "latex") or (isinstance(expr, Program) and args.format == "einsum"):
+    elif args.format in ("python", "latex") or (
+        isinstance(expr, Program) and args.format == "einsum" and not args.along
+    ):
         from .codegen import codegen
 
         print(codegen(expr, *(",".join(c) for c in chains), format=args.format))

@@ -26,7 +26,7 @@ from .expr import ZERO, Add, Expr, Mul, Node, Program, Sum, Tensor, deep
 from .names import all_indices, children, fresh, rebuild, separate, share, tensor_names
 from .simplify import simplify
 
-__all__ = ["directional", "along_names"]
+__all__ = ["directional", "along_names", "spread", "step_along"]
 
 Along = str | Sequence[str | None]
 
@@ -196,6 +196,21 @@ def _program_step(program: Program, spec: str, v: str) -> Program:
     return Program((*statements, *derived))
 
 
+def step_along(expr: Expr, spec: str, v: str) -> Expr:
+    """The directional derivative of ``expr`` by ``spec`` along ``v``, simplified with its sums spread (``v`` may
+    be a tensor of ``expr`` already: the next order of a Taylor polynomial)."""
+    expr = _expr_step(expr, spec, v, set())
+    return _spread_expr(expr)
+
+
+def _spread_expr(expr: Expr) -> Expr:
+    node = spread(expr.node)
+    if node is expr.node:
+        return expr
+    node = with_indices(node, frozenset(expr.free))  # like terms from different sums merged
+    return Expr(node, expr.free, expr.name, expr.variables, expr.origins)
+
+
 def _named(expr: Expr, wrt: tuple[str, ...], along: tuple[str | None, ...]) -> tuple[tuple[str, ...], set[str]]:
     """``wrt`` with the new indices of the derivatives not contracted named as ``diff`` names them in order
     (``x`` -> ``x_k``), so that differentiating them last keeps those names; and the names so taken."""
@@ -226,11 +241,7 @@ def _directional(expr: Expr | Program, wrt: tuple[str, ...], along: tuple[str | 
             expr = diff(expr, spec) if v is None else _program_step(expr, spec, v)
             continue
         try:
-            expr = diff(expr, spec) if v is None else _expr_step(expr, spec, v, reserved)
-            spread_out = spread(expr.node)
-            if spread_out is not expr.node:  # like terms from different sums merged
-                spread_out = with_indices(spread_out, frozenset(expr.free))
-                expr = Expr(spread_out, expr.free, expr.name, expr.variables, expr.origins)
+            expr = _spread_expr(diff(expr, spec) if v is None else _expr_step(expr, spec, v, reserved))
         except IndexDiffError as err:  # raised while simplifying (a number out of range, a zero divisor)
             raise err.with_source(str(expr)) from None
     return expr
@@ -259,3 +270,51 @@ def directional(expr: Expr | Program, wrt: tuple[str, ...], along: Along) -> Exp
         taken = set(ranks) | tensor_names(expr.node)
     entries = along_names(wrt, along, ranks, taken)
     return deep(_directional, expr, tuple(wrt), entries)
+
+
+def along_options(chains: Sequence[Sequence[str]], along: Sequence[str], fmt: str, check: bool) -> list[Along | None]:
+    """The command line's ``--along`` for each ``--wrt`` chain: given once, it applies to every chain; given once
+    per ``--wrt``, in order. Each is one name (the chain's last differentiation is directional) or a comma list
+    with one name per variable of the chain (an empty entry: that derivative is not contracted)."""
+    if not along:
+        return [None] * len(chains)
+    shown = " ".join(f"--along {a}" for a in along)
+    if not chains:
+        raise IndexDiffError("--along needs --wrt", shown, hint="e.g. --wrt w,w --along v (a Hessian-vector product)")
+    if len(along) not in (1, len(chains)):
+        raise IndexDiffError(
+            f"{len(along)} --along for {len(chains)} --wrt",
+            shown,
+            hint="give --along once (it applies to every --wrt) or once per --wrt, in order",
+        )
+    if fmt in ("python", "latex") or check:
+        what = "--check" if check else f"--format {fmt}"
+        raise IndexDiffError(
+            f"{what} is not available with --along",
+            shown,
+            hint="print index notation, einsum or json; in Python, ix.check(e, 'w', 'w') checks the full "
+            "derivatives, and ix.compile(ix.diff(e, 'w', 'w', along='v')) runs the directional one",
+        )
+    out: list[Along | None] = []
+    for chain, text in zip(chains, along * len(chains) if len(along) == 1 else along):
+        names = [a.strip() for a in text.split(",")]
+        if len(names) == 1:
+            out.append(names[0])
+        elif len(names) == len(chain):
+            out.append(tuple(a or None for a in names))
+        else:
+            raise IndexDiffError(
+                f"--along {text} gives {len(names)} names for the {len(chain)} variables of --wrt {','.join(chain)}",
+                text,
+                hint="give one name (the last differentiation is directional) or one per variable: "
+                "--wrt w,w --along u,v",
+            )
+    return out
+
+
+def along_label(chain: Sequence[str], along: Along | None) -> str:
+    """How the command line labels a derivative: ``d/dw/dw``, ``d/dw/dw along v``."""
+    label = f"d/d{'/d'.join(chain)}"
+    if along is None:
+        return label
+    return f"{label} along {along if isinstance(along, str) else ','.join(a or '-' for a in along)}"
