@@ -44,6 +44,7 @@ examples:
   indexdiff -f net.idx --wrt W1 --wrt b1      a program: prints its backward pass (reverse mode)
   indexdiff "x_i A_ij x_j" --wrt x,x --format python > quad.py && python quad.py   code that checks itself
   indexdiff "x_i A_ij x_j" --wrt x --check --data arrays.npz    check at your own arrays (np.savez)
+  indexdiff serve                              the playground page: http://127.0.0.1:8765/
 
 notation: juxtaposition sums an index that occurs twice in a product (x_i A_ij x_j);
 z_i = ... binds i (element-wise); sum_i(...) sums explicitly; functions and ^ are element-wise.
@@ -413,8 +414,13 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; bad input prints the message on stderr and returns 2."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["serve"]:  # the playground page (indexdiff serve --help)
+        from .serve import main as serve
+
+        return serve(args[1:])
     try:
-        code = run(argv)
+        code = run(args)
         sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at exit
         return code
     except IndexDiffError as err:

@@ -1,0 +1,228 @@
+"""What the playground page shows for one request: the derivative (text and MathML), the steps, the matrix form,
+the numerical check, the cost and the generated Python module, each computed under a CPU-time limit.
+
+This runs in a worker process (``serve.py`` starts it and kills it when it overruns). The user's text is parsed as
+index notation, never run as Python: generated code is returned as text.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from types import ModuleType
+from typing import Any
+
+from .cli import _indices, _with_origins, cost_table, parse_dims, split_specs
+from .diff import diff
+from .errors import IndexDiffError
+from .expr import Expr, Program
+from .forward import needed
+from .mathml import to_mathml
+from .names import tensors
+from .parser import parse
+from .program import gradient_text
+
+__all__ = ["derive", "worker", "TABS"]
+
+#: The tabs after the derivative, cheapest first (a tab that runs out of time stops the ones after it only
+#: when its computation cannot be interrupted cleanly).
+TABS = ("python", "cost", "matrix", "steps", "check")
+MEMORY_BYTES = 2 << 30  # address space of a worker
+
+
+class Timeout(Exception):
+    """A part of the request used up its CPU time."""
+
+
+@contextmanager
+def cpu_limit(seconds: float) -> Iterator[None]:
+    """Raise ``Timeout`` inside the block after ``seconds`` of the process's CPU time."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise Timeout
+
+    old = signal.signal(signal.SIGPROF, stop)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
+
+
+def error_json(err: IndexDiffError) -> dict[str, Any]:
+    """An error for the page: the full caret message, and its parts."""
+    return {"message": str(err), "reason": err.reason, "hint": err.hint, "pos": err.pos, "end": err.end}
+
+
+def _too_slow(limit: float, what: str) -> IndexDiffError:
+    return IndexDiffError(
+        f"{what} took more than {limit:g} s of CPU time",
+        hint="split the expression into statements (one per line), or differentiate fewer times",
+    )
+
+
+def _public(name: str) -> Callable[..., Any] | None:
+    """``indexdiff.<name>`` when it is a function (a module of that name is not)."""
+    import indexdiff
+
+    value = getattr(indexdiff, name, None)
+    return None if value is None or isinstance(value, ModuleType) or not callable(value) else value
+
+
+def _maybe_mathml(value: Any) -> str | None:
+    return to_mathml(value) if isinstance(value, (Expr, Program)) else None
+
+
+def _derivative(parsed: Expr | Program, chains: list[list[str]]) -> list[dict[str, Any]]:
+    if isinstance(parsed, Program):  # its backward pass (reverse mode), as the command line prints it
+        text = gradient_text(parsed, None, chains)
+        return [{"wrt": "; ".join(",".join(c) for c in chains), "text": text, "mathml": to_mathml(parse(text))}]
+    out = []
+    for chain in chains:
+        d = diff(parsed, *chain)
+        out.append({"wrt": ",".join(chain), "text": str(d), "mathml": to_mathml(d)})
+    return out
+
+
+def _steps(expr: Expr | Program, chains: list[list[str]]) -> dict[str, Any]:
+    steps = _public("steps")
+    if steps is None:
+        return {"status": "unavailable", "text": "step-by-step derivations are not available in this version"}
+    items, texts = [], []
+    for chain in chains:
+        derivation = steps(expr, *chain)
+        texts.append(str(derivation))
+        shown = [
+            {
+                "rule": str(getattr(s, "rule", "")),
+                "note": str(getattr(s, "note", "") or ""),
+                "before": _maybe_mathml(getattr(s, "before", None)),
+                "after": _maybe_mathml(getattr(s, "after", None)),
+            }
+            for s in derivation
+        ]
+        items.append({"wrt": ",".join(chain), "steps": shown})
+    return {"status": "ok", "text": "\n\n".join(texts), "items": items}
+
+
+def _matrix(expr: Expr | Program, chains: list[list[str]]) -> dict[str, Any]:
+    if importlib.util.find_spec("indexdiff.matrixform") is None:
+        return {"status": "unavailable", "text": "the matrix form is not available in this version"}
+    from .codegen import codegen
+
+    return {"status": "ok", "text": codegen(expr, *(",".join(c) for c in chains), format="matrix")}
+
+
+def _check(expr: Expr | Program, chains: list[list[str]], seed: int, limit: float) -> dict[str, Any]:
+    """Central differences at small random data (the sizes given are for the cost: a wrong formula fails at any
+    size)."""
+    from .check import check
+
+    reports = [check(expr, *chain, seed=seed, max_seconds=limit) for chain in chains]
+    return {"status": "ok", "ok": all(r.ok for r in reports), "text": "\n".join(str(r) for r in reports)}
+
+
+def _cost(expr: Expr | Program, chains: list[list[str]], dims: dict[str, int]) -> dict[str, Any]:
+    if not dims:
+        return {"status": "unavailable", "text": "give the index sizes (e.g. i=1000, j=500) to see the cost"}
+    from .cost import cost
+
+    derivatives = [diff(expr, *c) for c in chains]
+    costs = [cost(e, dims if isinstance(e, Program) else _with_origins(e, expr, dims)) for e in (expr, *derivatives)]
+    labels = ["value", *(f"d/d{'/d'.join(c)}" for c in chains)]
+    rows = [
+        {"of": label, "flops": c.flops, "naive_flops": c.naive_flops, "largest_intermediate": c.largest_intermediate}
+        for label, c in zip(labels, costs)
+    ]
+    return {"status": "ok", "text": cost_table(labels, costs, dims), "rows": rows}
+
+
+def _python(expr: Expr | Program, chains: list[list[str]]) -> dict[str, Any]:
+    from .codegen import codegen
+
+    return {"status": "ok", "text": codegen(expr, *(",".join(c) for c in chains), format="python")}
+
+
+def _chains(text: str, parsed: Expr | Program) -> list[list[str]]:
+    """``"x; A_kl; x,x"`` -> one chain per derivative (``;`` or a new line separates them)."""
+    parts = [p for p in text.replace("\n", ";").split(";") if p.strip()]
+    if not parts:
+        exprs = parsed.statements if isinstance(parsed, Program) else (parsed,)
+        names = sorted({t.name for e in exprs for t in tensors(e.node)} - {s.name for s in exprs if s.name})
+        raise IndexDiffError(
+            "no variable to differentiate by",
+            hint=f"the expression's tensors are: {', '.join(names) or 'none'} (x,x for a second derivative)",
+        )
+    return [split_specs(p) for p in parts]
+
+
+def derive(request: dict[str, Any], limit: float) -> dict[str, Any]:
+    """The page's data for ``request`` (``input``, ``wrt``, ``dims``, ``seed``), each part under ``limit``
+    seconds of CPU time. ``restart`` says the worker should be replaced (a computation was cut off)."""
+    try:
+        with cpu_limit(limit):
+            parsed = parse(request["input"])
+            chains = _chains(request.get("wrt", ""), parsed)
+            dims = parse_dims(request.get("dims", ""), known=_indices(parsed)) if request.get("dims") else {}
+            expr = Program(needed(parsed)) if isinstance(parsed, Program) else parsed
+            items = _derivative(parsed, chains)
+            shown = to_mathml(parsed)
+    except Timeout:
+        return {"ok": False, "error": error_json(_too_slow(limit, "the derivative")), "restart": True}
+    except IndexDiffError as err:
+        return {"ok": False, "error": error_json(err)}
+    except RecursionError:
+        return {"ok": False, "error": error_json(IndexDiffError("the expression is too deeply nested"))}
+    except MemoryError:
+        return {"ok": False, "error": error_json(IndexDiffError("out of memory")), "restart": True}
+    seed = request.get("seed", 0)
+    parts: dict[str, Callable[[], dict[str, Any]]] = {
+        "python": lambda: _python(expr, chains),
+        "cost": lambda: _cost(expr, chains, dims),
+        "matrix": lambda: _matrix(expr, chains),
+        "steps": lambda: _steps(parsed, chains),
+        "check": lambda: _check(expr, chains, seed, limit),
+    }
+    tabs: dict[str, Any] = {}
+    restart = False
+    for name in TABS:
+        if restart and threading.active_count() > 1:  # a cut-off computation still runs in a thread
+            tabs[name] = {"status": "timeout", "text": "not computed: an earlier tab ran out of time"}
+            continue
+        try:
+            with cpu_limit(limit):
+                tabs[name] = parts[name]()
+        except Timeout:
+            restart = True
+            tabs[name] = {"status": "timeout", "text": str(_too_slow(limit, f"the {name} tab"))}
+        except IndexDiffError as err:
+            tabs[name] = {"status": "error", "text": str(err)}
+        except (RecursionError, MemoryError) as err:
+            restart = restart or isinstance(err, MemoryError)
+            tabs[name] = {"status": "error", "text": "too large to compute here"}
+    out = {"ok": True, "kind": "program" if isinstance(parsed, Program) else "expression", "index": str(parsed)}
+    return out | {"mathml": shown, "derivatives": items, "tabs": tabs, "restart": restart}
+
+
+def worker(conn: Connection, limit: float) -> None:
+    """A worker process: answers requests from ``conn`` until told to stop, or until a request was cut off."""
+    import resource
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops its workers
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        reply = derive(request, limit)
+        conn.send(reply)
+        if reply.get("restart"):
+            return
