@@ -6,13 +6,28 @@ names of summed indices have the same canonical form.  It is what Expr equality 
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from fractions import Fraction
 from typing import Any
 
 from .expr import Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, bound_indices, exact_power, memo, product
 from .names import SUMMED_ORDER, all_indices, body_of, children, fresh, rename, separate, tensor_names
 
-__all__ = ["canonical", "resorted", "flatten", "sort_key", "hashed_key", "HashedKey"]
+__all__ = ["canonical", "resorted", "flatten", "sort_key", "hashed_key", "HashedKey", "SYMMETRIC", "slot"]
+
+#: The tensors declared symmetric (``S_ij = S_ji``) for the forms computed in this context (``symmetric.py``
+#: sets it). A symmetric tensor's key sorts the colours of its two indices, as a delta's does, and its canonical
+#: form (summed indices renamed) sorts the indices themselves: ``Σ_i S_ik x_i`` and ``Σ_j S_kj x_j`` are then one
+#: form, so like terms merge and equality sees through the symmetry. Results cached on nodes are kept apart per
+#: declaration (``slot``).
+SYMMETRIC: ContextVar[frozenset[str]] = ContextVar("indexdiff_symmetric", default=frozenset())
+
+
+def slot(name: str) -> Any:
+    """The memo key for a result that depends on the symmetric declaration in force: ``name`` without one."""
+    symmetric = SYMMETRIC.get()
+    return (name, symmetric) if symmetric else name
+
 
 _MASK = "?"
 # Display order of factors in a product: numbers, tensors, deltas, powers, functions, sums, products.
@@ -33,9 +48,10 @@ def _key(node: Node, colors: dict[str, str]) -> tuple[Any, ...]:
     # the key is the node's own, cached on it.
     if not colors or node.free.isdisjoint(colors):
         cache = memo(node)
-        found = cache.get("key")
+        key = slot("key")
+        found = cache.get(key)
         if found is None:
-            found = cache["key"] = _make_key(node, {})
+            found = cache[key] = _make_key(node, {})
         return found
     return _make_key(node, colors)
 
@@ -45,7 +61,8 @@ def _make_key(node: Node, colors: dict[str, str]) -> tuple[Any, ...]:
     if isinstance(node, Number):
         return (tag, node.value)
     if isinstance(node, Tensor):
-        return (tag, node.name, len(node.indices), tuple(colors.get(i, i) for i in node.indices))
+        own = tuple(colors.get(i, i) for i in node.indices)
+        return (tag, node.name, len(own), tuple(sorted(own)) if node.name in SYMMETRIC.get() else own)
     if isinstance(node, Delta):
         return (tag, len(node.indices), tuple(sorted(colors.get(i, i) for i in node.indices)))
     if isinstance(node, Func):
@@ -89,9 +106,10 @@ def _sign(a: Any, b: Any) -> int:
 def _sorted_parts(node: Node) -> tuple[Node, ...]:
     """A product's factors or a sum's terms in key order (cached on the node)."""
     cache = memo(node)
-    found = cache.get("sorted")
+    key = slot("sorted")
+    found = cache.get(key)
     if found is None:
-        found = cache["sorted"] = tuple(sorted(children(node), key=Order))
+        found = cache[key] = tuple(sorted(children(node), key=Order))
     return found
 
 
@@ -105,9 +123,10 @@ def _compare(a: Node, b: Node) -> int:
     if not isinstance(a, (Func, Pow, Mul, Add)):
         return _sign(_key(a, {}), _key(b, {}))
     cache = memo(a)
-    found = cache.get(("order", b))
+    key = (slot("order"), b)
+    found = cache.get(key)
     if found is None:
-        found = cache[("order", b)] = _compare_parts(a, b)
+        found = cache[key] = _compare_parts(a, b)
     return found
 
 
@@ -155,9 +174,12 @@ def hashed_key(node: Node) -> HashedKey:
 
 def _key_hash(node: Node) -> int:
     cache = memo(node)
-    found = cache.get("key hash")
+    key = slot("key hash")
+    found = cache.get(key)
     if found is None:
-        if isinstance(node, (Tensor, Number)):
+        if isinstance(node, Tensor) and node.name in SYMMETRIC.get():
+            found = hash((node.name, tuple(sorted(node.indices))))
+        elif isinstance(node, (Tensor, Number)):
             found = node._hash  # the key holds just the node's fields
         elif isinstance(node, Func):
             found = hash((4, node.name, _key_hash(node.arg)))
@@ -167,7 +189,7 @@ def _key_hash(node: Node) -> int:
             found = hash((_TAG[type(node)], tuple(sorted(_key_hash(p) for p in children(node)))))
         else:
             found = hash(_key(node, {}))
-        cache["key hash"] = found
+        cache[key] = found
     return found
 
 
@@ -176,6 +198,7 @@ def _colors(body: Node, summed: frozenset[str], rounds: int = 2) -> dict[str, st
     descriptions of the indices it shares those tensors with. Factors that tie on masked keys (two ``A_??``) are
     then ordered by where their indices lead, not by how the input happened to be written."""
     colors = dict.fromkeys(summed, _MASK)
+    symmetric = SYMMETRIC.get()
     for _ in range(rounds):
         seen: dict[str, list[tuple[str, int]]] = {j: [] for j in summed}
         stack = [body]
@@ -185,7 +208,8 @@ def _colors(body: Node, summed: frozenset[str], rounds: int = 2) -> dict[str, st
                 described = repr(_key(n, colors))
                 for position, i in enumerate(n.indices):
                     if i in seen:
-                        seen[i].append((described, position if isinstance(n, Tensor) else 0))
+                        unordered = isinstance(n, Delta) or n.name in symmetric
+                        seen[i].append((described, 0 if unordered else position))
             else:
                 stack.extend(children(n))
         colors = {j: repr(sorted(occurrences)) for j, occurrences in seen.items()}
@@ -248,7 +272,9 @@ def _flatten(node: Node) -> Node:
 
 def _first_appearance(node: Node, wanted: frozenset[str], masked: dict[str, str], out: list[str]) -> None:
     """Append the ``wanted`` indices in the order a canonical traversal meets them (``masked``: colours)."""
-    if isinstance(node, (Tensor, Delta)):
+    if isinstance(node, Tensor) and node.name in SYMMETRIC.get():
+        out.extend(i for i in sorted(node.indices, key=lambda i: masked.get(i, i)) if i in wanted and i not in out)
+    elif isinstance(node, (Tensor, Delta)):
         indices = node.indices if isinstance(node, Tensor) else sorted(node.indices, key=lambda i: i in wanted)
         out.extend(i for i in indices if i in wanted and i not in out)
     elif isinstance(node, Op) and bound_indices(node):
@@ -267,6 +293,8 @@ def _first_appearance(node: Node, wanted: frozenset[str], masked: dict[str, str]
 
 
 def _canon(node: Node, scope: frozenset[str], rename_sums: bool, done: dict[Any, Node]) -> Node:
+    if isinstance(node, Tensor) and rename_sums and node.name in SYMMETRIC.get() and node.indices[1] < node.indices[0]:
+        return Tensor(node.name, node.indices[::-1])  # summed indices have their canonical names by now
     if isinstance(node, (Number, Tensor)):
         return node
     found = done.get((node, scope))
@@ -322,7 +350,8 @@ def canonical(node: Node, scope: frozenset[str] = frozenset(), rename: bool = Tr
     """
     scope = scope | node.free
     cache = memo(node)
-    found = cache.get(("canonical", scope, rename))
+    key = (slot("canonical"), scope, rename)
+    found = cache.get(key)
     if found is None:
-        found = cache[("canonical", scope, rename)] = _canon(flatten(separate(node, scope)), scope, rename, {})
+        found = cache[key] = _canon(flatten(separate(node, scope)), scope, rename, {})
     return found

@@ -98,8 +98,13 @@ def _differences(
     out_shape: tuple[int, ...],
     f_scale: float,
     step: Callable[[int], None] | None,
+    symmetric: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The derivative of ``f`` by each entry of ``data[name]`` (trailing axes), and a bound on its error.
+
+    A ``symmetric`` matrix is moved symmetrically: entries (i, j) and (j, i) together, which moves f by
+    G_ij + G_ji, so half the difference is the entry of sym(G) = (G + Gᵀ)/2, the derivative by a symmetric
+    matrix (``symmetric.py``).
 
     Central differences at steps s and s/2 are Richardson-extrapolated; the bound is the finer difference's
     estimated truncation error (which bounds the extrapolation's) plus rounding noise. s starts at 1e-3 |x| (a
@@ -113,12 +118,13 @@ def _differences(
     args = {**data, name: moved}
 
     def central(idx: tuple[int, ...], s: float) -> np.ndarray:
-        moved[idx] = x[idx] + s
+        twin = idx[::-1] if symmetric and idx[0] != idx[1] else idx
+        moved[idx], moved[twin] = x[idx] + s, x[twin] + s
         up, above = f(args), moved[idx]
-        moved[idx] = x[idx] - s
+        moved[idx], moved[twin] = x[idx] - s, x[twin] - s
         down, below = f(args), moved[idx]
-        moved[idx] = x[idx]
-        return (up - down) / (above - below)  # the steps actually taken, after rounding
+        moved[idx], moved[twin] = x[idx], x[twin]
+        return (up - down) / (above - below) / (1 if twin is idx else 2)  # the steps taken, after rounding
 
     for k, idx in enumerate(np.ndindex(*x.shape)):
         s = _STEP * (abs(float(x[idx])) or 1e-3 * typical)
@@ -150,6 +156,7 @@ def _compare(
     rtol: float = 1e-5,
     atol: float = 1e-7,
     step: Callable[[int], None] | None = None,
+    symmetric: bool = False,
 ) -> CheckResult:
     """``symbolic``, the derivative of ``f`` by ``data[name]`` appended as trailing axes, against differences."""
     with np.errstate(all="ignore"):
@@ -161,7 +168,7 @@ def _compare(
         if not _finite(symbolic):
             return CheckResult(wrt, nan, nan, False, _not_finite("the derivative", symbolic))
         f_scale = float(np.max(np.abs(value), initial=0.0))
-        numeric, bound = _differences(f, data, name, value.shape, f_scale, step)
+        numeric, bound = _differences(f, data, name, value.shape, f_scale, step, symmetric)
         if not _finite(numeric):
             return CheckResult(wrt, nan, nan, False, _not_finite("the value a small step away", numeric))
     err = np.abs(symbolic - numeric)
@@ -294,7 +301,7 @@ def check(
         with np.errstate(all="ignore"):
             symbolic = value(nxt, data, sizes)
         f = lambda a, e=current: value(e, a, sizes)  # noqa: E731
-        result = _compare(f, symbolic, data, name, path, rtol, atol, step)
+        result = _compare(f, symbolic, data, name, path, rtol, atol, step, name in expr.symmetric)
         results.append((result, isinstance(final(nxt).node, Number) and final(nxt).node.value == 0))
     return CheckReport(tuple(r for r, _ in results), dict(sorted(sizes.items())), _warnings(results), arrays is None)
 

@@ -12,11 +12,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .derivation import steps_text
 from .diff import diff
 from .directional import along_label, along_options
+from .display import labelled
 from .errors import IndexDiffError
 from .expr import Expr, Program
 from .forward import needed
+from .matrixhint import announce
+from .matrixparse import parse_matrix
 from .names import all_indices
 from .parser import parse
 from .program import gradient_text, program_einsum
@@ -80,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
         "repeat --wrt for several derivatives",
     )
     p.add_argument("--loss", metavar="NAME", help="the loss statement of a program (default: the last)")
+    p.add_argument("--steps", action="store_true", help="show each derivative one named rule per step (index, latex)")
+    p.add_argument("--label", action="store_true", help="write each derivative as ∂f/∂x_k = ... (default: bare)")
     p.add_argument(
         "--along",
         action="append",
@@ -94,10 +100,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--format",
-        choices=("index", "einsum", "python", "latex", "json"),
+        choices=("index", "einsum", "python", "latex", "json", "matrix", "latex-matrix", "numpy"),
         default="index",
         help="index notation (default), numpy einsum code, a standalone Python module that checks itself when run, "
-        "LaTeX, or JSON",
+        "LaTeX, JSON, or matrix notation: text (matrix), LaTeX (latex-matrix) or NumPy functions (numpy)",
     )
     p.add_argument(
         "--check",
@@ -123,6 +129,20 @@ def _parser() -> argparse.ArgumentParser:
         "--data",
         metavar="FILE.npz",
         help="--check at these arrays (np.savez(FILE, x=x, A=A): one array per tensor) instead of random data",
+    )
+    p.add_argument(
+        "--symmetric",
+        action="append",
+        default=[],
+        metavar="S",
+        help="declare two-index tensors symmetric (S_ij = S_ji; a comma list, or repeat the flag): results are "
+        "simplified with it, the derivative by S is (G + Gᵀ)/2, and --check uses symmetric S",
+    )
+    p.add_argument(
+        "--matrix",
+        action="store_true",
+        help="read the expression as matrix notation (x' A x; a-g scalars, h-z vectors, A-Z matrices) and print "
+        "its index notation first",
     )
     p.add_argument("--version", action="version", version=f"indexdiff {__version__}")
     return p
@@ -285,7 +305,7 @@ def _read(args: argparse.Namespace) -> tuple[str, Expr | Program]:
         text = args.expression
     else:
         raise IndexDiffError("no expression given", hint='try: indexdiff "x_i A_ij x_j" --wrt x')
-    return text, parse(text)
+    return text, parse_matrix(text) if args.matrix else parse(text)
 
 
 def _decode(raw: bytes, source: str) -> str:
@@ -323,6 +343,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.cost:
         from .cost import cost
     text, parsed = _read(args)
+    announce(args, text, parsed)
+    if args.symmetric:
+        from .symmetric import declare
+
+        parsed = declare(parsed, ",".join(args.symmetric), text)
     dims, data = _options(args, parsed)
     if args.loss is not None and not isinstance(parsed, Program):
         raise IndexDiffError("--loss names a statement of a program", hint="use it with -f FILE holding statements")
@@ -332,7 +357,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     chains = [split_specs(w) for w in args.wrt]
     if args.taylor is not None:  # the polynomial replaces the expression
         expr = final = parsed = taylor_option(parsed, chains, args.along, args.taylor, args.check)
-        chains = []
+        chains, args.along = [], []
     alongs = along_options(chains, args.along, args.format, args.check)
     program_gradient = isinstance(parsed, Program) and chains and args.format in ("index", "python") and not args.along
     derivatives = (
@@ -351,7 +376,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         if args.cost
         else []
     )
-    if isinstance(parsed, Program) and chains and args.format == "index" and not args.along:
+    if args.steps:
+        print(steps_text(parsed, chains, args.format, args.loss))
+    elif isinstance(parsed, Program) and chains and args.format == "index" and not args.along:
         print(gradient_text(parsed, args.loss, chains))  # the backward pass as statements (reverse mode)
     elif args.format in ("python", "latex") or (
         isinstance(expr, Program) and args.format == "einsum" and not args.along
@@ -359,17 +386,25 @@ def run(argv: Sequence[str] | None = None) -> int:
         from .codegen import codegen
 
         print(codegen(expr, *(",".join(c) for c in chains), format=args.format))
+    elif args.format in ("matrix", "latex-matrix", "numpy"):
+        from .matrixcode import cli_text
+
+        print(cli_text(expr, derivatives, chains, args.format, args.loss, bool(args.along)))
     elif args.format == "json":
+        from .matrixcode import matrix_fields
+
         out = {
             "input": text,
             "free": list(final.free),
             "index": str(parsed),
+            **matrix_fields(expr),
             "derivatives": [
                 {
                     "wrt": ",".join(chain),
                     "free": list((d.statements[-1] if isinstance(d, Program) else d).free),
                     "index": str(d),
                     "einsum": _render(d, "einsum"),
+                    **matrix_fields(d),
                 }
                 for chain, d in zip(chains, derivatives)
             ],
@@ -401,8 +436,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     elif not derivatives:
         print(str(parsed) if args.format == "index" else _render(expr, args.format))
     else:
-        for d in derivatives:
-            print(_render(d, args.format))
+        for chain, d in zip(chains, derivatives):
+            text = _render(d, args.format)
+            print(labelled(expr, d, chain, text) if args.label and not args.along else text)
     if args.cost and args.format != "json":
         # Generated code stays clean on stdout; the table goes beside it.
         print(cost_table(labels, costs, dims), file=sys.stderr if args.format in ("python", "latex") else sys.stdout)

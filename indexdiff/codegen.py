@@ -11,7 +11,7 @@ from .einsumcode import EinsumCode, Temporaries, einsum_text, helper_lines
 from .errors import IndexDiffError, expect_expr, expect_specs
 from .expr import Expr, Mul, Program, Tensor, depth_safe
 from .moduletext import CHECK, FLOAT_ARRAYS, SCRIPT_END, SCRIPT_START, matrix_data
-from .names import children
+from .names import children, tensor_names
 
 __all__ = ["codegen", "einsum_text", "latex_text", "python_text", "python_names"]
 
@@ -303,12 +303,18 @@ def codegen(expr: Expr | Program, *wrt: str, format: str = "python", loss: str |
     ``"einsum"`` (one numpy expression per line). For a program with ``"python"``, the module has ``forward`` and
     ``gradients`` (its backward pass by reverse mode, ``loss`` being the last statement unless named); with
     ``"einsum"`` or ``"latex"``, one line per statement of the program and of its derivative programs.
+    Matrix notation: ``"matrix"`` (text), ``"latex-matrix"`` and ``"numpy"`` (functions using ``@``, ``.T``,
+    broadcasting; see ``matrixcode.py``); terms without a matrix form stay index notation (einsum in numpy).
     """
     from .diff import diff
     from .program import outputs_of, program_einsum, program_latex, used
 
     expect_expr(expr, "codegen")
     expect_specs(wrt, "codegen")
+    if format in ("matrix", "latex-matrix", "numpy"):  # matrix notation (matrixcode.py)
+        from .matrixcode import matrix_code
+
+        return matrix_code(expr, _chains(expr, wrt), format, loss)
     if isinstance(expr, Program) and format == "python":
         return program_python_text(expr, tuple(wrt), loss)
     if isinstance(expr, Program) and format in ("einsum", "latex"):  # statement by statement
@@ -318,14 +324,21 @@ def codegen(expr: Expr | Program, *wrt: str, format: str = "python", loss: str |
             programs = outputs_of(expr, _chains(expr.statements[-1], wrt), loss)
         return program_einsum(programs) if format == "einsum" else program_latex(programs)
     if isinstance(expr, Program):
-        raise IndexDiffError(f"unknown format {format!r}", hint="use python, latex or einsum")
+        raise IndexDiffError(
+            f"unknown format {format!r}", hint="use python, latex, einsum, matrix, latex-matrix or numpy"
+        )
+    if format == "python" and (declared := sorted(expr.symmetric & tensor_names(expr.node))):
+        raise IndexDiffError(  # its random data and differences would treat S as unstructured
+            f"a generated module does not know that {', '.join(declared)} is declared symmetric",
+            hint="use --format einsum, or ix.compile / ix.check, which check and use the declaration",
+        )
     if format == "python":
         return python_text(expr, *wrt)
     if format == "latex":
         return latex_text(expr, *wrt)
     if format == "einsum":
         return "\n".join(einsum_text(e) for e in (expr, *(diff(expr, *c) for c in _chains(expr, wrt))))
-    raise IndexDiffError(f"unknown format {format!r}", hint="use python, latex or einsum")
+    raise IndexDiffError(f"unknown format {format!r}", hint="use python, latex, einsum, matrix, latex-matrix or numpy")
 
 
 def program_python_text(program: Program, wrt: tuple[str, ...], loss: str | None = None) -> str:

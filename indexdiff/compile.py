@@ -31,12 +31,13 @@ from .expr import (
     deep,
     depth_safe,
 )
+from .inplace import function_step, multiply_step, square_step, sum_step
 from .names import all_indices, sum_by_terms
 from .program import merged, used
 from .sharing import first_pair, structure_keys
 from .simplify import simplify
-from .inplace import multiply_step, square_step, sum_step
 from .steps import Plan, broadcast_shape, contraction, diagonal, product_step
+from .symmetric import declared_in, require_symmetric
 
 __all__ = ["compile", "Compiled"]
 
@@ -123,8 +124,7 @@ class _Builder:
             return self.operator(node)
         if isinstance(node, Func):
             slot, labels, shape = self.emit(node.arg)
-            f = self.backend.functions[node.name]
-            return self.plan.add(lambda v, s=slot, f=f: f(v[s])), labels, shape
+            return self.plan.add(function_step(slot, self.backend.functions[node.name], node.name)), labels, shape
         if isinstance(node, Pow):
             slot, labels, shape = self.emit(node.base)
             p = as_exponent(node.exponent)
@@ -195,13 +195,14 @@ class _Builder:
         if split is not None:
             return self.product(*split)
         slots: dict[int, tuple[int, tuple[int, ...]]] = {}
+        masks = self.masks(factors, summed)
         for f in factors:
             if isinstance(f, Tensor):
                 shape = self.shapes[f.name]
                 self.sizes.update(zip(f.indices, shape))
                 slots[id(f)] = (self.slot[f.name], shape)
             elif not isinstance(f, (Delta, Number)):
-                slot, labels, shape = self.emit(f)
+                slot, labels, shape = self.emit(masks.get(id(f), f))
                 self.sizes.update(zip(labels, shape))
                 slots[id(f)] = (slot, shape)
         plan = plan_product(node, summed, self.size)
@@ -219,7 +220,9 @@ class _Builder:
         terms, output = plan.spec.split("->")
         if len(sources) > 1 and not plan.ones and plan.diagonal is None and set(terms.split(",")) == {output}:
             # Element-wise (the same axes everywhere): multiplies, as by hand, written in place where allowed.
-            return self.plan.add(multiply_step(tuple(sources), coef)), plan.out, out_shape
+            step = self.backend.functions["step"]
+            kinds = tuple(step if id(f) in masks else None for f in plan.operands)
+            return self.plan.add(multiply_step(tuple(sources), coef, kinds)), plan.out, out_shape
         embed = None
         if plan.diagonal is not None:
             embed = diagonal(plan.diagonal, out_shape, self.dtype, self.backend, self.like)
@@ -228,6 +231,27 @@ class _Builder:
         scale = smallest if smallest is not None and counts[smallest] < math.prod(out_shape) else None
         step = product_step(contract, tuple(sources), tuple(ones), coef, embed, scale)
         return self.plan.add(step), plan.out, out_shape
+
+    def masks(self, factors: tuple[Node, ...], summed: frozenset[str]) -> dict[int, Node]:
+        """The ``step(u)`` factors of an element-wise product of numpy arrays, by id, each with what the product
+        reads instead: relu(u) when computed already (relu(u) > 0 where u > 0, and u may then be let go), else u.
+        Once the dtypes allow (inplace.py) the product multiplies by the mask ``> 0`` of it rather than by an
+        array of ones and zeros, as the relu backward is written by hand."""
+        if summed or self.backend.name != "numpy":
+            return {}
+        axes = tuple(sorted(frozenset().union(*(f.free for f in factors))))
+        found: dict[int, Node] = {}
+        for f in factors:
+            if isinstance(f, Delta) or (not isinstance(f, Number) and _labels(f) != axes):
+                return {}
+            if isinstance(f, Func) and f.name == "step":
+                relu = Func("relu", f.arg)
+                found[id(f)] = relu if self.known(relu) else f.arg
+        return found if sum(not isinstance(f, Number) for f in factors) > 1 else {}
+
+    def known(self, node: Node) -> bool:
+        """Whether ``node`` has been emitted (its value is in a slot)."""
+        return (canonical(node), tuple((i, self.sizes.get(i)) for i in sorted(node.free))) in self.memo
 
     def first_pair(self, factors: tuple[Node, ...], summed: frozenset[str]) -> tuple[Node, frozenset[str]] | None:
         """The sum with its first contraction (sharing.first_pair) a node of its own, emitted once by structure;
@@ -260,6 +284,12 @@ class _Builder:
                 return
         slot, _, shape = self.emit(node)
         self.pairs[keys[0]] = (slot, shape)
+
+
+def _labels(node: Node) -> Labels:
+    """The axes of an operand of a product (evaluate.plan_product's): a tensor's indices, or the sorted free
+    indices of anything else."""
+    return node.indices if isinstance(node, Tensor) else tuple(sorted(node.free))
 
 
 def _operator_step(apply: Callable[..., Any], name: str, slot: int, axes: tuple[int, ...], text: str) -> Step:
@@ -301,6 +331,7 @@ class Compiled:
                 f"dims must map index names to sizes, got {type(dims).__name__}", hint="pass dims={'i': 3}"
             )
         self.dims = dict(dims or {})
+        self.symmetric, self.symmetric_text = declared_in(exprs)  # checked on every call: results assume it
         self.exprs = tuple(Expr(_simplified(e), e.free, e.name, e.variables, e.origins) for e in exprs)
         self.sources = dict(zip((id(e) for e in self.exprs), exprs))  # each simplified statement -> as written
         # A program: its statements run in order, each once; ``outputs`` name what the call returns.
@@ -330,6 +361,8 @@ class Compiled:
                 f"f({call})",
                 hint=f"call it as f({call})",
             )
+        if self.symmetric:
+            require_symmetric(self.symmetric, arrays, self.symmetric_text)
         # Fast path: arrays whose shapes, dtypes and types match a plan already built (and validated).
         if len(arrays) == len(self.inputs):
             try:

@@ -58,6 +58,8 @@ def shapes(
         first = axes.setdefault(t.name, list(t.indices))
         for a, b in zip(first, t.indices):
             join(a, b)
+        if t.name in expr.symmetric:  # a symmetric matrix is square
+            join(*t.indices)
     for name in dims:
         find(name)
     letters_everywhere = all_indices(expr.node) | set(expr.free)
@@ -201,7 +203,8 @@ def random_arrays(
     sqrt and fractional powers) times 1/sqrt(n), n the product of the lengths of the indices summed over the
     tensor in one product, so that ``X_ij w_j`` stays of order one at any size. A square tensor inside a matrix
     function's argument (or inside a statement of ``definitions`` used there) is the identity plus a small
-    positive part (``well_conditioned``)."""
+    positive part (``well_conditioned``). A tensor declared symmetric (``expr.symmetric``) is square and
+    symmetric: (a + aᵀ)/2."""
     shapes_of, sizes = shapes(expr, dims)
     rng = np.random.default_rng(expect_seed(seed))
     largest = max(shapes_of, key=lambda name: math.prod(shapes_of[name]), default=None)
@@ -215,5 +218,7 @@ def random_arrays(
         a = rng.uniform(0.5, 1.5, size=shape)
         if name in square:
             a = well_conditioned(a, square[name])
+        if name in expr.symmetric:  # still diagonally dominant where it was
+            a = (a + a.T) / 2
         out[name] = np.asarray(a * scale.get(name, 1.0))
     return out

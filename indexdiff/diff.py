@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import overload
 
 from .errors import DiffError, IndexDiffError, expect_specs
@@ -164,15 +164,33 @@ def _with_indices(node: Node, free: frozenset[str]) -> Node:
     return node
 
 
-def _differentiate(node: Node, name: str, new: tuple[str, ...], free: frozenset[str]) -> Node:
+def _differentiate(
+    node: Node, name: str, new: tuple[str, ...], free: frozenset[str], symmetric: frozenset[str] = frozenset()
+) -> Node:
+    if symmetric:  # tensors declared symmetric that the node uses (symmetric.py)
+        from .symmetric import derivative_by
+
+        return derivative_by(symmetric, node, name, new, free)
     return with_indices(derivative(share(separate(node, free)), name, new), free)
 
 
 @overload
-def diff(expr: Expr, *wrt: str, along: str | Sequence[str | None] | None = None) -> Expr: ...
+def diff(
+    expr: Expr, *wrt: str, along: str | Sequence[str | None] | None = None, symmetric: str | Iterable[str] | None = None
+) -> Expr: ...
 @overload
-def diff(expr: Program, *wrt: str, along: str | Sequence[str | None] | None = None) -> Program: ...
-def diff(expr: Expr | Program, *wrt: str, along: str | Sequence[str | None] | None = None) -> Expr | Program:
+def diff(
+    expr: Program,
+    *wrt: str,
+    along: str | Sequence[str | None] | None = None,
+    symmetric: str | Iterable[str] | None = None,
+) -> Program: ...
+def diff(
+    expr: Expr | Program,
+    *wrt: str,
+    along: str | Sequence[str | None] | None = None,
+    symmetric: str | Iterable[str] | None = None,
+) -> Expr | Program:
     """∂expr/∂wrt[0]/∂wrt[1]...: the new indices are appended to ``expr.free`` in order.
 
     For a Program, a Program whose last statement is the derivative of its last (see ``forward.py``).
@@ -182,6 +200,8 @@ def diff(expr: Expr | Program, *wrt: str, along: str | Sequence[str | None] | No
     >>> import indexdiff as ix
     >>> g = ix.diff(ix.parse("x_i A_ij x_j"), "x")
     >>> g.free
+    ``symmetric={"S"}`` declares two-index tensors symmetric, in addition to ``expr.symmetric``: results are
+    simplified with S_ij = S_ji, and the derivative by S is sym(G) = (G + Gᵀ)/2 (see ``symmetric.py``).
     ('k',)
     >>> print(ix.diff(ix.parse("x_i A_ij x_j"), "A_kl"))
     x_k x_l
@@ -190,6 +210,10 @@ def diff(expr: Expr | Program, *wrt: str, along: str | Sequence[str | None] | No
         from .directional import directional
 
         return directional(expr, wrt, along)
+    if symmetric is not None:
+        from .symmetric import declare
+
+        expr = declare(expr, symmetric)
     if isinstance(expr, Program):
         from .forward import derivative_program
 
@@ -203,10 +227,11 @@ def diff(expr: Expr | Program, *wrt: str, along: str | Sequence[str | None] | No
         name, new = _wrt(expr, spec)
         free = (*expr.free, *new)
         try:
-            node = deep(_differentiate, expr.node, name, new, frozenset(free))
+            used = expr.symmetric & tensor_names(expr.node)
+            node = deep(_differentiate, expr.node, name, new, frozenset(free), used)
         except IndexDiffError as err:  # raised while simplifying (a number out of range, a zero divisor)
             raise err.with_source(str(expr)) from None
         origins = dict(expr.origins)
         origins.update({k: (name, axis) for axis, k in enumerate(new)})
-        expr = Expr(node, free, None, expr.variables, origins)
+        expr = Expr(node, free, None, expr.variables, origins, expr.symmetric)
     return expr

@@ -472,6 +472,10 @@ def evaluate(
     text = str(expr)
     node = unique_summed(expr.node, expr.free)
     given = _arrays_for(expr, node, arrays, text)
+    if expr.symmetric:  # results assume the declared symmetry: refuse arrays without it
+        from .symmetric import require_symmetric
+
+        require_symmetric(expr.symmetric, given, text)
     sizes = index_sizes(node, given, expr.origins, expect_dims(dims, minimum=0), text)
     floats = [a.dtype for a in given.values() if np.issubdtype(a.dtype, np.inexact)]
     dtype = np.result_type(*floats) if floats else np.dtype(np.float64)

@@ -374,11 +374,15 @@ def negate(node: Node) -> Node:
     return Mul((Number(Fraction(-1)), node))
 
 
-def _canonical_form(node: Node, free: frozenset[str]) -> Node:
-    from .canonical import canonical
+def _canonical_form(node: Node, free: frozenset[str], symmetric: frozenset[str]) -> Node:
+    from .canonical import SYMMETRIC, canonical
     from .names import share
 
-    return canonical(share(node), free)
+    token = SYMMETRIC.set(symmetric)
+    try:
+        return canonical(share(node), free)
+    finally:
+        SYMMETRIC.reset(token)
 
 
 class Expr:
@@ -387,15 +391,18 @@ class Expr:
     ``free`` is the axis order of the value; ``name`` is the left-hand side's name (``None`` for a bare
     expression); ``variables`` maps every input tensor the expression was built from to its rank, so that
     derivatives which no longer mention a variable still know it; ``origins`` says, for each free index, which
-    input's axis gives its size.  Two Exprs are equal when they have the same free indices and the same
-    structure up to the order of sums and products and the names of summed indices.
+    input's axis gives its size; ``symmetric`` names the two-index tensors declared symmetric (``S_ij = S_ji``:
+    simplification, equality and derivatives by them use it, and evaluating checks it; see ``symmetric.py``).
+    Two Exprs are equal when they have the same free indices, the same structure up to the order of sums and
+    products and the names of summed indices (and the indices of a symmetric tensor), and the same declared
+    tensors among those they use.
 
     >>> import indexdiff as ix
     >>> ix.parse("x_i A_ij x_j").free
     ()
     """
 
-    __slots__ = ("node", "free", "name", "variables", "origins", "_key")
+    __slots__ = ("node", "free", "name", "variables", "origins", "symmetric", "_key")
 
     def __init__(
         self,
@@ -404,17 +411,22 @@ class Expr:
         name: str | None = None,
         variables: dict[str, int] | None = None,
         origins: dict[str, tuple[str, int]] | None = None,
+        symmetric: frozenset[str] = frozenset(),
     ) -> None:
         self.node = node
         self.free = tuple(free)
         self.name = name
         self.variables = dict(variables or {})
         self.origins = dict(origins or {})
+        self.symmetric = frozenset(symmetric)
         self._key: Any = None
 
     def _canonical(self) -> Any:
         if self._key is None:
-            self._key = (deep(_canonical_form, self.node, frozenset(self.free)), self.free)
+            from .names import tensor_names
+
+            used = self.symmetric & tensor_names(self.node)
+            self._key = (deep(_canonical_form, self.node, frozenset(self.free), used), self.free, used)
         return self._key
 
     def __eq__(self, other: object) -> bool:
@@ -431,7 +443,14 @@ class Expr:
         return deep(to_text, self)
 
     def __repr__(self) -> str:
-        return f"Expr({str(self)!r})"
+        declared = f", symmetric={set(sorted(self.symmetric))!r}" if self.symmetric else ""
+        return f"Expr({str(self)!r}{declared})"
+
+    def matrix(self) -> Any:
+        """This expression in matrix notation: a ``MatrixForm`` (``.text``, ``.latex``, ``.fallback``)."""
+        from .matrixform import to_matrix
+
+        return to_matrix(self)
 
     def _repr_latex_(self) -> str:
         from .printer import to_latex
@@ -488,3 +507,8 @@ class Program:
 
     def __repr__(self) -> str:
         return f"Program({str(self)!r})"
+
+    def _repr_latex_(self) -> str:
+        from .display import program_latex_aligned
+
+        return f"$${program_latex_aligned(self.statements)}$$"

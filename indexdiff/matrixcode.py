@@ -8,16 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .expr import Expr, Program
-from .matrixform import MatrixForm, to_matrix
+from .matrixform import to_matrix
 
-__all__ = ["MATRIX_FORMATS", "matrix_code", "matrix"]
+__all__ = ["MATRIX_FORMATS", "matrix_code", "matrix_fields", "cli_text"]
 
 MATRIX_FORMATS = ("matrix", "latex-matrix", "numpy")
-
-
-def matrix(expr: Expr | Program) -> MatrixForm:
-    """``expr`` in matrix notation (``.text``, ``.latex``, ``.fallback``; Jupyter displays the LaTeX)."""
-    return to_matrix(expr)  # type: ignore[return-value]
 
 
 def _function_name(f: str, chain: Sequence[str]) -> str:
@@ -78,3 +73,29 @@ def matrix_code(expr: Expr | Program, chains: Sequence[Sequence[str]], fmt: str,
     if isinstance(expr, Program):
         return _program_code(expr, chains, fmt, loss)
     return _expr_code(expr, chains, fmt)
+
+
+def matrix_fields(e: Expr | Program) -> dict[str, object]:
+    """The matrix form of ``e`` for JSON output: ``matrix`` (text) and ``matrix_fallback`` (terms kept in index
+    notation)."""
+    form = to_matrix(e)
+    return {"matrix": form.text, "matrix_fallback": list(form.fallback)}
+
+
+def cli_text(
+    expr: Expr | Program,
+    derivatives: Sequence[Expr | Program],
+    chains: Sequence[Sequence[str]],
+    fmt: str,
+    loss: str | None,
+    along: bool,
+) -> str:
+    """What ``--format matrix|latex-matrix|numpy`` prints: like ``--format index``, the derivatives (or the
+    expression without ``--wrt``; a program's backward pass) in matrix text; LaTeX and NumPy hold the value and
+    every derivative, as ``--format latex`` and ``python`` do. Derivatives along a vector are printed as given."""
+    if along:
+        forms = [to_matrix(d) for d in derivatives]
+        return "\n".join(f.latex if fmt == "latex-matrix" else f.text for f in forms)
+    if fmt == "matrix" and isinstance(expr, Expr):
+        return "\n".join(to_matrix(d).text for d in (derivatives or [expr]))
+    return matrix_code(expr, chains, fmt, loss)

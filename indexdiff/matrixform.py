@@ -183,8 +183,12 @@ def _sum_one(item: Item, j: str, summed: set[str], items: list[Item]) -> Item:
     if len(labels) == 1:
         if isinstance(e, Call) and e.name == "diag" and shape(e.arg) == (True, True):
             return Call("tr", e.arg), ()
-        if isinstance(e, Had) and len(e.factors) >= 2:  # uᵀ v
-            return prod([transpose(e.factors[0]), had(list(e.factors[1:]))]), ()
+        if isinstance(e, Had) and len(e.factors) >= 2:  # uᵀ v, with whichever first prints fewer transposes
+            options = [
+                prod([transpose(e.factors[k]), had([f for m, f in enumerate(e.factors) if m != k])])
+                for k in range(len(e.factors))
+            ]
+            return min(options, key=marks), ()
         return Call("sum", e), ()
     other = _other(labels, j)
     if other in summed and sum(other in ls for _, ls in items) == 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -396,12 +396,17 @@ def parse_syntax(text: str) -> list[Syn]:
         raise syntax_error(text, err).with_source(text) from None
 
 
-def parse(text: str) -> Expr | Program:
+    ``symmetric`` declares two-index tensors symmetric (``{"S"}`` or ``"S,T"``): the Expr carries the
+    declaration (``Expr.symmetric``) into its derivatives, equality and evaluation (see ``symmetric.py``).
+
+def parse(text: str, symmetric: str | Iterable[str] | None = None) -> Expr | Program:
     """Parse index notation: one expression or statement gives an Expr, several statements a Program.
 
     >>> import indexdiff as ix
     >>> e = ix.parse("W_ij x_j + b_i")
     >>> e.free
+    >>> ix.parse("S_ij x_j", symmetric={"S"}) == ix.parse("S_ji x_j", symmetric={"S"})
+    True
     ('i',)
     >>> print(ix.parse("L = sum_i((A_ij x_j - b_i)^2)"))
     L = sum_i((A_ij x_j - b_i)^2)
@@ -411,4 +416,9 @@ def parse(text: str) -> Expr | Program:
     text = _source(text)
     if not re.sub(r"#[^\n]*", "", text).replace(";", "").strip():
         raise ParseError("empty input", text=text, pos=0, hint="write an expression such as x_i A_ij x_j")
-    return build(text, parse_syntax(text))
+    built = build(text, parse_syntax(text))
+    if symmetric is None:
+        return built
+    from .symmetric import declare
+
+    return declare(built, symmetric, text)

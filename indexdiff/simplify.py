@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from fractions import Fraction
 
-from .canonical import canonical
+from .canonical import canonical, slot
 from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, exact_power, memo, negate
 from .identities import contract, function, mergeable, operator
 from .liketerms import merged, product_of, split_coef, weight
@@ -384,13 +384,14 @@ def _pass(node: Node) -> Node:
     """One bottom-up pass of the rules, cached on each node: a shared subtree is rewritten once, and a node the
     pass leaves as it is comes back as the same object (so the fixed-point test costs O(1))."""
     cache = memo(node)
-    done = cache.get("pass")
+    key = slot("pass")  # like terms merge by the canonical form, which a symmetric declaration changes
+    done = cache.get(key)
     if done is not None:
         return done
     new = _rewrite(node)
     if new is not node and new == node:
         new = node
-    cache["pass"] = new
+    cache[key] = new
     return new
 
 

@@ -1,6 +1,6 @@
-"""How compiled plans run: the plan (steps filling value slots, each intermediate let go after its last use), and
-each step: contractions (a matrix product, a multiply, np.einsum or an opt_einsum plan), diagonals, and sums of
-broadcast terms."""
+"""How compiled plans run: the plan (steps filling value slots, each intermediate let go after its last use and
+written into by an element-wise step that reads it last: inplace.py), and each step: contractions (a matrix product,
+a sum over axes, np.einsum or an opt_einsum plan) and diagonals; sums and element-wise products are in inplace.py."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import numpy as np
 import opt_einsum
 
 from .backends import Backend
+from .inplace import ENABLED
 
-__all__ = ["SMALL", "Plan", "contraction", "diagonal", "product_step", "broadcast_shape", "sum_terms"]
+__all__ = ["SMALL", "Plan", "contraction", "diagonal", "product_step", "broadcast_shape"]
 
 Labels = tuple[str, ...]
 Step = Callable[[list[Any]], Any]
@@ -30,6 +31,14 @@ def contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Callab
         product = _matrix_product(inputs.split(","), output) or _batched_product(inputs.split(","), output, shapes)
         if product is not None:
             return product
+    if numpy and len(shapes) == 1 and len(set(inputs)) == len(inputs) and set(output) < set(inputs):
+        # A sum over axes of one array: ndarray.sum, as by hand (np.einsum and opt_einsum take longer).
+        axes = tuple(k for k, c in enumerate(inputs) if c not in output)
+        kept = [c for c in inputs if c in output]
+        order = tuple(kept.index(c) for c in output)
+        if order == tuple(range(len(order))):
+            return lambda x: x.sum(axis=axes)
+        return lambda x: x.sum(axis=axes).transpose(order)
     if len(shapes) > 1 and all(term == output for term in inputs.split(",")):
         # An element-wise product (nothing summed, the same axes everywhere): multiply, as numpy would by hand.
         def multiply(*ops: Any) -> Any:
@@ -169,18 +178,6 @@ def broadcast_shape(own: Labels, target: Labels, shape: tuple[int, ...]) -> tupl
     return tuple(sizes.get(i, 1) for i in target)
 
 
-def sum_terms(v: list[Any], parts: tuple[tuple[int, tuple[int, ...] | None, int], ...]) -> Any:
-    """The sum of the terms' values (each reshaped to broadcast where given), a term of sign -1 subtracted."""
-    total = None
-    for slot, shape, sign in parts:
-        value = v[slot] if shape is None else v[slot].reshape(shape)
-        if total is None:
-            total = value if sign > 0 else -value
-            continue
-        total = total + value if sign > 0 else total - value
-    return total
-
-
 class _Reads(list):  # type: ignore[type-arg]
     """The value list as a step sees it on a plan's first run, noting which values the step reads."""
 
@@ -229,4 +226,11 @@ class Plan:
             if k not in kept:
                 release[n].append(k)
         self.release = release
+        if ENABLED:  # element-wise steps write into an operand they read last (inplace.py)
+            base = len(self.names)
+            for n, step in enumerate(self.steps):
+                make = getattr(step, "inplace", None)
+                better = make(set(release[n]), reads, base + n) if make is not None else None
+                if better is not None:
+                    self.steps[n] = better
         return out
