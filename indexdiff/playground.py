@@ -75,8 +75,8 @@ def _public(name: str) -> Callable[..., Any] | None:
     return None if value is None or isinstance(value, ModuleType) or not callable(value) else value
 
 
-def _maybe_mathml(value: Any) -> str | None:
-    return to_mathml(value) if isinstance(value, (Expr, Program)) else None
+# Taken at import: importing the submodule indexdiff.steps (compiled code's plans) rebinds the package's name.
+_STEPS = _public("steps")
 
 
 def _derivative(parsed: Expr | Program, chains: list[list[str]]) -> list[dict[str, Any]]:
@@ -90,25 +90,22 @@ def _derivative(parsed: Expr | Program, chains: list[list[str]]) -> list[dict[st
     return out
 
 
-def _steps(expr: Expr | Program, chains: list[list[str]]) -> dict[str, Any]:
-    steps = _public("steps")
+def _steps(parsed: Expr | Program, chains: list[list[str]]) -> dict[str, Any]:
+    """Each chain's derivation, one rule a step; a program's is its reverse mode, every variable at once."""
+    steps = _STEPS
     if steps is None:
         return {"status": "unavailable", "text": "step-by-step derivations are not available in this version"}
-    items, texts = [], []
-    for chain in chains:
-        derivation = steps(expr, *chain)
-        texts.append(str(derivation))
-        shown = [
-            {
-                "rule": str(getattr(s, "rule", "")),
-                "note": str(getattr(s, "note", "") or ""),
-                "before": _maybe_mathml(getattr(s, "before", None)),
-                "after": _maybe_mathml(getattr(s, "after", None)),
-            }
-            for s in derivation
-        ]
-        items.append({"wrt": ",".join(chain), "steps": shown})
-    return {"status": "ok", "text": "\n\n".join(texts), "items": items}
+    if isinstance(parsed, Program):
+        if any(len(c) != 1 for c in chains):
+            raise IndexDiffError(
+                "the steps of a program show its reverse mode: one variable per derivative", hint="write W; b"
+            )
+        labelled = [("; ".join(c[0] for c in chains), steps(parsed, *(c[0] for c in chains)))]
+    else:
+        labelled = [(",".join(c), steps(parsed, *c)) for c in chains]
+    fields = ("rule", "note", "before", "after", "lhs")
+    items = [{"wrt": wrt, "steps": [{k: str(getattr(s, k, "")) for k in fields} for s in d]} for wrt, d in labelled]
+    return {"status": "ok", "text": "\n\n".join(str(d) for _, d in labelled), "items": items}
 
 
 def _matrix(expr: Expr | Program, chains: list[list[str]]) -> dict[str, Any]:

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,8 +94,29 @@ def test_derivative_and_tabs(url):
     code = tabs["python"]["text"]
     compile(code, "generated.py", "exec")  # shown to the user, never run by the server
     assert "def evaluate(x, A)" in code
-    for name in ("steps", "matrix"):
-        assert tabs[name]["status"] in ("ok", "unavailable", "error") and tabs[name]["text"]
+
+
+def test_steps_and_matrix_tabs(url):
+    e = ix.parse("x_i A_ij x_j")
+    status, data = post(url, {"input": str(e), "wrt": "x"})
+    steps, matrix = data["tabs"]["steps"], data["tabs"]["matrix"]
+    if "steps" not in ix.__all__:
+        assert steps["status"] == "unavailable"
+    else:
+        (item,) = steps["items"]
+        assert steps["status"] == "ok" and item["wrt"] == "x" and len(item["steps"]) > 2
+        assert item["steps"][-1]["after"] == data["derivatives"][0]["text"] == str(ix.diff(e, "x"))
+        assert "δ contraction" in {s["rule"] for s in item["steps"]}
+    if hasattr(ix, "parse_matrix"):
+        assert matrix["status"] == "ok"
+        value, gradient = matrix["text"].splitlines()
+        rng = np.random.default_rng(2)
+        arrays = {"A": rng.normal(size=(3, 3)), "x": rng.normal(size=3)}
+        A, x = arrays["A"], arrays["x"]
+        assert np.allclose(ix.evaluate(ix.parse_matrix(value), arrays), x @ A @ x)
+        assert np.allclose(ix.evaluate(ix.parse_matrix(gradient), arrays), (A + A.T) @ x)
+    else:
+        assert matrix["status"] in ("ok", "unavailable")
 
 
 def test_cost_needs_sizes(url):
@@ -190,3 +215,14 @@ def test_command_line(capsys):
     assert main(["serve", "--port", "70000"]) == 2
     assert main(["serve", "--wrt", "x"]) == 2
     assert "indexdiff --wrt serve serve" in capsys.readouterr().err
+
+
+def test_the_wheel_ships_the_page(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    build = [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)]
+    subprocess.run(build, cwd=root, check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("indexdiff-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        for name in ("index.html", "app.js", "style.css"):
+            assert z.read(f"indexdiff/page/{name}") == (root / "indexdiff" / "page" / name).read_bytes()
+        assert {"indexdiff/serve.py", "indexdiff/playground.py", "indexdiff/mathml.py"} <= set(z.namelist())

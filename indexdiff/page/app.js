@@ -54,17 +54,21 @@ function renderSteps(panel, tab) {
     const box = element("div", "steps");
     box.append(element("h3", "", "∂/∂" + item.wrt));
     const list = element("ol");
+    let previous = null;
     for (const step of item.steps) {
       const li = element("li");
       li.append(element("span", "rule", step.rule));
-      if (step.note) li.append(element("span", "note", " — " + step.note));
-      if (step.after) li.append(math(step.after));
+      if (step.note) li.append(element("span", "note", ": " + step.note));
+      if (step.before !== previous) li.append(element("code", "before", step.before));
+      const prefix = step.lhs ? step.lhs + " = " : "";
+      const after = prefix && step.after.startsWith(prefix) ? step.after.slice(prefix.length) : step.after;
+      li.append(element("code", "after", "= " + after));
+      previous = step.after;
       list.append(li);
     }
     box.append(list);
     panel.append(box);
   }
-  panel.append(element("pre", "", tab.text));
 }
 
 function renderText(panel, tab, name) {
