@@ -24,10 +24,14 @@ def report_check(what: str, report: ix.CheckReport, failures: list[str]) -> None
 
 
 def show(rows: list[tuple[str, ix.Expr]]) -> None:
-    """Print ``name = expression`` lines with the equals signs aligned."""
+    """Print ``name = expression`` lines with the equals signs aligned, each followed by its matrix form when
+    every term has one."""
     width = max(len(name) for name, _ in rows)
     for name, expr in rows:
         print(f"{name:<{width}} = {expr}")
+        form = expr.matrix()
+        if not form.fallback:
+            print(f"{'':<{width}} = {form.text}   (matrix notation)")
     print()
 
 
