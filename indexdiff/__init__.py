@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"  # the one place: pyproject (hatch), the metadata and `indexdiff --version` read it
 
+from .derivation import Derivation, Step, steps
 from .diff import diff
 from .errors import ArgumentError, DiffError, IndexDiffError, IndexRuleError, ParseError, ShapeError
 from .expr import Expr, Program
+from .matrixparse import parse_matrix
 from .parser import parse
 from .reverse import grad
 from .taylor import taylor
@@ -48,8 +50,10 @@ _LAZY = {
 
 __all__ = [
     "parse",
+    "parse_matrix",
     "diff",
     "grad",
+    "steps",
     "taylor",
     "evaluate",
     "compile",
@@ -59,6 +63,8 @@ __all__ = [
     "function",
     "Expr",
     "Program",
+    "Derivation",
+    "Step",
     "Compiled",
     "Cost",
     "CheckReport",

@@ -26,10 +26,20 @@ from typing import Any
 
 import lark
 
-__all__ = ["cached_lark", "cache_directory"]
+__all__ = ["cached_lark", "cache_directory", "grammar_text"]
 
 #: Options given when the tables are loaded, not stored with them (a transformer is an object with state).
 _GIVEN = frozenset({"transformer"})
+
+
+def grammar_text(filename: str) -> str:
+    """A grammar of ``grammar/``: inside the installed package, or beside it in a source checkout."""
+    from importlib import resources
+
+    packaged = resources.files("indexdiff").joinpath("grammar").joinpath(filename)
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parent.parent / "grammar" / filename).read_text(encoding="utf-8")
 
 
 def cache_directory() -> Path | None:
