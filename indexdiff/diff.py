@@ -196,24 +196,24 @@ def diff(
     For a Program, a Program whose last statement is the derivative of its last (see ``forward.py``).
     ``along="v"`` contracts the last derivative with a new tensor v (a directional derivative; with ``"w", "w"``
     the Hessian-vector product), ``along=("u", "v")`` each one (see ``directional.py``).
+    ``symmetric={"S"}`` declares two-index tensors symmetric, in addition to ``expr.symmetric``: results are
+    simplified with S_ij = S_ji, and the derivative by S is sym(G) = (G + Gᵀ)/2 (see ``symmetric.py``).
 
     >>> import indexdiff as ix
     >>> g = ix.diff(ix.parse("x_i A_ij x_j"), "x")
     >>> g.free
-    ``symmetric={"S"}`` declares two-index tensors symmetric, in addition to ``expr.symmetric``: results are
-    simplified with S_ij = S_ji, and the derivative by S is sym(G) = (G + Gᵀ)/2 (see ``symmetric.py``).
     ('k',)
     >>> print(ix.diff(ix.parse("x_i A_ij x_j"), "A_kl"))
     x_k x_l
     """
-    if along is not None:
-        from .directional import directional
-
-        return directional(expr, wrt, along)
     if symmetric is not None:
         from .symmetric import declare
 
         expr = declare(expr, symmetric)
+    if along is not None:
+        from .directional import directional
+
+        return directional(expr, wrt, along)
     if isinstance(expr, Program):
         from .forward import derivative_program
 
