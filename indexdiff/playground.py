@@ -159,25 +159,48 @@ def _chains(text: str, parsed: Expr | Program) -> list[list[str]]:
     return [split_specs(p) for p in parts]
 
 
+class _Failure(Exception):
+    """A part that could not be computed: the error to show, and whether the worker must be replaced."""
+
+    def __init__(self, error: IndexDiffError, restart: bool = False, internal: bool = False) -> None:
+        super().__init__(str(error))
+        self.error, self.restart, self.internal = error, restart, internal
+
+
+def _limited(part: Callable[[], Any], limit: float, what: str) -> Any:
+    """``part()`` under ``limit`` seconds of CPU time; any failure is a ``_Failure``."""
+    try:
+        with cpu_limit(limit):
+            return part()
+    except Timeout:
+        raise _Failure(_too_slow(limit, what), restart=True) from None
+    except IndexDiffError as err:
+        raise _Failure(err) from None
+    except RecursionError:
+        raise _Failure(IndexDiffError("the expression is too deeply nested", hint="split it into statements")) from None
+    except MemoryError:
+        raise _Failure(IndexDiffError("out of memory", hint="use smaller index sizes"), restart=True) from None
+    except Exception as err:  # a bug in indexdiff: reported as such; the worker is replaced
+        bug = IndexDiffError(f"internal error: {type(err).__name__}: {err}", hint="please report it, with the input")
+        raise _Failure(bug, restart=True, internal=True) from None
+
+
 def derive(request: dict[str, Any], limit: float) -> dict[str, Any]:
     """The page's data for ``request`` (``input``, ``wrt``, ``dims``, ``seed``), each part under ``limit``
     seconds of CPU time. ``restart`` says the worker should be replaced (a computation was cut off)."""
+
+    def main() -> tuple[Any, ...]:
+        parsed = parse(request["input"])
+        chains = _chains(request.get("wrt", ""), parsed)
+        dims = parse_dims(request.get("dims", ""), known=_indices(parsed)) if request.get("dims") else {}
+        return parsed, chains, dims, _derivative(parsed, chains), to_mathml(parsed)
+
     try:
-        with cpu_limit(limit):
-            parsed = parse(request["input"])
-            chains = _chains(request.get("wrt", ""), parsed)
-            dims = parse_dims(request.get("dims", ""), known=_indices(parsed)) if request.get("dims") else {}
-            expr = Program(needed(parsed)) if isinstance(parsed, Program) else parsed
-            items = _derivative(parsed, chains)
-            shown = to_mathml(parsed)
-    except Timeout:
-        return {"ok": False, "error": error_json(_too_slow(limit, "the derivative")), "restart": True}
-    except IndexDiffError as err:
-        return {"ok": False, "error": error_json(err)}
-    except RecursionError:
-        return {"ok": False, "error": error_json(IndexDiffError("the expression is too deeply nested"))}
-    except MemoryError:
-        return {"ok": False, "error": error_json(IndexDiffError("out of memory")), "restart": True}
+        parsed, chains, dims, items, shown = _limited(main, limit, "the derivative")
+    except _Failure as failure:
+        error = error_json(failure.error) | {"internal": failure.internal}
+        return {"ok": False, "error": error, "restart": failure.restart}
+    expr = Program(needed(parsed)) if isinstance(parsed, Program) else parsed
     seed = request.get("seed", 0)
     parts: dict[str, Callable[[], dict[str, Any]]] = {
         "python": lambda: _python(expr, chains),
@@ -189,20 +212,15 @@ def derive(request: dict[str, Any], limit: float) -> dict[str, Any]:
     tabs: dict[str, Any] = {}
     restart = False
     for name in TABS:
-        if restart and threading.active_count() > 1:  # a cut-off computation still runs in a thread
+        if restart and any(t.name == "indexdiff-deep" for t in threading.enumerate()):  # depth.py's, cut off
             tabs[name] = {"status": "timeout", "text": "not computed: an earlier tab ran out of time"}
             continue
         try:
-            with cpu_limit(limit):
-                tabs[name] = parts[name]()
-        except Timeout:
-            restart = True
-            tabs[name] = {"status": "timeout", "text": str(_too_slow(limit, f"the {name} tab"))}
-        except IndexDiffError as err:
-            tabs[name] = {"status": "error", "text": str(err)}
-        except (RecursionError, MemoryError) as err:
-            restart = restart or isinstance(err, MemoryError)
-            tabs[name] = {"status": "error", "text": "too large to compute here"}
+            tabs[name] = _limited(parts[name], limit, f"the {name} tab")
+        except _Failure as failure:
+            restart = restart or failure.restart
+            status = "timeout" if "CPU time" in failure.error.reason else "error"
+            tabs[name] = {"status": status, "text": str(failure.error)}
     out = {"ok": True, "kind": "program" if isinstance(parsed, Program) else "expression", "index": str(parsed)}
     return out | {"mathml": shown, "derivatives": items, "tabs": tabs, "restart": restart}
 

@@ -142,7 +142,7 @@ def _request(body: bytes, limits: Limits) -> tuple[HTTPStatus, dict[str, Any]]:
     shape = 'send {"input": "x_i A_ij x_j", "wrt": "x", "dims": "", "seed": 0}'
     try:
         data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return bad(HTTPStatus.BAD_REQUEST, "the request is not JSON", shape)
     if not isinstance(data, dict) or not isinstance(data.get("input"), str):
         return bad(HTTPStatus.BAD_REQUEST, "the request has no input text", shape)
@@ -168,6 +168,7 @@ class Handler(BaseHTTPRequestHandler):
     server: PlaygroundServer
     server_version = f"indexdiff/{__version__}"
     protocol_version = "HTTP/1.1"
+    timeout = 60  # seconds a connection may stay silent
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -235,7 +236,12 @@ class Handler(BaseHTTPRequestHandler):
             self.rfile.read(int(length))
             self._error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "the request is not JSON", "Content-Type: application/json")
         else:
-            status, request = _request(self.rfile.read(int(length)), limits)
+            try:
+                body = self.rfile.read(int(length))
+            except (TimeoutError, ConnectionError):  # a client that stops sending
+                self.close_connection = True
+                return
+            status, request = _request(body, limits)
             if status != HTTPStatus.OK:
                 self._json(status, request)
                 return
@@ -243,8 +249,11 @@ class Handler(BaseHTTPRequestHandler):
             reply = self.server.workers.run(request)
             if reply is None:
                 self._error(HTTPStatus.SERVICE_UNAVAILABLE, "the server is busy", "try again", {"Retry-After": "5"})
+            elif reply["ok"]:
+                self._json(HTTPStatus.OK, reply)
             else:
-                self._json(HTTPStatus.OK if reply["ok"] else HTTPStatus.UNPROCESSABLE_ENTITY, reply)
+                internal = reply["error"].get("internal")
+                self._json(HTTPStatus.INTERNAL_SERVER_ERROR if internal else HTTPStatus.UNPROCESSABLE_ENTITY, reply)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the standard library's name)
         if not self.server.quiet:

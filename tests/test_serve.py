@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import indexdiff as ix
+from indexdiff import playground
 from indexdiff.cli import main
 from indexdiff.serve import Limits, make_server
 
@@ -145,6 +146,7 @@ def test_bad_requests(url):
     assert post(url, {"input": 3, "wrt": "x"})[0] == 400
     assert post(url, {"input": "x_i x_i", "wrt": "x", "seed": -1})[0] == 400
     assert post(url, {"input": "x_i x_i", "wrt": "x"}, content_type="text/plain")[0] == 415
+    assert post(url, b"[" * 30_000 + b"]" * 30_000)[0] == 400  # nesting deeper than json's recursion
 
 
 def test_oversize_input(url):
@@ -226,3 +228,17 @@ def test_the_wheel_ships_the_page(tmp_path):
         for name in ("index.html", "app.js", "style.css"):
             assert z.read(f"indexdiff/page/{name}") == (root / "indexdiff" / "page" / name).read_bytes()
         assert {"indexdiff/serve.py", "indexdiff/playground.py", "indexdiff/mathml.py"} <= set(z.namelist())
+
+
+def test_a_bug_is_reported_not_a_dead_worker(monkeypatch):
+    def broken(*args):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(playground, "_python", broken)
+    reply = playground.derive({"input": "x_i x_i", "wrt": "x"}, limit=5)
+    assert reply["ok"] and reply["restart"] and reply["tabs"]["python"]["status"] == "error"
+    assert "internal error: TypeError: a bug" in reply["tabs"]["python"]["text"]
+    assert reply["tabs"]["check"]["ok"]  # the other tabs are computed
+    monkeypatch.setattr(playground, "_derivative", broken)
+    reply = playground.derive({"input": "x_i x_i", "wrt": "x"}, limit=5)
+    assert not reply["ok"] and reply["error"]["internal"] and reply["restart"]
