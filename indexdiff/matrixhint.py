@@ -15,6 +15,7 @@ from .expr import Expr, Program
 __all__ = ["with_matrix_hint", "matrix_translation", "announce"]
 
 _MARKERS = re.compile(r"['\u1d40\u22a4@\u2218\u2299\u207b\u2016]|\^T\b|\.T\b|\.\*|\./|\.\^|\b(?:np|numpy)\.")
+_COMMENT = re.compile(r"#[^\n]*")
 _TRANSPOSE = re.compile(r"\^T(?![A-Za-z0-9_])")
 _NUMPY_CALL = re.compile(r"\b(?:np|numpy)\.(?:dot|matmul)\(\s*([^,()]+?)\s*,\s*([^,()]+?)\s*\)")
 _VECTOR_BEFORE_AT = re.compile(r"(?<![A-Za-z0-9])([h-z][A-Za-z0-9]*)\s*@")
@@ -79,7 +80,8 @@ def announce(args: Any, text: str, parsed: Expr | Program) -> None:
     results (on stderr when the output is code or JSON); without it, the note on bare scalar names, on stderr."""
     if args.matrix:
         out = sys.stdout if args.format in ("index", "einsum", "matrix") else sys.stderr
-        print(f"{text.strip()}  =  {parsed}", file=out)
+        shown = " ".join(_COMMENT.sub("", text).split())
+        print(f"{shown}  =  {parsed}", file=out)
         return
     note = _scalar_note(text, parsed)
     if note is not None:
