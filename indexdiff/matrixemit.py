@@ -120,7 +120,7 @@ class _Emit:
         indices = [(find(i), find(j)) for i, j in indices]
         for part, (row, col) in zip(node.parts, indices):
             factors.append(self.emit(part, row, col))
-        return make_sum(summed, product(factors))
+        return make_sum(summed, _product(factors))
 
     def _elementwise(self, node: MNode, r: Index, c: Index) -> Node:
         first = node.parts[0]
@@ -128,13 +128,13 @@ class _Emit:
         for op, part in zip(node.ops, node.parts[1:]):
             value = self.emit(part, *self.fill(part.shape, r, c))
             if op in ("\u2218", "\u2299", ".*"):
-                acc = product([acc, value])
+                acc = _product([acc, value])
                 continue
             if any(
                 isinstance(f, Number) and f.value == 0 for f in (value.factors if isinstance(value, Mul) else (value,))
             ):
                 raise ParseError("division by zero", self.text, part.start, part.end, hint="divide by a nonzero value")
-            acc = product([acc, reciprocal(value)])
+            acc = _product([acc, reciprocal(value)])
         return acc
 
     def _call(self, node: MNode, r: Index, c: Index) -> Node:
@@ -151,7 +151,7 @@ class _Emit:
             return total if name == "sum" else Pow(total, Fraction(1, 2))
         if name == "vector":
             assert r is not None
-            return product([self.emit(arg, None, None), Delta((r,))])
+            return _product([self.emit(arg, None, None), Delta((r,))])
         if name == "inv":
             return self.inverse(arg, r, c)
         if name == "tr":
@@ -167,7 +167,7 @@ class _Emit:
                 return self.emit(arg, r, r)
             assert r is not None and c is not None
             v = self.vector(arg, r)
-            return v if r == c else product([v, Delta((r, c))])
+            return v if r == c else _product([v, Delta((r, c))])
         if name == "softmax":
             if shape != MATRIX:
                 index = r if shape == COL else c
@@ -188,7 +188,7 @@ class _Emit:
         if r != c:
             return build(r, c)
         k = self.fresh()
-        return Sum((k,), product([build(r, k), Delta((k, r))]))
+        return Sum((k,), _product([build(r, k), Delta((k, r))]))
 
     def inverse(self, arg: MNode, r: Index, c: Index) -> Node:
         if arg.shape == SCALAR:
@@ -213,7 +213,7 @@ class _Emit:
             return self.inverse(base, r, c) if exponent < 0 else self.emit(base, r, c)
         links = [r, *(self.fresh() for _ in range(n - 1)), c]
         emit = (lambda i, j: self.inverse(base, i, j)) if exponent < 0 else (lambda i, j: self.emit(base, i, j))
-        return make_sum(set(links[1:-1]), product([emit(i, j) for i, j in zip(links, links[1:])]))
+        return make_sum(set(links[1:-1]), _product([emit(i, j) for i, j in zip(links, links[1:])]))
 
     def _power(self, node: MNode, r: Index, c: Index) -> Node:
         base = node.parts[0]
@@ -246,6 +246,16 @@ def _diagonal(node: MNode) -> bool:
     while node.kind == "group":
         node = node.parts[0]
     return node.kind == "call" and node.name == "diag" and node.parts[0].shape in (COL, ROW)
+
+
+def _product(nodes: list[Node]) -> Node:
+    """The product of ``nodes``; a number times one sum goes inside it, as the index parser stores it."""
+    node = product(nodes)
+    if isinstance(node, Mul) and len(node.factors) == 2 and isinstance(node.factors[0], Number):
+        number, inner = node.factors
+        if isinstance(inner, Sum):
+            return Sum(inner.indices, product([number, inner.body]))
+    return node
 
 
 def _factors(node: Node) -> tuple[Node, ...]:

@@ -51,9 +51,11 @@ def test_wheel_ships_the_grammar_the_types_marker_and_the_license(wheel):
         names = set(z.namelist())
         license_text = z.read(f"indexdiff-{VERSION}.dist-info/licenses/LICENSE").decode()
         grammar = z.read("indexdiff/grammar/indexdiff.lark").decode()
+        matrix_grammar = z.read("indexdiff/grammar/matrix.lark").decode()
     assert "indexdiff/py.typed" in names
     assert "indexdiff/__init__.py" in names and "indexdiff/cli.py" in names
     assert grammar == (ROOT / "grammar" / "indexdiff.lark").read_text(encoding="utf-8")
+    assert matrix_grammar == (ROOT / "grammar" / "matrix.lark").read_text(encoding="utf-8")
     assert license_text == (ROOT / "LICENSE").read_text(encoding="utf-8")
     assert license_text.startswith("MIT License") and "Copyright (c) 2026 the indexdiff authors" in license_text
     assert not any(n.startswith(("tests/", "benchmarks/", "examples/")) for n in names)
