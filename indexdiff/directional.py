@@ -153,10 +153,18 @@ def _expr_step(expr: Expr, spec: str, v: str, reserved: set[str]) -> Expr:
         used = all_indices(expr.node) | set(expr.free) | tensor_names(expr.node) | reserved | {v}
         new = fresh(used, len(new))
     free = frozenset(expr.free)
-    raw = derivative(share(separate(expr.node, free | set(new))), name, new)
-    node = with_indices(_contract(raw, new, v), free)
+    scope = free | set(new)
+    declared = expr.symmetric & tensor_names(expr.node)
+    if declared:  # simplified with S_ij = S_ji; by a symmetric S, sym(∂e/∂S) contracted with v (symmetric.py)
+        from .symmetric import derivative_by, within
+
+        d = derivative_by(declared, share(separate(expr.node, scope)), name, new, scope)
+        node = within(declared, with_indices, _contract(d, new, v), free)
+    else:
+        raw = derivative(share(separate(expr.node, scope)), name, new)
+        node = with_indices(_contract(raw, new, v), free)
     variables = {**expr.variables, v: expr.variables[name]}
-    return Expr(node, expr.free, None, variables, expr.origins)
+    return Expr(node, expr.free, None, variables, expr.origins, expr.symmetric)
 
 
 def _program_step(program: Program, spec: str, v: str) -> Program:
@@ -204,11 +212,14 @@ def step_along(expr: Expr, spec: str, v: str) -> Expr:
 
 
 def _spread_expr(expr: Expr) -> Expr:
-    node = spread(expr.node)
+    from .symmetric import within
+
+    declared = expr.symmetric & tensor_names(expr.node)
+    node = within(declared, spread, expr.node)
     if node is expr.node:
         return expr
-    node = with_indices(node, frozenset(expr.free))  # like terms from different sums merged
-    return Expr(node, expr.free, expr.name, expr.variables, expr.origins)
+    node = within(declared, with_indices, node, frozenset(expr.free))  # like terms from different sums merged
+    return Expr(node, expr.free, expr.name, expr.variables, expr.origins, expr.symmetric)
 
 
 def _named(expr: Expr, wrt: tuple[str, ...], along: tuple[str | None, ...]) -> tuple[tuple[str, ...], set[str]]:

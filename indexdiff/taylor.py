@@ -16,6 +16,7 @@ from .directional import along_names, spread, step_along
 from .errors import ArgumentError, DiffError, IndexDiffError, expect_expr
 from .expr import Add, Expr, Mul, Number, Program, deep
 from .names import tensor_names
+from .symmetric import within
 
 __all__ = ["taylor", "MAX_ORDER"]
 
@@ -70,11 +71,13 @@ def _taylor(expr: Expr, wrt: str, order: int, step: str) -> Expr:
             current = step_along(current, wrt, step)
             factorial *= n
             terms.append(current.node if factorial == 1 else Mul((Number(Fraction(1, factorial)), current.node)))
-        node = with_indices(spread(Add(tuple(terms))) if len(terms) > 1 else expr.node, frozenset(expr.free))
+        declared = expr.symmetric & tensor_names(expr.node)
+        whole = within(declared, spread, Add(tuple(terms))) if len(terms) > 1 else expr.node
+        node = within(declared, with_indices, whole, frozenset(expr.free))
     except IndexDiffError as err:
         raise err.with_source(str(expr)) from None
     variables = {**expr.variables, step: expr.variables[wrt]} if order else dict(expr.variables)
-    return Expr(node, expr.free, expr.name, variables, expr.origins)
+    return Expr(node, expr.free, expr.name, variables, expr.origins, expr.symmetric)
 
 
 def taylor_option(expr: Expr | Program, chains: list[list[str]], along: list[str], order: int, check: bool) -> Expr:

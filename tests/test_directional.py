@@ -267,3 +267,15 @@ def test_zero_directional_derivative_keeps_the_shape():
     assert d.free == ("k", "l")
     got = ix.evaluate(d, {"b": np.ones(2), "x": np.ones(2), "c": np.ones(3), "v": np.ones(2)})
     assert got.shape == (3, 2) and not got.any()
+
+
+def test_a_symmetric_matrix_keeps_its_declaration_and_convention(rng):
+    e = ix.parse("x_i S_ij x_j + logdet(S_ij)", symmetric={"S"})
+    d, hv = ix.diff(e, "S", along="V"), ix.diff(e, "S", "S", along="V")
+    assert d.symmetric == hv.symmetric == ix.taylor(e, "S", step="V").symmetric == frozenset({"S"})
+    A, B, x = rng.normal(size=(3, 3)), rng.normal(size=(3, 3)), rng.normal(size=3)
+    S, V = 3 * np.eye(3) + (A + A.T) / 4, (B + B.T) / 2  # a symmetric step
+    data = {"x": x, "S": S}
+    assert np.isclose(ix.evaluate(d, {**data, "V": V}), _central(e, data, "S", V), rtol=1e-8)
+    g = ix.diff(e, "S")  # sym(G): the Hessian-vector product is the difference of it along V
+    assert np.allclose(ix.evaluate(hv, {**data, "V": V}), _central(g, data, "S", V), rtol=1e-6, atol=1e-9)
