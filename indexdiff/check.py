@@ -5,6 +5,8 @@ makes a check vacuous); the differences are Richardson-extrapolated, and the tol
 truncation and rounding error, so steep functions pass and a derivative off by 0.1% fails. A value that is not
 finite is reported as such, not as a wrong derivative. Checks that would need too much memory or time are refused.
 The random data (``data.py``) suits matrix functions: inv, det and logdet get square, well conditioned matrices.
+A matrix declared symmetric (``Expr.symmetric``) is symmetric in the data and moves symmetrically in the
+differences, so the check compares the derivative by it with sym(G) (``symmetric.py``).
 """
 
 from __future__ import annotations

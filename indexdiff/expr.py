@@ -443,7 +443,7 @@ class Expr:
         return deep(to_text, self)
 
     def __repr__(self) -> str:
-        declared = f", symmetric={set(sorted(self.symmetric))!r}" if self.symmetric else ""
+        declared = f", symmetric={{{', '.join(map(repr, sorted(self.symmetric)))}}}" if self.symmetric else ""
         return f"Expr({str(self)!r}{declared})"
 
     def matrix(self) -> Any:

@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 
 from .canonical import SYMMETRIC
 from .errors import ArgumentError, ShapeError
-from .expr import Add, Expr, Mul, Node, Number, Program
-from .names import rename, separate, share, tensor_names
+from .expr import Add, Expr, Mul, Node, Number, Program, Tensor, bound_indices
+from .names import children, rebuild, rename, separate, share, tensor_names
 
 __all__ = ["declare", "within", "derivative_by", "symmetrized", "declared_in", "require_symmetric"]
 
@@ -182,4 +182,21 @@ def derivative_by(symmetric: frozenset[str], node: Node, name: str, new: tuple[s
         found = with_indices(derivative(share(separate(node, free)), name, new), free)
         return symmetrized(found, new, free) if name in symmetric else found
 
-    return within(symmetric, run)
+    return _oriented(within(symmetric, run), symmetric, free, {})
+
+
+def _oriented(node: Node, symmetric: frozenset[str], free: frozenset[str], done: dict[Node, Node]) -> Node:
+    """``node`` with each symmetric tensor whose two indices are both ``free`` (output indices) written in their
+    sorted order, as the output's axes are: ∂ logdet(S)/∂S_kl prints inv(S_kl), S⁻¹, not inv(S_lk)."""
+    if symmetric.isdisjoint(tensor_names(node)):
+        return node
+    found = done.get(node)
+    if found is None:
+        if isinstance(node, Tensor):
+            flip = node.name in symmetric and set(node.indices) <= free and node.indices[1] < node.indices[0]
+            found = Tensor(node.name, node.indices[::-1]) if flip else node
+        else:
+            inside = free - set(bound_indices(node))
+            found = rebuild(node, tuple(_oriented(c, symmetric, inside, done) for c in children(node)))
+        done[node] = found
+    return found

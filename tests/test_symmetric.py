@@ -155,6 +155,7 @@ def test_closed_forms(data: dict[str, np.ndarray]) -> None:
     np.testing.assert_allclose(grad("x_i S_ij x_j"), np.outer(x, x), rtol=1e-12)
     np.testing.assert_allclose(grad("S_ij A_ji"), (A + A.T) / 2, rtol=1e-12)
     np.testing.assert_allclose(grad("logdet(S_ij)"), inv, rtol=1e-10)
+    assert str(ix.diff(ix.parse("logdet(S_ij)", symmetric="S"), "S")) == "inv(S_kl)"  # S⁻¹, in the output's order
     np.testing.assert_allclose(grad("sum_ij(inv(S_ij) A_ji)"), -(inv @ A.T @ inv + inv @ A @ inv) / 2, rtol=1e-10)
     np.testing.assert_allclose(grad("S_ij S_ij"), 2 * S, rtol=1e-12)
     r, n = data["r"], float(data["N"])
@@ -305,7 +306,7 @@ def test_cli_symmetric(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == "2 B_kj x_j + 2 S_kj x_j"
     assert main(["logdet(S_ij)", "--wrt", "S", "--symmetric", "S", "--check"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.strip() == "inv(S_lk)" and "check d/dS: ok" in captured.err
+    assert captured.out.strip() == "inv(S_kl)" and "check d/dS: ok" in captured.err
 
 
 @pytest.mark.parametrize(
