@@ -339,6 +339,7 @@ def _render(expr: Expr | Program, fmt: str) -> str:
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.check:
+        from .alongcheck import check_along
         from .check import check
     if args.cost:
         from .cost import cost
@@ -358,7 +359,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.taylor is not None:  # the polynomial replaces the expression
         expr = final = parsed = taylor_option(parsed, chains, args.along, args.taylor, args.check)
         chains, args.along = [], []
-    alongs = along_options(chains, args.along, args.format, args.check)
+    alongs = along_options(chains, args.along, args.format)
     program_gradient = isinstance(parsed, Program) and chains and args.format in ("index", "python") and not args.along
     derivatives = (
         []
@@ -366,7 +367,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         else [diff(expr, *c, along=a) for c, a in zip(chains, alongs)]
     )
     reports = (
-        [check(expr, *chain, arrays=data, dims=dims, seed=args.seed, progress=_progress) for chain in chains]
+        [
+            check_along(expr, chain, a, data, dims, args.seed)
+            if a
+            else check(expr, *chain, arrays=data, dims=dims, seed=args.seed, progress=_progress)
+            for chain, a in zip(chains, alongs)
+        ]
         if args.check
         else []
     )

@@ -283,7 +283,7 @@ def directional(expr: Expr | Program, wrt: tuple[str, ...], along: Along) -> Exp
     return deep(_directional, expr, tuple(wrt), entries)
 
 
-def along_options(chains: Sequence[Sequence[str]], along: Sequence[str], fmt: str, check: bool) -> list[Along | None]:
+def along_options(chains: Sequence[Sequence[str]], along: Sequence[str], fmt: str) -> list[Along | None]:
     """The command line's ``--along`` for each ``--wrt`` chain: given once, it applies to every chain; given once
     per ``--wrt``, in order. Each is one name (the chain's last differentiation is directional) or a comma list
     with one name per variable of the chain (an empty entry: that derivative is not contracted)."""
@@ -298,13 +298,12 @@ def along_options(chains: Sequence[Sequence[str]], along: Sequence[str], fmt: st
             shown,
             hint="give --along once (it applies to every --wrt) or once per --wrt, in order",
         )
-    if fmt in ("python", "latex") or check:
-        what = "--check" if check else f"--format {fmt}"
+    if fmt in ("python", "latex"):
         raise IndexDiffError(
-            f"{what} is not available with --along",
+            f"--format {fmt} is not available with --along",
             shown,
-            hint="print index notation, einsum or json; in Python, ix.check(e, 'w', 'w') checks the full "
-            "derivatives, and ix.compile(ix.diff(e, 'w', 'w', along='v')) runs the directional one",
+            hint="print index notation, einsum, json or a matrix format; in Python, ix.compile(ix.diff(e, 'w', 'w', "
+            "along='v')) runs it, and ix.codegen of that expression writes its code",
         )
     out: list[Along | None] = []
     for chain, text in zip(chains, along * len(chains) if len(along) == 1 else along):

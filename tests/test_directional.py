@@ -224,7 +224,7 @@ def test_command_line(capsys):
         (["--wrt", "w", "--along", "v_k"], "must name a new tensor"),
         (["--wrt", "w", "--along", "exp"], "must name a new tensor"),
         (["--wrt", "w", "--along", "1v"], "must name a new tensor"),
-        (["--wrt", "w", "--along", "v", "--check"], "not available with --along"),
+        (["--wrt", "w", "--along", "v", "--format", "latex"], "not available with --along"),
         (["--wrt", "w", "--along", "v", "--format", "python"], "not available with --along"),
     ],
 )
@@ -279,3 +279,37 @@ def test_a_symmetric_matrix_keeps_its_declaration_and_convention(rng):
     assert np.isclose(ix.evaluate(d, {**data, "V": V}), _central(e, data, "S", V), rtol=1e-8)
     g = ix.diff(e, "S")  # sym(G): the Hessian-vector product is the difference of it along V
     assert np.allclose(ix.evaluate(hv, {**data, "V": V}), _central(g, data, "S", V), rtol=1e-6, atol=1e-9)
+
+
+def test_check_along_passes_right_and_fails_wrong_derivatives(monkeypatch, capsys):
+    from indexdiff import alongcheck
+    from indexdiff.expr import Expr, Mul, Number
+
+    e = ix.parse(LOGISTIC)
+    report = alongcheck.check_along(e, ["w", "w"], "v", dims={"i": 20, "j": 3})
+    assert report.ok and [str(r).split(":")[0] for r in report.results] == ["d/dw along v", "d/dw/dw along v"]
+    assert all(r.max_abs_error < 1e-8 for r in report.results)
+    both = alongcheck.check_along(e, ["w", "w"], ("u", "v"), dims={"i": 20, "j": 3})
+    assert both.ok and len(both.results) == 2
+    assert main([LOGISTIC, "--wrt", "w,w", "--along", "v", "--check", "--dims", "i=20,j=3"]) == 0
+    assert "check d/dw/dw along v: ok" in capsys.readouterr().err
+    step = alongcheck._expr_step
+
+    def off_by_a_thousandth(expr, spec, v, reserved):
+        d = step(expr, spec, v, reserved)
+        return Expr(Mul((Number(ix.parse("1.001").node.value), d.node)), d.free, None, d.variables, d.origins)
+
+    monkeypatch.setattr(alongcheck, "_expr_step", off_by_a_thousandth)
+    wrong = alongcheck.check_along(e, ["w"], "v", dims={"i": 20, "j": 3})
+    assert not wrong.ok and "FAILED" in str(wrong)
+    with pytest.raises(ix.ArgumentError, match="program"):
+        alongcheck.check_along(ix.parse("z_i = X_ij w_j\nL = z_i z_i"), ["w"], "v")
+
+
+def test_check_along_at_given_arrays(rng):
+    from indexdiff.alongcheck import check_along
+
+    e = ix.parse("sum_b(softmax_j(W_jk x_bk) t_bj)")
+    arrays = {"W": rng.normal(size=(3, 4)), "x": rng.normal(size=(5, 4)), "t": rng.normal(size=(5, 3))}
+    assert check_along(e, ["W", "W"], "V", arrays=arrays).ok
+    assert check_along(e, ["W", "W"], "V", arrays={**arrays, "V": np.ones((3, 4))}).ok
