@@ -15,6 +15,7 @@ in the text) and listed in ``MatrixForm.fallback``, never approximated.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from .errors import ArgumentError
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Program, Sum, Tensor
@@ -135,7 +136,7 @@ def translate(node: Node) -> Item:
     if isinstance(node, Add):
         items = [translate(t) for t in node.terms]
         target = max((labels for _, labels in items), key=len)
-        return plus([_broadcast(item, target) for item in items]), target
+        return _sum([_broadcast(item, target) for item in items]), target
     if isinstance(node, Op):
         return _operator(node)
     raise _NoForm
@@ -288,6 +289,22 @@ def _factored(terms: list[M], last: bool) -> list[M]:
     return out
 
 
+def _coefficient(t: M) -> Fraction:
+    if isinstance(t, Num):
+        return t.value
+    return t.factors[0].value if isinstance(t, Prod) and isinstance(t.factors[0], Num) else Fraction(1)
+
+
+def _sum(terms: list[M]) -> M:
+    """A sum written short: common first and last factors once, and a number every term has as a factor in
+    front (``2 h - 2 y`` is ``2 (h - y)``)."""
+    terms = _factored(_factored(terms, last=True), last=False)
+    c = abs(_coefficient(terms[0]))
+    if len(terms) < 2 or c in (0, 1) or any(abs(_coefficient(t)) != c for t in terms):
+        return plus(terms)
+    return prod([Num(c), plus([prod([Num(1 / c), t]) for t in terms])])
+
+
 @dataclass(frozen=True)
 class MatrixForm:
     """An expression in matrix notation: ``tree`` in the layout of ``free`` (first index = rows).
@@ -368,8 +385,7 @@ def _expr_form(expr: Expr) -> MatrixForm:
             term = _term(t, expr)
             parts.append(Index(str(term), len(free), term))
             fallback.append(str(term))
-    parts = _factored(_factored(parts, last=True), last=False)
-    return MatrixForm(plus(parts), free, tuple(fallback), expr.name, dict(expr.variables))
+    return MatrixForm(_sum(parts), free, tuple(fallback), expr.name, dict(expr.variables))
 
 
 def to_matrix(expr: Expr | Program) -> MatrixForm | ProgramMatrixForm:

@@ -26,6 +26,7 @@ from .matrixtree import (
     Power,
     Prod,
     T,
+    children,
     negated,
     negative,
     prod,
@@ -66,7 +67,7 @@ _SCALAR = (False, False)
 class NumpyCode:
     """NumPy code for the matrix form of ``expr`` (``names``: tensor name -> Python name)."""
 
-    def __init__(self, expr: Expr, names: dict[str, str]) -> None:
+    def __init__(self, expr: Expr, names: dict[str, str], taken: set[str] | None = None) -> None:
         self.expr = Expr(unique_summed(expr.node, expr.free), expr.free, expr.name, expr.variables, expr.origins)
         self.names = names
         self.sizes = EinsumCode(self.expr, names)  # lengths: read off an array's shape, else n_<index>
@@ -74,7 +75,14 @@ class NumpyCode:
         self.helpers: set[str] = set()
         self.form: MatrixForm = to_matrix(self.expr)  # type: ignore[assignment]
 
+        # A subexpression the form uses twice is computed once, into a local: lines holds ``t0 = ...``.
+        self.shared = _repeated(self.form.tree)
+        self.temps: dict[M, str] = {}
+        self.lines: list[str] = []
+        self.taken = taken if taken is not None else set(names.values())
+
     def text(self) -> str:
+        """The code of the value (after ``lines``, the locals it uses)."""
         return self.code(self.form.tree)[0]
 
     def at(self, e: M, level: int) -> str:
@@ -82,6 +90,17 @@ class NumpyCode:
         return f"({code})" if own < level else code
 
     def code(self, e: M) -> tuple[str, int]:
+        if e not in self.shared:
+            return self._code(e)
+        if e not in self.temps:
+            text = self._code(e)[0]
+            name = next(f"t{k}" for k in range(len(self.taken) + 1) if f"t{k}" not in self.taken)
+            self.taken.add(name)
+            self.lines.append(f"{name} = {text}")
+            self.temps[e] = name
+        return self.temps[e], _ATOM
+
+    def _code(self, e: M) -> tuple[str, int]:
         if isinstance(e, Name):
             return self.names.get(e.name, e.name), _ATOM
         if isinstance(e, Num):
@@ -233,6 +252,22 @@ def _spread(t: M) -> M | None:
     return None
 
 
+def _repeated(tree: M) -> set[M]:
+    """The function calls and products (of two arrays or more) that occur more than once in ``tree``."""
+    counts: dict[M, int] = {}
+    stack = [tree]
+    while stack:
+        e = stack.pop()
+        worth = isinstance(e, Fn) or (isinstance(e, Call) and e.name != "diag")
+        worth = worth or (isinstance(e, (Prod, Had)) and sum(shape(f) != _SCALAR for f in children(e)) >= 2)
+        if worth:
+            counts[e] = counts.get(e, 0) + 1
+            if counts[e] > 1:
+                continue  # its parts are computed with it, once
+        stack.extend(children(e))
+    return {e for e, n in counts.items() if n > 1}
+
+
 def _wrap(text: str, level: int, needed: int) -> str:
     return f"({text})" if level < needed else text
 
@@ -269,7 +304,8 @@ def numpy_module(exprs: list[tuple[str, Expr]], names: dict[str, str]) -> str:
         helpers |= code.helpers
         signature = ", ".join([*names.values(), *(["*", *code.params] if code.params else [])])
         doc = f"{_comment(str(e))}  =  {_comment(code.form.text)}"
-        functions += ["", f"def {fname}({signature}):", f'    """{doc}"""', f"    return {body}", ""]
+        local = [f"    {line}" for line in code.lines]
+        functions += ["", f"def {fname}({signature}):", f'    """{doc}"""', *local, f"    return {body}", ""]
     return _module(functions, helpers)
 
 
@@ -284,12 +320,14 @@ def program_module(programs: list[Program]) -> str:
     for p in programs:
         names = python_names({**p.inputs, **{s.name or "f": 0 for s in p.statements}})
         body, params = [], {}
+        taken = set(names.values())
         for s in p.statements:
-            code = NumpyCode(s, names)
+            code = NumpyCode(s, names, taken)
             text = code.text()
             params.update(code.params)
             helpers |= code.helpers
-            body += [f"    # {s.name} = {code.form.text}", f"    {names[s.name or 'f']} = {text}"]
+            body += [f"    # {s.name} = {code.form.text}", *(f"    {line}" for line in code.lines)]
+            body.append(f"    {names[s.name or 'f']} = {text}")
         fname = "gradients" if len(p.outputs) > 1 else names[p.statements[-1].name or "f"]
         while fname in taken:
             fname += "_"

@@ -28,6 +28,7 @@ __all__ = [
     "Index",
     "shape",
     "marks",
+    "children",
     "transpose",
     "prod",
     "had",
@@ -175,20 +176,22 @@ def shape(e: M) -> Shape:
     return (e.rank >= 1, e.rank == 2)
 
 
+def children(e: M) -> tuple[M, ...]:
+    """The nodes ``e`` is built from."""
+    if isinstance(e, (Prod, Had)):
+        return e.factors
+    if isinstance(e, Plus):
+        return e.terms
+    if isinstance(e, Power):
+        return (e.base,)
+    if isinstance(e, (Fn, Call, T)):
+        return (e.arg,)
+    return ()
+
+
 def marks(e: M) -> int:
     """How many transposes ``e`` prints (the cost transposing minimizes)."""
-    if isinstance(e, T):
-        return 1 + marks(e.arg)
-    parts: tuple[M, ...] = ()
-    if isinstance(e, (Prod, Had)):
-        parts = e.factors
-    elif isinstance(e, Plus):
-        parts = e.terms
-    elif isinstance(e, Power):
-        parts = (e.base,)
-    elif isinstance(e, (Fn, Call)):
-        parts = (e.arg,)
-    return sum(marks(p) for p in parts)
+    return int(isinstance(e, T)) + sum(marks(p) for p in children(e))
 
 
 def _symmetric(e: M) -> bool:
