@@ -10,10 +10,11 @@ along="v")`` is ∂/∂w_k (∂e/∂w_l v_l), the Hessian-vector product H v, th
 variable, each a name or None (``along=("u", "v")`` gives u_k H_kl v_l, a scalar). Differentiations happen in the
 order given; the result's indices are e's, then the new indices of the variables not contracted, in order.
 
-A Program is differentiated statement by statement (forward over reverse for an HVP): a variable not contracted
-is ``forward.derivative_program``'s step; a contracted one adds one tangent statement ``d<S><v>`` per statement S
-that depends on the variable (forward mode: S's Jacobians applied to the tangents it uses and to v), the last
-being the directional derivative of the program's output.
+A Program is differentiated statement by statement, contracted variables first as for an expression: a contracted
+one adds one tangent statement ``d<S><v>`` per statement S that depends on the variable (forward mode: S's
+Jacobians applied to the tangents it uses and to v), the last being the directional derivative of the program's
+output; a variable not contracted is then ``forward.derivative_program``'s step (reverse mode for a scalar: an HVP
+is the gradient program of the directional derivative, linear in the program's length).
 """
 
 from __future__ import annotations
@@ -309,7 +310,7 @@ def along_options(chains: Sequence[Sequence[str]], along: Sequence[str], fmt: st
     for chain, text in zip(chains, along * len(chains) if len(along) == 1 else along):
         names = [a.strip() for a in text.split(",")]
         if len(names) == 1:
-            out.append(names[0])
+            out.append(names[0] or None)  # --along "" beside others: this --wrt is not contracted
         elif len(names) == len(chain):
             out.append(tuple(a or None for a in names))
         else:

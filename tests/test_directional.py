@@ -211,6 +211,10 @@ def test_command_line(capsys):
     assert float(row.split()[3]) < 1e7  # FLOPs of the HVP
     assert main([LOGISTIC, "--wrt", "w,w", "--along", "u,v"]) == 0
     assert "u_" in capsys.readouterr().out
+    # one --along per --wrt; an empty one leaves that derivative whole
+    assert main([LOGISTIC, "--wrt", "w,w", "--wrt", "w,w", "--along", "v", "--along", ""]) == 0
+    hvp, hessian = capsys.readouterr().out.splitlines()
+    assert ix.parse(hessian) == ix.diff(ix.parse(LOGISTIC), "w", "w") and ix.parse(hvp).free == ("k",)
 
 
 @pytest.mark.parametrize(
