@@ -135,6 +135,7 @@ def python_text(expr: Expr, *wrt: str) -> str:
     """A standalone numpy module computing ``expr`` and its derivatives; run as a script it checks them."""
     from .data import matrix_axes, shapes
     from .diff import diff
+    from .symmetric import symmetric_lines
 
     names = python_names(expr.variables)
     chains = _chains(expr, wrt)
@@ -161,6 +162,7 @@ def python_text(expr: Expr, *wrt: str) -> str:
             size_params.update(params)
     _, sizes = shapes(expr, {})
     axes = _axes(expr)
+    symmetric = symmetric_lines([names[n] for n in sorted(expr.symmetric & tensor_names(expr.node))])
     params = ", ".join(names[n] for n in expr.variables)
     signature = _signature(params, size_params)
     f = expr.name or "f"
@@ -186,6 +188,7 @@ def python_text(expr: Expr, *wrt: str) -> str:
         f"AXES = {{{', '.join(repr(names[n]) + ': ' + repr(axes[n]) for n in expr.variables)}}}",
         f"DERIVATIVES = {[(tuple(c), tuple(c[:-1]), names[c[-1].split('_')[0]]) for c in chains]!r}",
         f"SIZES = {size_params!r}  # size parameters and the index each gives the length of",
+        *symmetric["constants"],
         "",
         "",
         "def check_shapes(arrays):",
@@ -228,6 +231,7 @@ def python_text(expr: Expr, *wrt: str) -> str:
         '    the arrays\' common float dtype (integers and booleans count as float64)."""',
         *start,
         "    check_shapes(arrays)",
+        *symmetric["evaluate"],
         *unpack,
         *(f"    {line}" for line in body),
         f"    return {returns}",
@@ -235,6 +239,7 @@ def python_text(expr: Expr, *wrt: str) -> str:
         "",
         "# Each expression as a function of the arrays, for the self-check.",
         "_FUNCTIONS = {" + ", ".join(f"{key!r}: {f}" for key, f in functions.items()) + "}",
+        *symmetric["functions"],
         "",
         "",
         *CHECK,
@@ -258,6 +263,7 @@ def python_text(expr: Expr, *wrt: str) -> str:
         f"    sizes = {data_sizes!r}",
         "    arrays = {n: rng.uniform(0.5, 1.5, size=tuple(sizes[i] for i in axes)) for n, axes in AXES.items()}",
         *matrix_data({names[n]: axes for n, axes in matrix_axes(expr).items()}),
+        *symmetric["data"],
         f"    arrays.update({ {p: sizes.get(i, 3) for p, i in size_params.items()}!r})",
         "    evaluate(**arrays)",
         "    failed = 0",
@@ -326,11 +332,6 @@ def codegen(expr: Expr | Program, *wrt: str, format: str = "python", loss: str |
     if isinstance(expr, Program):
         raise IndexDiffError(
             f"unknown format {format!r}", hint="use python, latex, einsum, matrix, latex-matrix or numpy"
-        )
-    if format == "python" and (declared := sorted(expr.symmetric & tensor_names(expr.node))):
-        raise IndexDiffError(  # its random data and differences would treat S as unstructured
-            f"a generated module does not know that {', '.join(declared)} is declared symmetric",
-            hint="use --format einsum, or ix.compile / ix.check, which check and use the declaration",
         )
     if format == "python":
         return python_text(expr, *wrt)

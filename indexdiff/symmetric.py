@@ -200,3 +200,40 @@ def _oriented(node: Node, symmetric: frozenset[str], free: frozenset[str], done:
             found = rebuild(node, tuple(_oriented(c, symmetric, inside, done) for c in children(node)))
         done[node] = found
     return found
+
+
+def symmetric_lines(names: list[str]) -> dict[str, list[str]]:
+    """The lines a generated module (``codegen.python_text``) adds for the matrices ``names`` (their Python
+    names) declared symmetric, by where they go: none when ``names`` is empty. ``evaluate`` refuses arrays that
+    are not symmetric, as ix.evaluate does; the self-check's random data is symmetric; and each function the
+    self-check differentiates sees (S + Sᵀ)/2, whose differences by S's entries are sym(G)."""
+    if not names:
+        return {"constants": [], "evaluate": [], "functions": [], "data": []}
+    return {
+        "constants": [f"SYMMETRIC = {tuple(names)!r}  # matrices declared symmetric (S_ij = S_ji)"],
+        "evaluate": ["    _check_symmetric(arrays)"],
+        "functions": [
+            "",
+            "",
+            "def _check_symmetric(arrays):",
+            '    """Raise ValueError unless each matrix of SYMMETRIC is square and equal to its transpose (up to',
+            '    sqrt(eps) of its largest entry): the formulas above assume it."""',
+            "    for name in SYMMETRIC:",
+            "        a = arrays[name]",
+            "        if a.shape[0] != a.shape[1]:",
+            '            raise ValueError(f"{name} is declared symmetric but has shape {a.shape}")',
+            "        gap, largest = float(np.max(np.abs(a - a.T), initial=0.0)), float(np.max(np.abs(a), initial=0.0))",
+            "        if gap > np.finfo(a.dtype).eps ** 0.5 * largest:",
+            '            raise ValueError(f"{name} is declared symmetric but {name} - {name}.T has max |.| {gap:.3g}")',
+            "",
+            "",
+            "def _symmetrized(f):",
+            '    """f of (S + S.T) / 2 for each S of SYMMETRIC: the self-check\'s differences by the entries of S are',
+            '    then the derivative by a symmetric matrix, (G + G.T) / 2."""',
+            "    return lambda **a: f(**{**a, **{n: (a[n] + a[n].T) / 2 for n in SYMMETRIC}})",
+            "",
+            "",
+            "_FUNCTIONS = {key: _symmetrized(f) for key, f in _FUNCTIONS.items()}",
+        ],
+        "data": ["    for name in SYMMETRIC:", "        arrays[name] = (arrays[name] + arrays[name].T) / 2"],
+    }
