@@ -403,6 +403,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             "input": text,
             "free": list(final.free),
             "index": str(parsed),
+            **({"symmetric": sorted(parsed.symmetric)} if isinstance(parsed, Expr) and parsed.symmetric else {}),
             **matrix_fields(expr),
             "derivatives": [
                 {

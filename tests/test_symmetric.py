@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -307,6 +309,11 @@ def test_cli_symmetric(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["logdet(S_ij)", "--wrt", "S", "--symmetric", "S", "--check"]) == 0
     captured = capsys.readouterr()
     assert captured.out.strip() == "inv(S_kl)" and "check d/dS: ok" in captured.err
+    assert main(["x_i S_ij x_j", "--wrt", "x", "--symmetric", "S", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["symmetric"] == ["S"] and out["derivatives"][0]["index"] == "2 S_kj x_j"
+    assert main(["x_i S_ij x_j", "--wrt", "x", "--format", "json"]) == 0
+    assert "symmetric" not in json.loads(capsys.readouterr().out)
 
 
 @pytest.mark.parametrize(
