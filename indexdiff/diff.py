@@ -11,6 +11,7 @@ from .functions import FUNCTIONS
 from .names import all_indices, fresh, separate, share, tensor_names, witness
 from .parser import split_tensor
 from .simplify import ones, simplify
+from .trace import TRACE
 
 __all__ = ["diff", "derivative", "with_indices"]
 
@@ -87,6 +88,9 @@ def derivative(node: Node, name: str, new: tuple[str, ...]) -> Node:
     """
     if not _depends(node, name):
         return ZERO
+    tracer = TRACE.get()
+    if tracer is not None and tracer.pending is not None:  # ix.steps: one rule at a time, the rest pending
+        return tracer.pending(node, name, new)
     cache = memo(node)
     key = ("derivative", name, new, FUNCTIONS.version)  # a function redefined (ix.function): derived anew
     found = cache.get(key)

@@ -7,8 +7,9 @@ from collections import Counter
 from fractions import Fraction
 
 from .canonical import canonical, hashed_key
-from .expr import ONE, Add, Mul, Node, Number, Sum, memo
+from .expr import ONE, ZERO, Add, Mul, Node, Number, Sum, memo
 from .names import summed_indices
+from .trace import TRACE
 
 __all__ = ["product_of", "split_coef", "scale", "merged", "weight"]
 
@@ -68,7 +69,10 @@ def merged(flat: list[Node]) -> list[Node]:
             order.append(key)
             groups[key] = [Fraction(0), rest]
         groups[key][0] += c
-    return [scale(groups[k][1], groups[k][0]) for k in order if groups[k][0] != 0]
+    out = [scale(groups[k][1], groups[k][0]) for k in order if groups[k][0] != 0]
+    if len(order) < len(flat) and (tracer := TRACE.get()) is not None:
+        tracer.rule("like terms merged", Add(tuple(flat)), Add(tuple(out)) if len(out) > 1 else out[0] if out else ZERO)
+    return out
 
 
 def weight(terms: list[Node]) -> int:

@@ -19,6 +19,7 @@ from .expr import Add, Expr, Mul, Node, Number, Program, Sum, Tensor, deep
 from .jacobian import axis_origin, forward_keys, jacobian, rename_tensors, reuse, tensor_shape, unique_name
 from .names import all_indices, fresh, rename, tensors
 from .parser import split_tensor
+from .trace import TRACE
 
 __all__ = ["grad"]
 
@@ -207,7 +208,10 @@ def _grad(program: Program | Expr, loss: str | None, wrt: Sequence[str]) -> Prog
         body = body if reused is body else with_indices(reused, frozenset(target))
         # The tensors used, and those the indices take their lengths from (so that compile asks for them).
         variables = {t.name: len(t.indices) for t in tensors(body)} | {t: ranks[t] for t, _ in origins.values()}
-        return Expr(body, target, adjoint[name], variables, origins)
+        result = Expr(body, target, adjoint[name], variables, origins)
+        if (tracer := TRACE.get()) is not None:
+            tracer.adjoint(name, chain, {s.name: adjoint[s.name] for s in chain if s.name != loss}, result)
+        return result
 
     for s in reversed(statements[:-1]):
         if s.name in depends:

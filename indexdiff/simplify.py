@@ -12,11 +12,29 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from .canonical import canonical, slot
-from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, exact_power, memo, negate
+from .expr import (
+    ONE,
+    ZERO,
+    Add,
+    Delta,
+    Func,
+    Mul,
+    Node,
+    Number,
+    Op,
+    Pow,
+    Sum,
+    Tensor,
+    exact_power,
+    memo,
+    negate,
+    product,
+)
 from .identities import contract, function, mergeable, operator
 from .liketerms import merged, product_of, split_coef, weight
 from .names import UnionFind, all_indices, children, rename, rename_summed, tensors, witness
 from .printer import check_numbers
+from .trace import TRACE
 
 __all__ = ["simplify", "ones"]
 
@@ -41,13 +59,16 @@ def _flatten_mul(factors: list[Node]) -> list[Node]:
     return out
 
 
-def _pull_sum(factors: list[Node], coef: Fraction) -> Node | None:
+def _pull_sum(factors: list[Node], coef: Fraction, given: list[Node]) -> Node | None:
     """``a (Σ_j b) -> Σ_j a b``, renaming j away from a's indices: one product, one contraction."""
     for k, f in enumerate(factors):
         if isinstance(f, Sum):
             rest = factors[:k] + factors[k + 1 :]
-            f = rename_summed(f, set().union(*(all_indices(r) for r in rest)))
-            return _sum(f.indices, _product([Number(coef), *rest, f.body]))
+            moved = rename_summed(f, set().union(*(all_indices(r) for r in rest)))
+            if (tracer := TRACE.get()) is not None:
+                rule = "renaming of a summed index" if moved.indices != f.indices else "Σ pulled out of a product"
+                tracer.rule(rule, product_of(given), Sum(moved.indices, product([Number(coef), *rest, moved.body])))
+            return _sum(moved.indices, _product([Number(coef), *rest, moved.body]))
     return None
 
 
@@ -78,6 +99,8 @@ def _powers(factors: list[Node]) -> list[Node]:
             exponents[base] = Fraction(1)  # a repeated delta, or a repeated power of one, is itself
         else:
             exponents[base] += f.exponent if isinstance(f, Pow) else 1
+    if (tracer := TRACE.get()) is not None and len(order) < len(factors):
+        tracer.rule("like powers combined", product_of(factors), None)
     out = [base if exponents[base] == 1 else Pow(base, exponents[base]) for base in order]
     out = [f if not isinstance(f, Pow) or f.exponent == 0 else _pow(f.base, f.exponent) for f in out]
     # x_p^0, δ_pq^0 and δ_p are 1 along p: drop them where another factor carries p, keep one where it is the
@@ -93,6 +116,8 @@ def _powers(factors: list[Node]) -> list[Node]:
             kept.append(f)
             covered |= f.free
             carried |= f.free
+    if len(kept) < len(out) and (tracer := TRACE.get()) is not None:
+        tracer.rule("ones dropped (u^0 = 1, δ_i = 1)", None, None)
     return kept
 
 
@@ -121,6 +146,8 @@ def _sigmoid(factors: list[Node]) -> list[Node]:
             if one and exps and exps[0] in factors:
                 rest = [g for m, g in enumerate(factors) if m != k]
                 rest.remove(exps[0])
+                if (tracer := TRACE.get()) is not None:
+                    tracer.rule("stability rewrite: exp(u) / (1 + exp(u)) → sigmoid(u)", Mul((exps[0], f)), None)
                 return [*rest, Func("sigmoid", exps[0].arg)]
     return factors
 
@@ -141,6 +168,8 @@ def _softmax(factors: list[Node]) -> list[Node]:
                 if isinstance(g, Func) and g.name == "exp":
                     shifted = Func("exp", Add((g.arg, negate(Func("log", f.base)))))
                     rest = [h for n, h in enumerate(factors) if n not in (k, m)]
+                    if (tracer := TRACE.get()) is not None:
+                        tracer.rule("stability rewrite: exp(u) / Σ_j exp(v) → exp(u - log Σ_j exp(v))", None, None)
                     return [*rest, shifted] + ([Pow(f.base, e + 1)] if e + 1 else [])
     return factors
 
@@ -165,6 +194,7 @@ def _cancel_sums(factors: list[Node]) -> list[Node]:
 
 
 def _product(factors: list[Node]) -> Node:
+    given = factors
     factors = _flatten_mul(factors)
     coef = Fraction(1)
     others: list[Node] = []
@@ -173,10 +203,12 @@ def _product(factors: list[Node]) -> Node:
             coef *= f.value
         else:
             others.append(f)
+    if len(others) < len(factors) - 1 and (tracer := TRACE.get()) is not None:
+        tracer.rule("constants folded", None, None)
     if coef == 0:
         return ZERO
     others = _cancel_sums(others)
-    pulled = _pull_sum(others, coef)
+    pulled = _pull_sum(others, coef, given)
     if pulled is not None:
         return pulled
     others = _softmax(_sigmoid(_powers(others)))
@@ -184,6 +216,8 @@ def _product(factors: list[Node]) -> Node:
     if any(isinstance(f, Number) for f in others):
         return _product([Number(coef), *others])
     if coef != 1 and len(others) == 1 and isinstance(others[0], Add):
+        if (tracer := TRACE.get()) is not None:
+            tracer.rule("number distributed into a sum", None, None)
         return _terms([_product([Number(coef), t]) for t in others[0].terms])
     if coef != 1:
         others.insert(0, Number(coef))
@@ -229,20 +263,28 @@ _EXACT: dict[str, Callable[[Fraction], Fraction | None]] = {
 
 
 def _func(name: str, arg: Node) -> Node:
+    rule, out = _function_rule(name, arg)
+    if rule is not None and (tracer := TRACE.get()) is not None:
+        tracer.rule(rule, Func(name, arg), out)
+    return out
+
+
+def _function_rule(name: str, arg: Node) -> tuple[str | None, Node]:
+    """The rule that rewrites ``name(arg)`` (None: none applies) and the result."""
     found = function(name, arg)
     if found is not None:
-        return found
+        return "operator identity", found
     if isinstance(arg, Number):
         value = _EXACT[name](arg.value) if name in _EXACT else None  # a custom function: no exact values
         if value is not None:
-            return Number(value)
+            return "constants folded", Number(value)
     if name == "log" and isinstance(arg, Func) and arg.name == "exp":
-        return arg.arg
+        return "log(exp(u)) = u", arg.arg
     if name == "log" and isinstance(arg, Add) and len(arg.terms) == 2 and ONE in arg.terms:
         other = arg.terms[0] if arg.terms[1] == ONE else arg.terms[1]
         if isinstance(other, Func) and other.name == "exp":
-            return Func("softplus", other.arg)
-    return Func(name, arg)
+            return "stability rewrite: log(1 + exp(u)) → softplus(u)", Func("softplus", other.arg)
+    return None, Func(name, arg)
 
 
 # -- sums of terms --------------------------------------------------------------------------------------------
@@ -351,7 +393,11 @@ def _sum(indices: tuple[str, ...] | frozenset[str], body: Node) -> Node:
         return _sum(summed, _product([body, ones(missing)]))
     if isinstance(body, Add):
         if all(summed <= t.free for t in body.terms):
-            return _terms([_sum(summed, _witnessed(t, body, summed)) for t in body.terms])
+            parts = [_witnessed(t, body, summed) for t in body.terms]
+            if (tracer := TRACE.get()) is not None:
+                indices = tuple(sorted(summed))
+                tracer.rule("Σ split over the terms", Sum(indices, body), Add(tuple(Sum(indices, t) for t in parts)))
+            return _terms([_sum(summed, t) for t in parts])
         # A term constant in a summed index stays inside: Σ_j (A_ij - a) keeps j's length visible through A.
         return Sum(tuple(sorted(summed)), body)
     factors = list(body.factors) if isinstance(body, Mul) else [body]
@@ -366,13 +412,22 @@ def _sum(indices: tuple[str, ...] | frozenset[str], body: Node) -> Node:
                 rest = rename(rest, {src: dst})
                 if dst not in rest.free:
                     rest = _product([rest, Delta((dst,))])
+                if (tracer := TRACE.get()) is not None:
+                    left = tuple(sorted(summed - {src}))
+                    tracer.rule("δ contraction", Sum(tuple(sorted(summed)), body), Sum(left, rest) if left else rest)
                 return _sum(summed - {src}, _product([rest]))
     for k, f in enumerate(factors):
         if isinstance(f, Add) and any(_contractible(t, summed) for t in f.terms):
             rest = factors[:k] + factors[k + 1 :]
+            if (tracer := TRACE.get()) is not None:
+                indices = tuple(sorted(summed))
+                terms = Add(tuple(product_of([*rest, t]) for t in f.terms))
+                tracer.rule("distributed over a sum", Sum(indices, body), Sum(indices, terms))
             return _sum(summed, _terms([_product([*rest, t]) for t in f.terms]))
     identity = contract(summed, factors)
     if identity is not None:
+        if (tracer := TRACE.get()) is not None:
+            tracer.rule("operator identity", Sum(tuple(sorted(summed)), body), None)
         return _sum(identity[0], _product(identity[1]))
     return Sum(tuple(sorted(summed)), body)
 
@@ -403,7 +458,12 @@ def _rewrite(node: Node) -> Node:
     if isinstance(node, Func):
         return _func(node.name, _pass(node.arg))
     if isinstance(node, Pow):
-        return _pow(_pass(node.base), node.exponent)
+        base = _pass(node.base)
+        out = _pow(base, node.exponent)
+        if (tracer := TRACE.get()) is not None and out != Pow(base, node.exponent):
+            rule = "constants folded" if isinstance(base, Number) else "power rules"
+            tracer.rule(rule, Pow(base, node.exponent), out)
+        return out
     if isinstance(node, Op):
         arg = _pass(node.arg)
         # An argument that lost one of the operator's indices (softmax_j(a + 0 u_j)) keeps its length through a
@@ -414,9 +474,16 @@ def _rewrite(node: Node) -> Node:
             found = [w for j in sorted(lost) if (w := witness(node.arg, j)) is not None]
             if found:  # a number times the witnesses, unfolded: 0 would swallow them (softmax_q(0 A_iq^0) is 1/n_q)
                 arg = Mul((arg, *found)) if isinstance(arg, Number) else _product([arg, *found])
-        return operator(node.name, node.indices, arg)
+        out = operator(node.name, node.indices, arg)
+        if (tracer := TRACE.get()) is not None and out != Op(node.name, node.indices, arg):
+            tracer.rule("operator identity", Op(node.name, node.indices, arg), out)
+        return out
     if isinstance(node, Mul):
-        return _product([_pass(f) for f in node.factors])
+        factors = [_pass(f) for f in node.factors]
+        out = _product(factors)
+        if (tracer := TRACE.get()) is not None:
+            tracer.rule(None, product_of(factors), out)
+        return out
     if isinstance(node, Add):
         return _terms([_pass(t) for t in node.terms])
     if isinstance(node, Sum):
@@ -439,9 +506,15 @@ def _rewrite(node: Node) -> Node:
 
 def simplify(node: Node, scope: frozenset[str] = frozenset()) -> Node:
     """``node`` rewritten to a fixed point, operands in canonical order, summed indices keeping their names."""
+    tracer = TRACE.get()
     for _ in range(_MAX_PASSES):
         new = _pass(node)
+        if tracer is not None:
+            tracer.pass_done(node, new)
         if new is node:
             break
         node = new
-    return check_numbers(canonical(node, scope, rename=False))
+    out = check_numbers(canonical(node, scope, rename=False))
+    if tracer is not None:
+        tracer.rule("canonical order", node, out)
+    return out
