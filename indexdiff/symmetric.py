@@ -141,10 +141,17 @@ def declared_in(exprs: Iterable[Expr | Program]) -> tuple[frozenset[str], str | 
 def require_symmetric(names: Iterable[str], arrays: Mapping[str, Any], text: str | None = None) -> None:
     """A ShapeError unless each of ``names`` given in ``arrays`` is a square array equal to its transpose, up to
     √ε of its largest entry (1.5e-8 in float64: rounding, as in a computed inverse, passes)."""
+    import numpy as np
+
     for name in sorted(names):
         a = arrays.get(name)
-        if a is None or not hasattr(a, "shape") or len(a.shape) != 2:
-            continue  # absent or of the wrong rank: the caller's own checks say so
+        if a is not None and not hasattr(a, "shape"):  # nested lists: numpy reads them as the caller will
+            try:
+                a = np.asarray(a, dtype=float)
+            except (TypeError, ValueError):
+                continue
+        if a is None or len(a.shape) != 2:
+            continue  # absent, unreadable or of the wrong rank: the caller's own checks say so
         where = _locate(text, name) if text else (None, None)
         if a.shape[0] != a.shape[1]:
             raise ShapeError(
@@ -153,7 +160,9 @@ def require_symmetric(names: Iterable[str], arrays: Mapping[str, Any], text: str
                 *where,
                 hint="a symmetric matrix is square: pass one, or drop the declaration",
             )
-        gap, largest = float(abs(a - a.T).max()) if a.size else 0.0, float(abs(a).max()) if a.size else 0.0
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: nan, which passes (numpy computes on)
+            empty = a.shape[0] == 0
+            gap, largest = (0.0, 0.0) if empty else (float(abs(a - a.T).max()), float(abs(a).max()))
         if gap > _tolerance(a) * largest:
             raise ShapeError(
                 f"'{name}' is declared symmetric but {name} - {name}ᵀ has max |·| = {gap:.3g} "

@@ -343,3 +343,27 @@ def test_generated_module_checks_and_uses_the_declaration(data: dict[str, np.nda
     with pytest.raises(ValueError, match="S axis 0 has length 4, S axis 1 has 5|declared symmetric but has shape"):
         namespace["evaluate"](S=np.ones((N, N + 1)), A=np.ones((N + 1, N)), x=np.ones(N))  # type: ignore[operator]
     assert namespace["main"]() == 0  # type: ignore[operator]  # its self-check: symmetric data and differences
+
+
+def test_symmetry_check_edges() -> None:
+    e = ix.parse("x_i S_ij x_j", symmetric="S")
+    f = ix.compile(e, ix.diff(e, "x"))
+    with pytest.raises(ix.ShapeError, match="declared symmetric"):
+        f(S=[[1, 2], [0, 1]], x=[1.0, 1.0])  # nested lists are read as numpy reads them
+    value, grad = f(S=[[1, 2], [2, 1]], x=[1.0, 1.0])
+    assert value == 6 and list(grad) == [6, 6]
+    huge = np.array([[1e300, 2e300], [2e300, 1e300]])
+    assert np.isfinite(ix.evaluate(e, {"S": huge, "x": np.ones(2)}))  # the tolerance is relative
+    with pytest.raises(ix.ShapeError, match="declared symmetric"):
+        ix.evaluate(e, {"S": huge * [[1, 1], [1 - 1e-6, 1]], "x": np.ones(2)})
+    with np.errstate(invalid="ignore"):
+        assert ix.evaluate(e, {"S": np.full((2, 2), np.inf), "x": np.ones(2)}) == np.inf  # as numpy computes
+    assert ix.evaluate(e, {"S": np.zeros((0, 0)), "x": np.zeros(0)}) == 0
+
+
+def test_named_indices_and_shifted_matrices() -> None:
+    e = ix.parse("x_i S_ij x_j", symmetric="S")
+    d = ix.diff(e, "S_lk")
+    assert d.free == ("l", "k") and ix.check(e, "S_lk").ok
+    shifted = ix.parse("logdet(S_ij + lam δ_ij)", symmetric="S")
+    assert str(ix.diff(shifted, "S")) == "inv(S_kl + lam δ_kl)" and ix.check(shifted, "S").ok
