@@ -196,6 +196,10 @@ class NumpyCode:
                 solve = f"np.linalg.solve({self.code(f.arg)[0]}, {self.code(right)[0]})"
                 text = f"{_wrap(text, level, _MUL)} @ {solve}" if text else solve
                 return text, (_MUL if acc != _SCALAR else _ATOM)
+            if acc == _SCALAR and text:  # a row times a column, then more: a scalar multiple
+                text, level = f"{_wrap(text, level, _MUL)} * {self.at(f, _UNARY)}", _MUL
+                acc, k = s, k + 1
+                continue
             if acc == _SCALAR:
                 if _is_diag(f) and rest:  # diag(v) M: scale M's rows
                     v, g = self.at(f.arg, _ATOM), rest[0]  # type: ignore[attr-defined]

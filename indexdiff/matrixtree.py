@@ -229,23 +229,30 @@ def transpose(e: M) -> M:
     return T(e)
 
 
+def _inner(e: M) -> bool:
+    """A product of arrays whose value is a scalar (``xᵀ y``): one factor of a product, never spread into it."""
+    return isinstance(e, Prod) and shape(e) == (False, False) and any(shape(f) != (False, False) for f in e.factors)
+
+
 def prod(factors: list[M]) -> M:
-    """A matrix product, nested products flattened, numbers gathered in front, identities dropped."""
+    """A matrix product: nested products flattened (an inner product stays one factor), scalar factors in front
+    (numbers gathered into one), identities dropped."""
     flat: list[M] = []
     for f in factors:
-        flat.extend(f.factors if isinstance(f, Prod) else (f,))
+        flat.extend(f.factors if isinstance(f, Prod) and not _inner(f) else (f,))
     coef = Fraction(1)
-    rest: list[M] = []
+    scalars: list[M] = []
+    arrays: list[M] = []
     for f in flat:
         if isinstance(f, Num):
             coef *= f.value
         else:
-            rest.append(f)
+            (arrays if shape(f) != (False, False) else scalars).append(f)
     if coef == 0:
         return Num(Fraction(0))
-    if len(rest) > 1:
-        kept = [f for f in rest if not isinstance(f, Eye)]
-        rest = kept if any(shape(f) != (False, False) for f in kept) else rest
+    if len(arrays) > 1:  # the rest is a valid chain: an identity in it multiplies a neighbour
+        arrays = [f for f in arrays if not isinstance(f, Eye)] or arrays[:1]
+    rest = [*scalars, *arrays]
     if coef != 1 or not rest:
         rest.insert(0, Num(coef))
     return rest[0] if len(rest) == 1 else Prod(tuple(rest))

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fuzz_routes import draw_wrt, fuzz_settings
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import case, rich_case
 
 import indexdiff as ix
 from indexdiff.cli import main
-from indexdiff.data import random_arrays
+from indexdiff.data import random_arrays, sizes_for
 from indexdiff.expr import Expr
 from indexdiff.matrixcode import matrix_code
 from indexdiff.matrixform import MatrixForm, to_matrix
@@ -289,3 +293,30 @@ def test_bad_inputs() -> None:
 def test_reserved_names_fall_back() -> None:
     form = to_matrix(ix.parse("tr_ij x_j"))  # 'tr' would read as the trace
     assert form.fallback and form.text.startswith("[index: ")
+
+
+@fuzz_settings(30, 2000)
+@given(st.data())
+def test_random_derivatives_matrix_forms_are_exact(data: st.DataObject) -> None:
+    """Random expressions (tests/strategies.py) and their first and second derivatives: the matrix form (tree
+    interpreter and generated numpy) equals ix.evaluate wherever the reference value is finite and moderate."""
+    text = data.draw(rich_case() if data.draw(st.booleans()) else case())
+    e = ix.parse(text)
+    if not isinstance(e, Expr):
+        return
+    wrt = draw_wrt(data, e.variables)
+    chain = wrt[: data.draw(st.integers(0, len(wrt)))]
+    arrays = random_arrays(e, {i: 2 + n % 2 for i, n in sizes_for(e).items()})
+    try:
+        d = ix.diff(e, *chain)
+        want = np.asarray(ix.evaluate(d, arrays))
+    except ix.IndexDiffError:  # a length only dims knows, or a value outside a function's domain
+        return
+    if not np.all(np.isfinite(want)) or np.abs(want).max(initial=0) > 1e8:
+        return
+    form = to_matrix(d)
+    assert isinstance(form, MatrixForm)
+    if "n_" in matrix_code(e, [list(chain)] if chain else [], "numpy"):
+        return  # the generated code asks for a length (n_b): covered by the einsum routes
+    np.testing.assert_allclose(_form_value(d, form, arrays), want, rtol=1e-8, atol=1e-10, err_msg=form.text)
+    np.testing.assert_allclose(_numpy_value(e, chain, arrays), want, rtol=1e-8, atol=1e-10, err_msg=form.text)
