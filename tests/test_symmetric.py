@@ -7,6 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from fuzz_routes import fuzz_settings
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from strategies import case
 
 import indexdiff as ix
 from indexdiff.cli import main
@@ -367,3 +371,26 @@ def test_named_indices_and_shifted_matrices() -> None:
     assert d.free == ("l", "k") and ix.check(e, "S_lk").ok
     shifted = ix.parse("logdet(S_ij + lam δ_ij)", symmetric="S")
     assert str(ix.diff(shifted, "S")) == "inv(S_kl + lam δ_kl)" and ix.check(shifted, "S").ok
+
+
+# -- differential: a declaration never changes a value at symmetric data ----------------------------------------
+
+
+@fuzz_settings(25, 2000)
+@given(data=st.data())
+def test_declaring_changes_no_value_at_symmetric_data(data: st.DataObject) -> None:
+    """For random expressions using the matrix A: with A declared symmetric, each derivative evaluated at
+    symmetric A equals the undeclared one, and the derivative by A equals sym of the undeclared (the canonical form
+    merges only what the symmetry makes equal)."""
+    e = ix.parse(data.draw(case()))
+    assume(isinstance(e, ix.Expr) and e.variables.get("A") == 2)
+    declared = ix.parse(str(e), symmetric="A")
+    arrays = random_arrays(declared)
+    wrt = data.draw(st.sampled_from(sorted(declared.variables)))
+    with np.errstate(all="ignore"):
+        got = ix.evaluate(ix.diff(declared, wrt), arrays)
+        want = ix.evaluate(ix.diff(e, wrt), arrays)
+    assume(np.all(np.isfinite(want)))
+    if wrt == "A":
+        want = (want + np.swapaxes(want, -1, -2)) / 2
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=f"{e} by {wrt}")
