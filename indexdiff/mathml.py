@@ -17,6 +17,7 @@ __all__ = ["to_mathml"]
 
 NAMESPACE = "http://www.w3.org/1998/Math/MathML"
 _MINUS = "<mo>\u2212</mo>"
+_NEGATIVE = '<mo form="prefix">\u2212</mo>'  # a sign: no space after it
 _APPLY = "<mo>\u2061</mo>"  # function application (invisible)
 
 
@@ -31,13 +32,13 @@ def _row(*parts: str) -> str:
 class _MathMLPrinter(_Printer):
     """The index notation's layout, written as MathML elements."""
 
-    plus, minus, negative, times, equals = "<mo>+</mo>", _MINUS, _MINUS, "<mo>\u2062</mo>", "<mo>=</mo>"
+    plus, minus, negative, times, equals = "<mo>+</mo>", _MINUS, _NEGATIVE, "<mo>\u2062</mo>", "<mo>=</mo>"
 
     def paren(self, text: str) -> str:
         return _row("<mo>(</mo>", text, "<mo>)</mo>")
 
     def number(self, value: Fraction) -> str:
-        sign = _MINUS if value < 0 else ""
+        sign = _NEGATIVE if value < 0 else ""
         text = number_text(abs(value))
         if "/" in text:
             numerator, denominator = text.split("/")
@@ -69,7 +70,7 @@ class _MathMLPrinter(_Printer):
     def operator(self, node: Op, arg: str) -> str:
         a = node.arg
         if node.name == "inv" and isinstance(a, Tensor) and len(set(a.indices)) == 2:  # inv(A_lk) is (A⁻¹)_lk
-            inverse = self.paren(f"<msup>{_mi(a.name)}{_row(_MINUS, '<mn>1</mn>')}</msup>")
+            inverse = self.paren(f"<msup>{_mi(a.name)}{_row(_NEGATIVE, '<mn>1</mn>')}</msup>")
             return f"<msub>{inverse}{self._indices(a.indices)}</msub>"
         # The inverse of any other argument is written inv(...): (...)⁻¹ would read as an element-wise power.
         if node.name == "logdet":
