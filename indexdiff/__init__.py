@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"  # the one place: pyproject (hatch), the metadata and `indexdiff --version` read it
 
-from .derivation import Derivation, Step, steps
 from .diff import diff
 from .errors import ArgumentError, DiffError, IndexDiffError, IndexRuleError, ParseError, ShapeError
 from .expr import Expr, Program
@@ -32,10 +31,14 @@ if TYPE_CHECKING:
     from .compile import Compiled, compile
     from .cost import Cost, cost
     from .custom import CustomFunction, function
+    from .derivation import Derivation, Step, steps
     from .evaluate import evaluate
 
 #: The names whose modules import numpy, by module: loaded on first use (PEP 562).
 _LAZY = {
+    "steps": "derivation",  # also keeps the name from being rebound to the module indexdiff.steps (plans)
+    "Derivation": "derivation",
+    "Step": "derivation",
     "check": "check",
     "CheckReport": "check",
     "codegen": "codegen",
