@@ -376,7 +376,7 @@ def test_named_indices_and_shifted_matrices() -> None:
 # -- differential: a declaration never changes a value at symmetric data ----------------------------------------
 
 
-@fuzz_settings(25, 2000)
+@fuzz_settings(15, 2000)
 @given(data=st.data())
 def test_declaring_changes_no_value_at_symmetric_data(data: st.DataObject) -> None:
     """For random expressions using the matrix A: with A declared symmetric, each derivative evaluated at
