@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from fractions import Fraction
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,8 @@ from .expr import (
     deep,
     depth_safe,
 )
-from .inplace import function_step, multiply_step, square_step, sum_step
+from .factoring import common_factor
+from .inplace import function_step, multiply_step, scale_step, square_step, sum_step
 from .names import all_indices, sum_by_terms
 from .program import merged, used
 from .sharing import first_pair, structure_keys
@@ -43,6 +45,9 @@ __all__ = ["compile", "Compiled"]
 
 Labels = tuple[str, ...]
 Step = Callable[[list[Any]], Any]
+
+#: What a plan is built for, per input array: its shape, dtype and type.
+_SIGNATURE = attrgetter("shape", "dtype", "__class__")
 
 
 class _Builder:
@@ -57,7 +62,8 @@ class _Builder:
         self.slot = {name: k for k, name in enumerate(plan.names)}
         self.memo: dict[Any, tuple[int, Labels, tuple[int, ...]]] = {}
         self.matrices: dict[Any, tuple[int, tuple[int, ...]]] = {}  # inv/det/logdet of a matrix, by its structure
-        self.pairs: dict[Any, tuple[int, tuple[int, ...]]] = {}  # first contractions of sums, by their structure
+        # First contractions of sums and operators' values, by structure (names of free indices aside) and shape.
+        self.shared: dict[Any, tuple[int, tuple[int, ...]]] = {}
         self.sizes: dict[str, int] = {}
         self.text = ""  # the statement being built, for messages
 
@@ -132,27 +138,37 @@ class _Builder:
                 return self.plan.add(square_step(slot)), labels, shape
             return self.plan.add(lambda v, s=slot, p=p: v[s] ** p), labels, shape
         if isinstance(node, Add):
+            factored = common_factor(node)  # x (1 - s) - x s y as x ((1 - s) - s y): one product
+            if factored is not node:
+                return self.emit(factored)
             labels = tuple(sorted(node.free))
+            # A negated term is subtracted (1 - s is one pass, not a negation and an addition); a number every
+            # term carries multiplies the sum (2 h - 2 y as 2 (h - y)).
+            split = [_coefficient(t) for t in node.terms]
+            common = abs(split[0][0])
+            if common == 0 or any(abs(c) != common for c, _ in split):
+                common = Fraction(1)
             parts = []
-            for t in node.terms:
-                # A negated term is subtracted (1 - s is one pass, not a negation and an addition).
-                sign = -1 if isinstance(t, Mul) and t.factors[0] == Number(Fraction(-1)) else 1
-                if sign < 0:
-                    t = t.factors[1] if len(t.factors) == 2 else Mul(t.factors[1:])
-                slot, own, shape = self.emit(t)
+            for (c, rest), t in zip(split, node.terms):
+                sign = 1 if c == common else -1 if c == -common else 0
+                slot, own, shape = self.emit(rest if sign else t)
                 self.sizes.update(zip(own, shape))
-                parts.append((slot, broadcast_shape(own, labels, shape), sign))
+                # (a scalar broadcasts as it is)
+                parts.append((slot, broadcast_shape(own, labels, shape) if own else None, sign or 1))
             shape = tuple(self.size(i) for i in labels)
-            return self.plan.add(sum_step(tuple(parts))), labels, shape
+            slot = self.plan.add(sum_step(tuple(parts)))
+            if common != 1:
+                slot = self.plan.add(scale_step(slot, as_float(common)))
+            return slot, labels, shape
         raise AssertionError(node)
 
     def operator(self, node: Op) -> tuple[int, Labels, tuple[int, ...]]:
         """An operator over axes of its argument's value (broadcast first along an index the argument lacks).
 
-        A matrix function is computed once per matrix, whatever its indices are called: ``inv(C_ij)``,
-        ``inv(C_pq)`` and ``inv(C_ji)`` (its transpose) share one inversion."""
+        An operator is computed once whatever its free indices are called (structural); a matrix function once
+        per matrix: ``inv(C_ij)``, ``inv(C_pq)`` and ``inv(C_ji)`` (its transpose) share one inversion."""
         if node.name not in ("inv", "det", "logdet"):
-            return self.function_of_axes(node)
+            return self.structural(node, lambda: self.function_of_axes(node))
         r, c = sorted(node.arg.free)
         keys = [(node.name, key) for key in structure_keys(node.arg)]
         for flipped, key in enumerate(keys):
@@ -266,24 +282,42 @@ class _Builder:
         return Mul((inner, *others)), summed - frozenset(gone)
 
     def share(self, node: Node) -> None:
-        """Emit ``node``, or reuse the slot of a node equal to it up to the names of its free indices (transposed
-        when two are swapped)."""
-        free = sorted(node.free)
-        native = (canonical(node), tuple((i, self.sizes.get(i)) for i in free))
-        if native in self.memo:
-            return
+        """Emit ``node`` once, or reuse a node equal to it up to the names of its free indices (structural)."""
+        native = (canonical(node), tuple((i, self.sizes.get(i)) for i in sorted(node.free)))
+        if native not in self.memo:
+            self.memo[native] = self.structural(node, lambda: self.emit(node))
+
+    def structural(
+        self, node: Node, make: Callable[[], tuple[int, Labels, tuple[int, ...]]]
+    ) -> tuple[int, Labels, tuple[int, ...]]:
+        """The value of a node equal to ``node`` up to the names of its free indices (sharing.structure_keys),
+        transposed when two are swapped (``softmax_j(a_kj)`` is ``softmax_l(a_kl)`` transposed); else
+        ``make()``'s, recorded for the next such node."""
+        free = tuple(sorted(node.free))
         sizes = tuple(self.sizes.get(i) for i in free)
-        keys = [(key, sizes[::-1] if flipped else sizes) for flipped, key in enumerate(structure_keys(node))]
-        for flipped, key in enumerate(keys):
-            if key in self.pairs:
-                slot, shape = self.pairs[key]
-                if flipped:
-                    slot = self.plan.add(lambda v, s=slot, t=self.backend.transpose: t(v[s], (1, 0)))
-                    shape = shape[::-1]
-                self.memo[native] = (slot, tuple(free), shape)
-                return
-        slot, _, shape = self.emit(node)
-        self.pairs[keys[0]] = (slot, shape)
+        keys = structure_keys(node)
+        if None not in sizes:
+            for flipped, key in enumerate(keys):
+                found = self.shared.get((key, sizes[::-1] if flipped else sizes))
+                if found is not None:
+                    slot, shape = found
+                    if flipped:
+                        slot = self.plan.add(lambda v, s=slot, t=self.backend.transpose: t(v[s], (1, 0)))
+                        shape = shape[::-1]
+                    return slot, free, shape
+        slot, labels, shape = make()
+        self.shared[(keys[0], shape)] = (slot, shape)
+        return slot, labels, shape
+
+
+def _coefficient(term: Node) -> tuple[Fraction, Node]:
+    """A term as its leading number and the rest (under its Σ if it has one): ``-2 x`` is (-2, x),
+    ``Σ_j -x_j y_j`` is (-1, Σ_j x_j y_j), ``x`` is (1, x)."""
+    body = term.body if isinstance(term, Sum) else term
+    if not (isinstance(body, Mul) and isinstance(body.factors[0], Number)):
+        return Fraction(1), term
+    rest = body.factors[1] if len(body.factors) == 2 else Mul(body.factors[1:])
+    return body.factors[0].value, Sum(term.indices, rest) if isinstance(term, Sum) else rest
 
 
 def _labels(node: Node) -> Labels:
@@ -366,14 +400,14 @@ class Compiled:
         # Fast path: arrays whose shapes, dtypes and types match a plan already built (and validated).
         if len(arrays) == len(self.inputs):
             try:
-                plan = self._plans.get(tuple((a.shape, a.dtype, type(a)) for a in map(arrays.__getitem__, self.inputs)))
+                plan = self._plans.get(tuple(map(_SIGNATURE, map(arrays.__getitem__, self.inputs))))
             except (KeyError, AttributeError):
                 plan = None
             if plan is not None:
                 out = plan.run(arrays)
                 return out[0] if len(out) == 1 else tuple(out)
         given = self._validate(arrays)
-        signature = tuple((a.shape, a.dtype, type(a)) for a in given.values())
+        signature = tuple(map(_SIGNATURE, given.values()))
         plan = self._plans.get(signature)
         if plan is None:
             plan = self._plans[signature] = deep(self._build, given)

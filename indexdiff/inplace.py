@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["writable", "sum_step", "multiply_step", "square_step", "ENABLED"]
+__all__ = ["ENABLED", "SMALLEST", "function_step", "multiply_step", "scale_step", "square_step", "sum_step", "writable"]
 
 Step = Callable[[list[Any]], Any]
 Parts = tuple[tuple[int, tuple[int, ...] | None, int], ...]
@@ -52,6 +52,15 @@ def writable(v: list[Any], k: int) -> bool:
 
 def _array(x: Any) -> bool:
     return type(x) is np.ndarray
+
+
+#: Results smaller than this many bytes are left to allocate: small blocks come back quickly from the allocator,
+#: and checking an operand costs about as much as a fresh one.
+SMALLEST = 1 << 16
+
+
+def _large(x: Any) -> bool:
+    return _array(x) and x.nbytes >= SMALLEST
 
 
 def _donor(slots: list[int], dead: set[int], values: list[Any], result: Any, first: int = 2) -> int | None:
@@ -94,9 +103,13 @@ def sum_step(parts: Parts) -> Step:
     def run(v: list[Any]) -> Any:
         return sum_terms(v, parts)
 
+    if len(parts) == 2 and parts[0][1:] == (None, 1) and parts[1][1] is None:  # a + b, a - b: called directly
+        a, b = parts[0][0], parts[1][0]
+        run = (lambda v: v[a] + v[b]) if parts[1][2] > 0 else (lambda v: v[a] - v[b])  # noqa: E731
+
     def inplace(dead: set[int], values: list[Any], own: int) -> Step | None:
         result = values[own]
-        if len(parts) < 2 or (parts[0][2] < 0 and parts[1][2] < 0) or not _array(result):
+        if len(parts) < 2 or (parts[0][2] < 0 and parts[1][2] < 0) or not _large(result):
             return None
         if any(getattr(values[slot], "dtype", None) != result.dtype for slot, _, _ in parts):
             return None  # writing into an array would cast a wider term down
@@ -142,9 +155,13 @@ def multiply_step(
             value = value * op
         return value if coef == 1.0 else value * coef
 
+    if len(sources) == 2 and coef == 1.0 and not any(masks):  # a * b: called directly
+        a, b = sources
+        run = lambda v: v[a] * v[b]  # noqa: E731
+
     def inplace(dead: set[int], values: list[Any], own: int) -> Step | None:
         result = values[own]
-        if not _array(result) or any(getattr(values[s], "dtype", None) != result.dtype for s in sources):
+        if not _large(result) or any(getattr(values[s], "dtype", None) != result.dtype for s in sources):
             return None  # (a mask's source in the result's dtype: step of it has that dtype too)
         k = _donor(list(sources), dead, values, result)
         if k is None and not (len(sources) > 2 or coef != 1.0 or any(masks)):
@@ -174,7 +191,7 @@ def square_step(slot: int) -> Step:
         return v[slot] * v[slot]
 
     def inplace(dead: set[int], values: list[Any], own: int) -> Step | None:
-        if _donor([slot], dead, values, values[own], 1) is None:
+        if not _large(values[own]) or _donor([slot], dead, values, values[own], 1) is None:
             return None
 
         def into(v: list[Any]) -> Any:
@@ -202,11 +219,33 @@ def function_step(slot: int, f: Callable[[Any], Any], name: str) -> Step:
     form = _IN_PLACE_FORMS.get(name)
 
     def inplace(dead: set[int], values: list[Any], own: int) -> Step | None:
-        if form is None or _donor([slot], dead, values, values[own], 1) is None:
+        if form is None or not _large(values[own]) or _donor([slot], dead, values, values[own], 1) is None:
             return None
 
         def into(v: list[Any]) -> Any:
             return form(v[slot]) if writable(v, slot) else f(v[slot])
+
+        return into
+
+    run.inplace = inplace  # type: ignore[attr-defined]
+    return run
+
+
+def scale_step(slot: int, coef: float) -> Step:
+    """``coef`` times ``v[slot]``."""
+
+    def run(v: list[Any]) -> Any:
+        return v[slot] * coef
+
+    def inplace(dead: set[int], values: list[Any], own: int) -> Step | None:
+        if not _large(values[own]) or _donor([slot], dead, values, values[own], 1) is None:
+            return None
+
+        def into(v: list[Any]) -> Any:
+            if writable(v, slot):
+                x = v[slot]
+                return np.multiply(x, coef, out=x)
+            return v[slot] * coef
 
         return into
 

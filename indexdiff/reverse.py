@@ -4,7 +4,8 @@ For a statement ``y_I = f(..., h_K, ...)`` the adjoint of h collects ``Σ_I dy_I
 statement that uses h; ``jacobian`` supplies the Jacobian and the simplifier contracts its deltas, so an
 element-wise layer gives ``dz_bi = dh_bi sigmoid(z_bi) (1 - sigmoid(z_bi))`` and an affine one
 ``dW_ij = dz_bi x_bj``; forward values are reused by name (a softmax statement's adjoint is written with P itself,
-``dS_ik = P_ik dP_ik - P_ij P_ik dP_ij``). Linear in the program's length.
+``dS_ik = P_ik (dP_ik - P_ij dP_ij)``, a factor common to every term taken out: factoring.py). Linear in the
+program's length.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .canonical import resorted
 from .diff import _wrt, with_indices
 from .errors import IndexDiffError, expect_specs
 from .expr import Add, Expr, Mul, Node, Number, Program, Sum, Tensor, deep
+from .factoring import common_factor
 from .jacobian import axis_origin, forward_keys, jacobian, rename_tensors, reuse, tensor_shape, unique_name
 from .names import all_indices, fresh, rename, tensors
 from .parser import split_tensor
@@ -206,6 +208,8 @@ def _grad(program: Program | Expr, loss: str | None, wrt: Sequence[str]) -> Prog
         body = adjoint_sum(name, target, chain)
         reused = reuse(body, forward)
         body = body if reused is body else with_indices(reused, frozenset(target))
+        factored = common_factor(body)  # P dP - P P dP as P (dP - P dP): one product fewer per element
+        body = body if factored is body else with_indices(factored, frozenset(target))
         # The tensors used, and those the indices take their lengths from (so that compile asks for them).
         variables = {t.name: len(t.indices) for t in tensors(body)} | {t: ranks[t] for t, _ in origins.values()}
         result = Expr(body, target, adjoint[name], variables, origins)

@@ -16,8 +16,16 @@ from hypothesis import given
 from strategies import program, rich_case
 
 import indexdiff as ix
+from indexdiff import inplace
 from indexdiff.check import random_arrays, sizes_for
 from indexdiff.inplace import ENABLED, writable
+
+
+@pytest.fixture(autouse=True)
+def _every_size_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small results write in place too here (by default only large ones do), so that small data test it."""
+    monkeypatch.setattr(inplace, "SMALLEST", 0)
+
 
 MLP = """
 z1_bi = W1_ij x_bj + b1_i
