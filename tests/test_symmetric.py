@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -394,3 +395,21 @@ def test_declaring_changes_no_value_at_symmetric_data(data: st.DataObject) -> No
     if wrt == "A":
         want = (want + np.swapaxes(want, -1, -2)) / 2
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12, err_msg=f"{e} by {wrt}")
+
+
+@fuzz_settings(15, 2000)
+@given(data=st.data())
+def test_flipping_a_symmetric_matrix_gives_an_equal_expression(data: st.DataObject) -> None:
+    """Any of A's occurrences written A_ji instead of A_ij: the same expression once A is declared symmetric
+    (the canonical form is complete for the flips, not only sound)."""
+    text = data.draw(case())
+    e = ix.parse(text)
+    assume(isinstance(e, ix.Expr) and e.variables.get("A") == 2)
+    found = list(re.finditer(r"A_(\w)(\w)", text))
+    flips = data.draw(st.lists(st.booleans(), min_size=len(found), max_size=len(found)))
+    pieces, last = [], 0
+    for m, flip in zip(found, flips):
+        pieces += [text[last : m.start()], f"A_{m.group(2)}{m.group(1)}" if flip else m.group(0)]
+        last = m.end()
+    flipped = "".join(pieces) + text[last:]
+    assert ix.parse(text, symmetric="A") == ix.parse(flipped, symmetric="A"), (text, flipped)
