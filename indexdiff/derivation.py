@@ -6,27 +6,34 @@ then takes one rule and leaves each derivative it would recurse into pending, an
 rewrite it makes (a δ contraction, like terms merged, ...), which is applied to the whole expression as one step.
 A pending derivative prints as ``∂(u)/∂x_k``; where u has free indices besides the ones it is written with, it
 prints as a statement, ``∂(f_ij = x_i A_ij x_j)/∂x_k`` (nothing in it is summed). ``parse_step`` reads such text
-back, each pending derivative replaced by its value, so every step can be evaluated (``steps.py``'s tests do).
+back, each pending derivative replaced by its value, so every step can be evaluated (tests/test_steps.py does).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from .diff import RULES, _wrt, derivative, with_indices
+from .diff import RULES, _wrt, with_indices
 from .display import aligned, latex_text, statement_latex
 from .errors import ArgumentError, DiffError, IndexDiffError, expect_specs
-from .expr import ZERO, Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Program, Sum, Tensor, deep
-from .names import all_indices, children, fresh, rebuild, rename, separate, share, tensor_names, tensors
-from .printer import _ADD, _LatexPrinter, _Printer, indices_text, node_text, written
+from .expr import ZERO, Add, Expr, Func, Mul, Node, Number, Op, Pow, Program, Sum, Tensor, deep
+from .names import all_indices, children, fresh, rename, separate, share, tensor_names, tensors
+from .pending import (
+    Pending,
+    Record,
+    StepLatexPrinter,
+    StepPrinter,
+    expanded,
+    first_pending,
+    fresh_copy,
+    parse_step,
+    replace,
+)
+from .printer import _LatexPrinter, _Printer, indices_text, node_text, written
 from .trace import TRACE
 
 __all__ = ["Step", "Derivation", "steps", "parse_step"]
-
-_PENDING = "∂"  # the name prefix of a pending derivative's placeholder tensor (no tensor of the notation has it)
 
 
 @dataclass(frozen=True)
@@ -104,89 +111,20 @@ class Derivation(list[Step]):
         return f"<div>{head}<ol>{''.join(items)}</ol></div>"
 
 
-# -- pending derivatives ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Record:
-    node: Node  # the expression to differentiate
-    name: str  # by this tensor
-    indices: tuple[str, ...]  # the placeholder's indices as made: the node's free indices (sorted), then ``new``
-    new: tuple[str, ...]
-
-
-class _Pending:
-    """Placeholder tensors standing for derivatives not yet taken (``derivative``'s hook while a rule is taken)."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, _Record] = {}
-        self.made: dict[tuple[Node, str, tuple[str, ...]], str] = {}
-
-    def __call__(self, node: Node, name: str, new: tuple[str, ...]) -> Node:
-        key = (node, name, new)
-        indices = (*sorted(node.free), *new)
-        label = self.made.get(key)
-        if label is None:
-            label = self.made[key] = f"{_PENDING}{len(self.made) + 1}"
-            self.records[label] = _Record(node, name, indices, new)
-        return Tensor(label, indices)
-
-    def parts(self, label: str, indices: tuple[str, ...]) -> tuple[Expr, str, tuple[str, ...]]:
-        """The pending derivative ``label`` where it stands with ``indices``: what is differentiated (free indices
-        renamed to those of ``indices``, in that order), the variable and its new indices."""
-        r = self.records[label]
-        k = len(r.indices) - len(r.new)
-        inner = rename(r.node, dict(zip(r.indices[:k], indices[:k])))
-        return Expr(separate(inner, frozenset(indices)), indices[:k]), r.name, indices[k:]
-
-
-class _StepPrinter(_Printer):
-    """Index notation with pending derivatives as ``∂(u)/∂x_k``."""
-
-    def __init__(self, pending: _Pending) -> None:
-        super().__init__()
-        self.pending = pending
-
-    def tensor(self, name: str, indices: tuple[str, ...]) -> str:
-        if name not in self.pending.records:
-            return super().tensor(name, indices)
-        inner, var, new = self.pending.parts(name, indices)
-        return f"∂({written(inner, _StepPrinter(self.pending))})/∂{var}{indices_text(new)}"
-
-
-class _StepLatexPrinter(_LatexPrinter):
-    """LaTeX with pending derivatives as ``∂/∂x_k (u)``."""
-
-    def __init__(self, pending: _Pending) -> None:
-        super().__init__()
-        self.pending = pending
-
-    def tensor(self, name: str, indices: tuple[str, ...]) -> str:
-        if name not in self.pending.records:
-            return super().tensor(name, indices)
-        inner, var, new = self.pending.parts(name, indices)
-        return rf"\frac{{\partial}}{{\partial {super().tensor(var, new)}}}\left({self.body(inner)}\right)"
-
-    def body(self, expr: Expr) -> str:
-        """The right-hand side of ``expr``."""
-        free = frozenset(expr.free)
-        return self.fmt(separate(expr.node, free), _ADD, free)
-
-
 class _Show:
     """How the expressions of one derivation print (as text and as LaTeX right-hand sides)."""
 
-    def __init__(self, pending: _Pending, free: tuple[str, ...], name: str | None = None) -> None:
+    def __init__(self, pending: Pending, free: tuple[str, ...], name: str | None = None) -> None:
         self.pending, self.free, self.name = pending, free, name
 
     def text(self, node: Node) -> str:
         expr = Expr(node, self.free, self.name)
         if not any(t.name in self.pending.records for t in tensors(node)):
             return str(expr)  # exactly as ix.diff prints it
-        return written(expr, _StepPrinter(self.pending))
+        return written(expr, StepPrinter(self.pending))
 
     def latex(self, node: Node) -> str:
-        return _StepLatexPrinter(self.pending).body(Expr(node, self.free))
+        return StepLatexPrinter(self.pending).body(Expr(node, self.free))
 
     def lhs_latex(self) -> str:
         return _LatexPrinter().tensor(self.name, self.free) if self.name else ""
@@ -196,59 +134,6 @@ class _Show:
         text, latex = (self.text(before), self.text(after)), (self.latex(before), self.latex(after))
         return Step(rule, *text, note, *latex, lhs, self.lhs_latex())
 
-
-def _first_pending(node: Node, pending: _Pending) -> Tensor | None:
-    """The first pending derivative of ``node``, reading left to right."""
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, Tensor) and n.name in pending.records:
-            return n
-        stack.extend(reversed(children(n)))
-    return None
-
-
-def _replace(node: Node, match: Callable[[Node], Node | None]) -> Node | None:
-    """``node`` with each sub-expression for which ``match`` gives a node replaced by it (None: none matched)."""
-    done: dict[int, Node] = {}
-
-    def walk(n: Node) -> Node:
-        found = done.get(id(n))
-        if found is None:
-            found = match(n)
-            if found is None:
-                found = rebuild(n, tuple(walk(c) for c in children(n)))
-            done[id(n)] = found
-        return found
-
-    out = walk(node)
-    return None if out is node else out
-
-
-def _fresh_copy(node: Node) -> Node:
-    """``node`` rebuilt of new objects (no results cached on them), so the simplifier reports every rewrite."""
-    done: dict[int, Node] = {}
-
-    def walk(n: Node) -> Node:
-        found = done.get(id(n))
-        if found is None:
-            found = done[id(n)] = _NEW[type(n)](n, tuple(walk(c) for c in children(n)))
-        return found
-
-    return walk(node)
-
-
-_NEW: dict[type, Callable[[Any, tuple[Node, ...]], Node]] = {
-    Number: lambda n, p: Number(n.value),
-    Tensor: lambda n, p: Tensor(n.name, n.indices),
-    Delta: lambda n, p: Delta(n.indices),
-    Func: lambda n, p: Func(n.name, p[0]),
-    Pow: lambda n, p: Pow(p[0], n.exponent),
-    Mul: lambda n, p: Mul(p),
-    Add: lambda n, p: Add(p),
-    Sum: lambda n, p: Sum(n.indices, p[0]),
-    Op: lambda n, p: Op(n.name, n.indices, p[0]),
-}
 
 # -- the rules of diff.py, named --------------------------------------------------------------------------------
 
@@ -266,7 +151,7 @@ _OPERATOR_RULES = {
 }
 
 
-def _rule(r: _Record, result: Node) -> tuple[str, str]:
+def _rule(r: Record, result: Node) -> tuple[str, str]:
     """The name of the rule of ``diff.py`` that differentiates ``r.node``, and its formula."""
     node = r.node
     var = r.name + indices_text(r.new)
@@ -302,7 +187,7 @@ def _rule(r: _Record, result: Node) -> tuple[str, str]:
 class _Taker:
     """The tracer while one rule of ``diff.py`` is taken: derivatives it would recurse into stay pending."""
 
-    def __init__(self, pending: _Pending) -> None:
+    def __init__(self, pending: Pending) -> None:
         self.pending = pending
 
     def rule(self, name: str | None, before: Node | None, after: Node | None) -> None:
@@ -314,13 +199,14 @@ class _Taker:
 
 class _Simplifier:
     """The tracer while the simplifier runs: each reported rewrite found in the whole expression is one step;
-    rewrites of intermediate forms (not in the expression) name the next step that is."""
+    rewrites of intermediate forms (not in the expression) name the step that shows their pass's result, and
+    rewrites that only tidy (ones, zeros, nesting) join the next step."""
 
     pending = None
     _MAX_NODES = 5000  # larger expressions are shown a pass at a time (finding each rewrite would be quadratic)
 
     def __init__(self, root: Node, show: _Show) -> None:
-        self.root = self.current = root
+        self.root = self.current = self.base = root
         self.show = show
         self.names: list[str] = []
         self.steps: list[Step] = []
@@ -329,29 +215,29 @@ class _Simplifier:
     def rule(self, name: str | None, before: Node | None, after: Node | None) -> None:
         new = None
         if self.per_rule and before is not None and after is not None and before != after:
-            new = _replace(self.current, lambda n: after if n == before else None)
-        if new is None:
-            if name:
-                self.names.append(name)
-            return
-        note = f"{node_text(before)} → {node_text(after)}"  # type: ignore[arg-type]
-        self.record(new, name, note if len(note) <= 160 else "")
+            new = replace(self.current, lambda n: after if n == before else None)
+        if name:
+            self.names.append(name)
+        if new is not None:
+            self.current = new
+            note = f"{node_text(before)} → {node_text(after)}"  # type: ignore[arg-type]
+            self.flush(note=note if name and len(note) <= 160 else "")
 
-    def record(self, new: Node, name: str | None, note: str = "") -> None:
-        names = list(dict.fromkeys([*self.names, *([name] if name else [])]))
-        self.names = []
-        before, self.current = self.current, new
-        step = self.show.step(", ".join(names) or "tidied (ones, zeros, nesting)", before, new, note)
+    def flush(self, force: bool = False, note: str = "") -> None:
+        """A step from the last one shown to the expression as it is now, when a rule was named (or ``force``)."""
+        if not (self.names or force):
+            return
+        rule = ", ".join(dict.fromkeys(self.names)) or "tidied (ones, zeros, nesting)"
+        step = self.show.step(rule, self.base, self.current, note)
         if step.before != step.after:
             self.steps.append(step)
+        self.base, self.names = self.current, []
 
     def pass_done(self, before: Node, after: Node) -> None:
         if before is not self.root:
             return  # a simplification of a part (not the whole expression)
-        self.root = after
-        if after != self.current:
-            self.record(after, None)
-        self.current = after
+        self.root = self.current = after
+        self.flush()
 
 
 def _size(node: Node, limit: int = 100_000) -> int:
@@ -376,18 +262,18 @@ def _derive(expr: Expr, spec: str) -> tuple[list[Step], Expr]:
     free = (*expr.free, *new)
     scope = frozenset(free)
     start = share(separate(expr.node, scope))
-    pending = _Pending()
+    pending = Pending()
     show = _Show(pending, free)
     node = pending(start, name, new) if name in tensor_names(start) else ZERO
     out: list[Step] = [] if node != ZERO else [show.step("constant", Number(0), ZERO, f"{expr} does not use {name}")]
-    while (p := _first_pending(node, pending)) is not None:
+    while (p := first_pending(node, pending)) is not None:
         r = pending.records[p.name]
         token = TRACE.set(_Taker(pending))
         try:
             result = RULES[type(r.node)](r.node, r.name, r.new)
         finally:
             TRACE.reset(token)
-        after = _replace(node, _expanded(p.name, r.indices, result))
+        after = replace(node, expanded(p.name, r.indices, result))
         assert after is not None
         rule, note = _rule(r, result)
         step = show.step(rule, node, after, note)
@@ -396,31 +282,29 @@ def _derive(expr: Expr, spec: str) -> tuple[list[Step], Expr]:
             step = Step(rule, prev.before, step.after, f"{prev.note}, {note}", prev.before_latex, step.after_latex)
         out.append(step)
         node = after
-    tracer = _Simplifier(_fresh_copy(node), show)
+    tracer = _Simplifier(fresh_copy(node), show)
     token = TRACE.set(tracer)
     try:
-        simplified = with_indices(tracer.root, scope)
+        tracer.current = with_indices(tracer.root, scope)
     finally:
         TRACE.reset(token)
+    tracer.flush(force=True)
     out.extend(tracer.steps)
     result = diff(expr, spec)
-    last = tracer.current if tracer.root is simplified else simplified
-    if show.text(last) != str(result):  # canonical order, or names of summed indices as ix.diff gives them
-        summed = all_indices(last) - scope != all_indices(result.node) - scope
-        rule = ", ".join(dict.fromkeys([*tracer.names, "renaming of a summed index" if summed else "canonical order"]))
-        out.append(Step(rule, show.text(last), str(result), "", show.latex(last), show.latex(result.node)))
-    elif tracer.current is not simplified and show.text(tracer.current) != str(result):
-        out.append(show.step(", ".join(tracer.names) or "canonical order", tracer.current, simplified))
+    if show.text(tracer.current) != str(result):  # canonical order, or names of summed indices as ix.diff has them
+        renamed = all_indices(tracer.current) - scope != all_indices(result.node) - scope
+        rule = "renaming of a summed index" if renamed else "canonical order"
+        out.append(
+            Step(
+                rule,
+                show.text(tracer.current),
+                str(result),
+                "",
+                out[-1].after_latex if out else "",
+                show.latex(result.node),
+            )
+        )
     return out, result
-
-
-def _expanded(label: str, indices: tuple[str, ...], result: Node) -> Callable[[Node], Node | None]:
-    """For ``_replace``: the pending derivative ``label`` (made with ``indices``) is ``result``, wherever it stands."""
-    return lambda n: rename(result, dict(zip(indices, n.indices))) if _is(n, label) else None
-
-
-def _is(node: Node, label: str) -> bool:
-    return isinstance(node, Tensor) and node.name == label
 
 
 # -- reverse mode over a program ------------------------------------------------------------------------------
@@ -437,7 +321,7 @@ class _Adjoints:
         self.loss = loss
         self.names: list[str] = []
         self.steps: list[Step] = []
-        self.pending_derivatives = _Pending()
+        self.pending_derivatives = Pending()
 
     def rule(self, name: str | None, before: Node | None, after: Node | None) -> None:
         if name:
@@ -469,7 +353,12 @@ class _Adjoints:
         if len(chain) == 1:
             s = chain[0]
             node = s.node
-            if isinstance(node, Func) and _is(node.arg, name) and set(node.arg.indices) == set(s.free):
+            if (
+                isinstance(node, Func)
+                and isinstance(node.arg, Tensor)
+                and node.arg.name == name
+                and set(node.arg.indices) == set(s.free)
+            ):
                 f = _SYMBOLS.get(node.name, node.name)
                 note = f"the chain rule through the element-wise {node.name}: {result.name} = d{s.name} ∘ {f}'({name})"
                 return f"d_{f} ∘ u", note
@@ -480,14 +369,27 @@ class _Adjoints:
 def _program_steps(program: Program, wrt: Sequence[str], loss: str | None) -> Derivation:
     from .reverse import grad
 
-    names = program.names
-    tracer = _Adjoints(loss or (names[-1] if names else ""))
+    tracer = _Adjoints(loss or (program.names[-1] if program.names else ""))
     token = TRACE.set(tracer)
     try:
         g = grad(program, loss, list(wrt))
     finally:
         TRACE.reset(token)
-    return Derivation(tracer.steps, g.statements[: len(g.statements) - len(tracer.steps)])
+    forward = g.statements[: program.names.index(tracer.loss) + 1]
+    shown = {s.lhs.split("_")[0]: s for s in tracer.steps}
+    out: list[Step] = []
+    for s in g.statements[len(forward) :]:
+        step = shown.get(s.name or "")
+        text, (lhs, rhs) = str(s), statement_latex(s)
+        lhs_text = text.split(" = ")[0]
+        if step is None:  # a variable the loss does not use: a zero gradient
+            out.append(Step("unused", text, text, f"{tracer.loss} does not use it", rhs, rhs, lhs_text, lhs))
+            continue
+        out.append(step)
+        if step.after != text:  # the gradient's indices as the caller named them
+            note = f"{step.lhs} → {lhs_text}"
+            out.append(Step("indices named", step.after, text, note, step.after_latex, rhs, lhs_text, lhs))
+    return Derivation(out, forward)
 
 
 # -- the public function ----------------------------------------------------------------------------------------
@@ -528,65 +430,6 @@ def _expression_steps(expr: Expr, wrt: Sequence[str]) -> Derivation:
             raise err.with_source(str(expr)) from None
         out.extend(part)
     return Derivation(out)
-
-
-# -- reading a step back ----------------------------------------------------------------------------------------
-
-_VARIABLE = re.compile(r"\)/∂([^\W\d_]\w*(?:_\{[^}]*\}|_[^\W_]+)?)")
-
-
-def parse_step(text: str) -> Expr:
-    """A step's expression as an ``Expr``: each pending derivative ``∂(u)/∂x_k`` (u an expression or a statement
-    naming its indices) replaced by its value, ``ix.diff``'s derivative of u, so that the step evaluates."""
-    from .parser import parse
-
-    table: dict[str, tuple[Expr, str, tuple[str, ...]]] = {}
-    pieces = []
-    at = 0
-    while (start := text.find("∂(", at)) >= 0:
-        depth, end = 0, start + 1
-        for end in range(start + 1, len(text)):
-            depth += {"(": 1, ")": -1}.get(text[end], 0)
-            if depth == 0:
-                break
-        found = _VARIABLE.match(text, end)
-        if depth or found is None:
-            raise DiffError(
-                "a pending derivative is written ∂(u)/∂x_k", text=text, pos=start, end=end + 1, hint="close it"
-            )
-        inner = parse_step(text[start + 2 : end])
-        spec = found.group(1)
-        var, *rest = spec.split("_", 1)
-        new = _indices(rest[0]) if rest else ()
-        label = f"Zpending{len(table) + 1}"
-        while label in text:
-            label += "z"
-        table[label] = (inner, var, new)
-        pieces.append(text[at:start] + label + indices_text((*inner.free, *new)))
-        at = found.end()
-    parsed = parse("".join(pieces) + text[at:])
-    if not isinstance(parsed, Expr):
-        raise DiffError("a step is one expression or statement", text=text, hint="pass one line")
-
-    def resolve(n: Node) -> Node | None:
-        if not (isinstance(n, Tensor) and n.name in table):
-            return None
-        inner, var, new = table[n.name]
-        own = fresh(all_indices(inner.node) | set(inner.free) | tensor_names(inner.node), len(new))
-        d = with_indices(derivative(separate(inner.node, frozenset((*inner.free, *own))), var, own), frozenset())
-        return rename(d, dict(zip((*inner.free, *own), n.indices)))
-
-    node = _replace(parsed.node, resolve) or parsed.node
-    variables = {t.name: len(t.indices) for t in tensors(node)}
-    for _, var, new in table.values():
-        variables.setdefault(var, len(new))
-    return Expr(node, parsed.free, parsed.name, variables)
-
-
-def _indices(text: str) -> tuple[str, ...]:
-    if text.startswith("{"):
-        return tuple(i for i in text.strip("{}").split(",") if i)
-    return tuple(text)
 
 
 def steps_text(parsed: Expr | Program, chains: Sequence[Sequence[str]], fmt: str, loss: str | None) -> str:

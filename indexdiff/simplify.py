@@ -485,7 +485,11 @@ def _rewrite(node: Node) -> Node:
             tracer.rule(None, product_of(factors), out)
         return out
     if isinstance(node, Add):
-        return _terms([_pass(t) for t in node.terms])
+        terms = [_pass(t) for t in node.terms]
+        out = _terms(terms)
+        if (tracer := TRACE.get()) is not None:
+            tracer.rule(None, Add(tuple(terms)), out)
+        return out
     if isinstance(node, Sum):
         body = _pass(node.body)
         # Cancellation can remove the last factor that carries a summed index (Σ_p (A_pi - A_pi + c)), and a
