@@ -153,6 +153,10 @@ def _request(body: bytes, limits: Limits) -> tuple[HTTPStatus, dict[str, Any]]:
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
         return bad(HTTPStatus.BAD_REQUEST, "seed must be an integer from 0 to 2^32 - 1", shape)
     for name, value in fields.items():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:  # a lone surrogate (\ud800): not text
+            return bad(HTTPStatus.BAD_REQUEST, f"the {name} is not Unicode text (at character {err.start})", shape)
         if len(value) > limits.text:
             return bad(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -178,7 +182,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except ConnectionError:  # the client left before its answer
+                self.close_connection = True
 
     def _json(self, status: HTTPStatus, data: dict[str, Any], extra: dict[str, str] | None = None) -> None:
         body = json.dumps(data, ensure_ascii=False).encode("utf-8")

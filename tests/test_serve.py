@@ -147,6 +147,7 @@ def test_bad_requests(url):
     assert post(url, {"input": "x_i x_i", "wrt": "x", "seed": -1})[0] == 400
     assert post(url, {"input": "x_i x_i", "wrt": "x"}, content_type="text/plain")[0] == 415
     assert post(url, b"[" * 30_000 + b"]" * 30_000)[0] == 400  # nesting deeper than json's recursion
+    assert post(url, b'{"input": "x_i \\ud800", "wrt": "x"}')[0] == 400  # a lone surrogate is not text
 
 
 def test_oversize_input(url):
