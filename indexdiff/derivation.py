@@ -291,19 +291,16 @@ def _derive(expr: Expr, spec: str) -> tuple[list[Step], Expr]:
     tracer.flush(force=True)
     out.extend(tracer.steps)
     result = diff(expr, spec)
-    if show.text(tracer.current) != str(result):  # canonical order, or names of summed indices as ix.diff has them
+    if show.text(tracer.current) != str(result):  # as ix.diff has it: canonical order, summed names, symmetry
+        symmetric = sorted(getattr(expr, "symmetric", frozenset()) & tensor_names(expr.node))
         renamed = all_indices(tracer.current) - scope != all_indices(result.node) - scope
         rule = "renaming of a summed index" if renamed else "canonical order"
-        out.append(
-            Step(
-                rule,
-                show.text(tracer.current),
-                str(result),
-                "",
-                out[-1].after_latex if out else "",
-                show.latex(result.node),
-            )
-        )
+        if name in symmetric:
+            rule = f"{name} is symmetric: the derivative by it is (G + Gᵀ)/2"
+        elif symmetric:
+            rule = f"{', '.join(symmetric)} symmetric (S_ij = S_ji), like terms merged"
+        before = show.text(tracer.current)
+        out.append(Step(rule, before, str(result), "", show.latex(tracer.current), show.latex(result.node)))
     return out, result
 
 

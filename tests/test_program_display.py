@@ -135,3 +135,20 @@ def test_cli_label(capsys: pytest.CaptureFixture[str]) -> None:
     assert einsum.startswith("∂f/∂x_k = (np.einsum(")
     code, zero, _ = _run(capsys, "b_i x_i", "--wrt", "x,x", "--label")
     assert zero.strip() == "∂^2f/∂x_k∂x_l = 0"
+
+
+def test_program_steps_unused_variables_and_named_indices() -> None:
+    p = ix.parse("h_i = tanh(x_i); u_i = exp(x_i); L = sum_i(h_i)")
+    d = ix.steps(p, "x_k", "u")
+    g = ix.grad(p, wrt=["x_k", "u"])
+    assert d[-1].rule == "unused" and d[-1].after == str(g["du"])
+    named = next(s for s in d if s.rule == "indices named")
+    assert named.after == str(g["dx"]) and parse_step(named.after).free == ("k",)
+    k = [s.name for s in g.statements].index("dx")
+    arrays = {"x": np.linspace(0.1, 0.9, 4)}
+    values = [
+        ix.evaluate(ix.Program((*g.statements[:k], parse_step(text))), arrays, output="dx")
+        for text in (named.before, named.after)
+    ]
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-12)
+    np.testing.assert_allclose(values[1], 1 - np.tanh(arrays["x"]) ** 2, rtol=1e-12)

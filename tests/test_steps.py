@@ -250,3 +250,29 @@ def test_cli_steps_bad_input_exits_2(capsys: pytest.CaptureFixture[str], args: t
     code, out, err = _run(capsys, *args)
     assert code == 2 and not out
     assert err.startswith("indexdiff: error:") and "Traceback" not in err
+
+
+def test_symmetric_tensors_end_in_a_named_step() -> None:
+    e = ix.parse("a_i S_ij b_j + x_i S_ij x_j", symmetric={"S"})
+    rng = np.random.default_rng(1)
+    s = rng.uniform(0.5, 1.5, (N, N))
+    arrays = {"S": s + s.T, **{v: rng.uniform(0.5, 1.5, N) for v in "abx"}}
+    d = ix.steps(e, "x")
+    assert d[-1].after == str(ix.diff(e, "x"))
+    for step in d:  # at symmetric data every step holds
+        before, after = parse_step(step.before), parse_step(step.after)
+        np.testing.assert_allclose(_value(before, arrays), _value(after, arrays), rtol=1e-10)
+    by_s = ix.steps(e, "S")
+    assert by_s[-1].after == str(ix.diff(e, "S"))
+    assert by_s[-1].rule == "S is symmetric: the derivative by it is (G + Gᵀ)/2"
+    gradient = _value(parse_step(by_s[-1].before), arrays)
+    np.testing.assert_allclose(_value(parse_step(by_s[-1].after), arrays), (gradient + gradient.T) / 2, rtol=1e-12)
+
+
+def test_a_registered_function_shows_its_own_derivative() -> None:
+    with ix.function("cube", numpy=lambda a: a**3, derivative="3 u^2"):
+        e = ix.parse("sum_i(cube(x_i))")
+        d = ix.steps(e, "x")
+        chain = next(s for s in d if s.rule == "chain rule")
+        assert chain.note.endswith("cube'(u) = 3 u^2")
+        _assert_steps_hold(e, d, "x")
