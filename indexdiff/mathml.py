@@ -74,7 +74,7 @@ class _MathMLPrinter(_Printer):
             return f"<msub>{inverse}{self._indices(a.indices)}</msub>"
         # The inverse of any other argument is written inv(...): (...)⁻¹ would read as an element-wise power.
         if node.name == "logdet":
-            return _row(_mi("log"), _APPLY, _mi("det"), _APPLY, self.paren(arg))
+            return _row(_mi("log"), '<mspace width="0.1667em"/>', _mi("det"), _APPLY, self.paren(arg))
         name = _mi(node.name)
         if node.indices and node.name != "det":
             name = f"<msub>{name}{self._indices(node.indices)}</msub>"

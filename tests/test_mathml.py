@@ -75,6 +75,8 @@ def read(el: ET.Element) -> str:
         return "".join(read(c) for c in kids)
     if tag in ("mi", "mn"):
         return el.text or ""
+    if tag == "mspace":  # between log and det
+        return ""
     if tag == "mo":
         return _MO[el.text or ""]
     if tag == "msub":
