@@ -82,8 +82,12 @@ class NumpyCode:
         self.taken = taken if taken is not None else set(names.values())
 
     def text(self) -> str:
-        """The code of the value (after ``lines``, the locals it uses)."""
-        return self.code(self.form.tree)[0]
+        """The code of the value (after ``lines``, the locals it uses), shaped as ``expr.free``."""
+        code = self.code(self.form.tree)[0]
+        if self.expr.free and shape(self.form.tree) == _SCALAR:  # a constant (0) stands for every entry
+            sizes = ", ".join(self.sizes.size(i) for i in self.expr.free)
+            return f"np.full(({sizes},), {code}, dtype=float)"
+        return code
 
     def at(self, e: M, level: int) -> str:
         code, own = self.code(e)
@@ -125,8 +129,9 @@ class NumpyCode:
             return text, _MUL
         if isinstance(e, Power):
             exponent = as_exponent(e.exponent)
-            if shape(e.base) == _SCALAR:  # np.power: a Python float 0.0 ** -1 would raise
-                return f"np.power({self.code(e.base)[0]}, {exponent!r})", _ATOM
+            if shape(e.base) == _SCALAR:  # np.power: a Python float 0.0 ** -1 would raise (and 2 ** -1 in numpy)
+                base = number_code(e.base.value) if isinstance(e.base, Num) else self.code(e.base)[0]
+                return f"np.power({base}, {exponent!r})", _ATOM
             return f"{self.at(e.base, _ATOM)} ** {exponent!r}", _POW
         if isinstance(e, Plus):
             full = [t for t in e.terms if _spread(t) is None]

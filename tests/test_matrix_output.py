@@ -104,17 +104,25 @@ def _sizes(d: Expr, arrays: dict[str, np.ndarray]) -> dict[str, int]:
 def _form_value(d: Expr, form: MatrixForm, arrays: dict[str, np.ndarray]) -> np.ndarray:
     v = value(form.tree, arrays, _sizes(d, arrays))
     want = np.shape(ix.evaluate(d, arrays))
-    if len(want) < 2 and v.shape != (1, 1) or len(want) == 0:
-        v = v.reshape(want) if v.size == int(np.prod(want)) else np.broadcast_to(v, want)
-    return np.broadcast_to(v, want)  # a scalar term alone stands for every entry
+    if v.shape == (1, 1):
+        v = v.reshape(())  # a scalar (a zero derivative prints 0) stands for every entry
+    elif len(want) == 1:
+        assert v.shape == (want[0], 1)  # a column vector
+        v = v.reshape(-1)
+    else:
+        assert v.shape == want
+    return np.broadcast_to(v, want)
 
 
-def _numpy_value(e: Expr, chain: tuple[str, ...], arrays: dict[str, np.ndarray]) -> np.ndarray:
+def _check_numpy(e: Expr, chain: tuple[str, ...], arrays: dict[str, np.ndarray], want: np.ndarray) -> None:
+    """The generated NumPy function of the last derivative returns ``want``, in its shape."""
     source = matrix_code(e, [list(chain)] if chain else [], "numpy")
     namespace: dict[str, object] = {}
     exec(compile(source, "<generated>", "exec"), namespace)  # noqa: S102 - the code under test
     functions = [v for k, v in namespace.items() if callable(v) and k.startswith(("d", "f"))]
-    return np.asarray(functions[-1](**{k: arrays[k] for k in e.variables}))  # type: ignore[operator]
+    got = np.asarray(functions[-1](**{k: arrays[k] for k in e.variables}))  # type: ignore[operator]
+    assert got.shape == np.shape(want), source
+    np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10, err_msg=source)
 
 
 # (expression, derivative chain): Matrix Cookbook identities, least squares, ridge, logistic regression, softmax
@@ -182,7 +190,7 @@ def test_matrix_form_evaluates_to_the_index_form(text: str, wrt: str) -> None:
     assert form.fallback == () and "[index:" not in form.text, form.text
     want = ix.evaluate(d, arrays)
     np.testing.assert_allclose(_form_value(d, form, arrays), want, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(_numpy_value(e, chain, arrays), want, rtol=1e-9, atol=1e-12)
+    _check_numpy(e, chain, arrays, want)
 
 
 @pytest.mark.parametrize(
@@ -251,7 +259,7 @@ def test_fallback_is_visible_and_exact(text: str, wrt: str, kept: int) -> None:
     np.testing.assert_allclose(_form_value(d, form, arrays), want, rtol=1e-9, atol=1e-12)
     source = matrix_code(e, [list(chain)] if chain else [], "numpy")
     assert "np.einsum" in source
-    np.testing.assert_allclose(_numpy_value(e, chain, arrays), want, rtol=1e-9, atol=1e-12)
+    _check_numpy(e, chain, arrays, want)
 
 
 def test_latex_and_jupyter_display() -> None:
@@ -319,4 +327,4 @@ def test_random_derivatives_matrix_forms_are_exact(data: st.DataObject) -> None:
     if "n_" in matrix_code(e, [list(chain)] if chain else [], "numpy"):
         return  # the generated code asks for a length (n_b): covered by the einsum routes
     np.testing.assert_allclose(_form_value(d, form, arrays), want, rtol=1e-8, atol=1e-10, err_msg=form.text)
-    np.testing.assert_allclose(_numpy_value(e, chain, arrays), want, rtol=1e-8, atol=1e-10, err_msg=form.text)
+    _check_numpy(e, chain, arrays, want)
