@@ -75,10 +75,6 @@ def _public(name: str) -> Callable[..., Any] | None:
     return None if value is None or isinstance(value, ModuleType) or not callable(value) else value
 
 
-# Taken at import: importing the submodule indexdiff.steps (compiled code's plans) rebinds the package's name.
-_STEPS = _public("steps")
-
-
 def _derivative(parsed: Expr | Program, chains: list[list[str]]) -> list[dict[str, Any]]:
     if isinstance(parsed, Program):  # its backward pass (reverse mode), as the command line prints it
         text = gradient_text(parsed, None, chains)
@@ -92,7 +88,7 @@ def _derivative(parsed: Expr | Program, chains: list[list[str]]) -> list[dict[st
 
 def _steps(parsed: Expr | Program, chains: list[list[str]]) -> dict[str, Any]:
     """Each chain's derivation, one rule a step; a program's is its reverse mode, every variable at once."""
-    steps = _STEPS
+    steps = _public("steps")
     if steps is None:
         return {"status": "unavailable", "text": "step-by-step derivations are not available in this version"}
     if isinstance(parsed, Program):
