@@ -7,17 +7,16 @@ index notation, never run as Python: generated code is returned as text.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
-from types import ModuleType
 from typing import Any
 
 from .cli import _indices, _with_origins, cost_table, parse_dims, split_specs
+from .derivation import steps
 from .diff import diff
 from .errors import IndexDiffError
 from .expr import Expr, Program
@@ -67,14 +66,6 @@ def _too_slow(limit: float, what: str) -> IndexDiffError:
     )
 
 
-def _public(name: str) -> Callable[..., Any] | None:
-    """``indexdiff.<name>`` when it is a function (a module of that name is not)."""
-    import indexdiff
-
-    value = getattr(indexdiff, name, None)
-    return None if value is None or isinstance(value, ModuleType) or not callable(value) else value
-
-
 def _derivative(parsed: Expr | Program, chains: list[list[str]]) -> list[dict[str, Any]]:
     if isinstance(parsed, Program):  # its backward pass (reverse mode), as the command line prints it
         text = gradient_text(parsed, None, chains)
@@ -88,9 +79,6 @@ def _derivative(parsed: Expr | Program, chains: list[list[str]]) -> list[dict[st
 
 def _steps(parsed: Expr | Program, chains: list[list[str]]) -> dict[str, Any]:
     """Each chain's derivation, one rule a step; a program's is its reverse mode, every variable at once."""
-    steps = _public("steps")
-    if steps is None:
-        return {"status": "unavailable", "text": "step-by-step derivations are not available in this version"}
     if isinstance(parsed, Program):
         if any(len(c) != 1 for c in chains):
             raise IndexDiffError(
@@ -100,13 +88,11 @@ def _steps(parsed: Expr | Program, chains: list[list[str]]) -> dict[str, Any]:
     else:
         labelled = [(",".join(c), steps(parsed, *c)) for c in chains]
     fields = ("rule", "note", "before", "after", "lhs")
-    items = [{"wrt": wrt, "steps": [{k: str(getattr(s, k, "")) for k in fields} for s in d]} for wrt, d in labelled]
+    items = [{"wrt": wrt, "steps": [{k: getattr(s, k) for k in fields} for s in d]} for wrt, d in labelled]
     return {"status": "ok", "text": "\n\n".join(str(d) for _, d in labelled), "items": items}
 
 
 def _matrix(expr: Expr | Program, chains: list[list[str]]) -> dict[str, Any]:
-    if importlib.util.find_spec("indexdiff.matrixform") is None:
-        return {"status": "unavailable", "text": "the matrix form is not available in this version"}
     from .codegen import codegen
 
     return {"status": "ok", "text": codegen(expr, *(",".join(c) for c in chains), format="matrix")}

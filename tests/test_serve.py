@@ -101,23 +101,23 @@ def test_steps_and_matrix_tabs(url):
     e = ix.parse("x_i A_ij x_j")
     status, data = post(url, {"input": str(e), "wrt": "x"})
     steps, matrix = data["tabs"]["steps"], data["tabs"]["matrix"]
-    if "steps" not in ix.__all__:
-        assert steps["status"] == "unavailable"
-    else:
-        (item,) = steps["items"]
-        assert steps["status"] == "ok" and item["wrt"] == "x" and len(item["steps"]) > 2
-        assert item["steps"][-1]["after"] == data["derivatives"][0]["text"] == str(ix.diff(e, "x"))
-        assert "δ contraction" in {s["rule"] for s in item["steps"]}
-    if hasattr(ix, "parse_matrix"):
-        assert matrix["status"] == "ok"
-        value, gradient = matrix["text"].splitlines()
-        rng = np.random.default_rng(2)
-        arrays = {"A": rng.normal(size=(3, 3)), "x": rng.normal(size=3)}
-        A, x = arrays["A"], arrays["x"]
-        assert np.allclose(ix.evaluate(ix.parse_matrix(value), arrays), x @ A @ x)
-        assert np.allclose(ix.evaluate(ix.parse_matrix(gradient), arrays), (A + A.T) @ x)
-    else:
-        assert matrix["status"] in ("ok", "unavailable")
+    (item,) = steps["items"]
+    assert steps["status"] == "ok" and item["wrt"] == "x" and len(item["steps"]) > 2
+    assert item["steps"][-1]["after"] == data["derivatives"][0]["text"] == str(ix.diff(e, "x"))
+    assert "δ contraction" in {s["rule"] for s in item["steps"]}
+    assert steps["text"] == str(ix.steps(e, "x"))
+    assert matrix["status"] == "ok"
+    value, gradient = matrix["text"].splitlines()
+    rng = np.random.default_rng(2)
+    arrays = {"A": rng.normal(size=(3, 3)), "x": rng.normal(size=3)}
+    A, x = arrays["A"], arrays["x"]
+    assert np.allclose(ix.evaluate(ix.parse_matrix(value), arrays), x @ A @ x)
+    assert np.allclose(ix.evaluate(ix.parse_matrix(gradient), arrays), (A + A.T) @ x)
+    status, data = post(url, {"input": "h_i = tanh(W_ij x_j)\nL = h_i h_i", "wrt": "W; x"})
+    (item,) = data["tabs"]["steps"]["items"]
+    assert item["wrt"] == "W; x" and {"dW", "dx"} <= {s["lhs"].split("_")[0] for s in item["steps"]}
+    status, data = post(url, {"input": "h_i = tanh(W_ij x_j)\nL = h_i h_i", "wrt": "W,W"})
+    assert data["tabs"]["steps"]["status"] == "error" and "one variable" in data["tabs"]["steps"]["text"]
 
 
 def test_cost_needs_sizes(url):
