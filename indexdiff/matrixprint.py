@@ -135,6 +135,8 @@ class _Text:
         body = " ".join(words)
         if coef == 1:
             text = body or self.one
+        elif coef == -1 and len(factors) == 1:  # -(y ∘ z) is -y ∘ z: unary minus binds looser than ∘
+            text = "-" + self.at(factors[0], _HAD)
         elif coef == -1:
             text = "-" + (body or self.one)
         else:
