@@ -19,8 +19,7 @@ from .display import labelled
 from .errors import IndexDiffError
 from .expr import Expr, Program
 from .forward import needed
-from .matrixhint import announce
-from .matrixparse import parse_matrix
+from .matrixhint import announce, read_matrix
 from .names import all_indices
 from .parser import parse
 from .program import gradient_text, program_einsum
@@ -144,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
         help="read the expression as matrix notation (x' A x; a-g scalars, h-z vectors, A-Z matrices) and print "
         "its index notation first",
     )
+    p.add_argument("--shapes", metavar="b=vector,W=matrix", help="with --matrix: names' shapes (scalar|vector|matrix)")
     p.add_argument("--version", action="version", version=f"indexdiff {__version__}")
     return p
 
@@ -305,7 +305,7 @@ def _read(args: argparse.Namespace) -> tuple[str, Expr | Program]:
         text = args.expression
     else:
         raise IndexDiffError("no expression given", hint='try: indexdiff "x_i A_ij x_j" --wrt x')
-    return text, parse_matrix(text) if args.matrix else parse(text)
+    return text, read_matrix(text, args.shapes) if args.matrix else parse(text)
 
 
 def _decode(raw: bytes, source: str) -> str:

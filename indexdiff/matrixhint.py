@@ -5,6 +5,7 @@ when an input of bare scalar names (``A*x``) reads as a matrix expression. ``--m
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from typing import Any
@@ -12,23 +13,31 @@ from typing import Any
 from .errors import IndexDiffError
 from .expr import Expr, Program
 
-__all__ = ["with_matrix_hint", "matrix_translation", "announce"]
+__all__ = ["with_matrix_hint", "matrix_translation", "announce", "read_matrix"]
 
-_MARKERS = re.compile(r"['\u1d40\u22a4@\u2218\u2299\u207b\u2016]|\^T\b|\.T\b|\.\*|\./|\.\^|\b(?:np|numpy)\.")
-_COMMENT = re.compile(r"#[^\n]*")
-_TRANSPOSE = re.compile(r"\^T(?![A-Za-z0-9_])")
-_NUMPY_CALL = re.compile(r"\b(?:np|numpy)\.(?:dot|matmul)\(\s*([^,()]+?)\s*,\s*([^,()]+?)\s*\)")
-_VECTOR_BEFORE_AT = re.compile(r"(?<![A-Za-z0-9])([h-z][A-Za-z0-9]*)\s*@")
+_PATTERNS = {
+    "markers": r"['\u1d40\u22a4@\u2218\u2299\u207b\u2016]|\^T\b|\.T\b|\.\*|\./|\.\^|\b(?:np|numpy)\.",
+    "comment": r"#[^\n]*",
+    "transpose": r"\^T(?![A-Za-z0-9_])",
+    "numpy_call": r"\b(?:np|numpy)\.(?:dot|matmul)\(\s*([^,()]+?)\s*,\s*([^,()]+?)\s*\)",
+    "vector_before_at": r"(?<![A-Za-z0-9])([h-z][A-Za-z0-9]*)\s*@",
+}
+
+
+@functools.cache
+def _pattern(name: str) -> re.Pattern[str]:
+    """The regular expressions, compiled when first needed (not at the command line's start)."""
+    return re.compile(_PATTERNS[name])
 
 
 def matrix_translation(text: str) -> Expr | None:
     """The index notation of ``text`` read as matrix notation (numpy's ``@`` and ``np.dot`` too), or None."""
     from .matrixparse import parse_matrix
 
-    spelled = _NUMPY_CALL.sub(lambda m: " @ ".join(a if a.isalnum() else f"({a})" for a in m.groups()), text)
+    spelled = _pattern("numpy_call").sub(lambda m: " @ ".join(a if a.isalnum() else f"({a})" for a in m.groups()), text)
     candidates = [spelled]
     if "@" in spelled:  # numpy: a vector left of @ is a row
-        candidates.append(_VECTOR_BEFORE_AT.sub("\\1\u1d40 ", spelled, count=1))
+        candidates.append(_pattern("vector_before_at").sub("\\1\u1d40 ", spelled, count=1))
     for candidate in candidates:
         try:
             return parse_matrix(candidate)
@@ -40,12 +49,12 @@ def matrix_translation(text: str) -> Expr | None:
 def with_matrix_hint(err: IndexDiffError, text: str) -> IndexDiffError:
     """``err`` (on index input ``text``) with the index notation of ``text`` read as matrix notation in its hint,
     when the text looks like matrix notation and reads as such."""
-    if "_" in text and _TRANSPOSE.search(text):
+    if "_" in text and _pattern("transpose").search(text):
         err.hint = "index notation has no transposes: the indices say which axis is which (x_i A_ij x_j is xᵀ A x, "
         err.hint += "A_ji is Aᵀ); drop the ^T"
         err.args = (err._render(),)
         return err
-    if "_" in text or len(text) > 1000 or not _MARKERS.search(text):
+    if "_" in text or len(text) > 1000 or not _pattern("markers").search(text):
         return err
     found = matrix_translation(text)
     if found is None:
@@ -75,12 +84,39 @@ def _scalar_note(text: str, parsed: Expr | Program) -> str | None:
     )
 
 
+def read_matrix(text: str, shapes: str | None) -> Expr:
+    """The command line's ``--matrix`` input, with ``--shapes b=vector,W1=matrix``."""
+    from .matrixparse import parse_matrix
+    from .matrixshapes import declared
+
+    table: dict[str, str] = {}
+    pos = 0
+    for part in (shapes or "").split(","):
+        name, eq, kind = (p.strip() for p in part.partition("="))
+        at = pos + len(part) - len(part.lstrip())
+        pos += len(part) + 1
+        if not part.strip():
+            continue
+        try:
+            if not eq or kind not in ("scalar", "vector", "matrix"):
+                raise IndexDiffError(f"bad shape {part.strip()!r} in --shapes")
+            declared({name: kind})
+        except IndexDiffError as err:
+            raise IndexDiffError(
+                err.reason, shapes, at, at + len(part.strip()), hint="write --shapes b=vector,W1=matrix,lam=scalar"
+            ) from None
+        table[name] = kind
+    return parse_matrix(text, shapes=table)
+
+
 def announce(args: Any, text: str, parsed: Expr | Program) -> None:
     """For the command line: with ``--matrix``, the translation ("x' A x  =  x_i A_ij x_j"), on stdout before the
     results (on stderr when the output is code or JSON); without it, the note on bare scalar names, on stderr."""
+    if args.shapes is not None and not args.matrix:
+        raise IndexDiffError("--shapes has no effect without --matrix", args.shapes, hint="add --matrix")
     if args.matrix:
         out = sys.stdout if args.format in ("index", "einsum", "matrix") else sys.stderr
-        shown = " ".join(_COMMENT.sub("", text).split())
+        shown = " ".join(_pattern("comment").sub("", text).split())
         print(f"{shown}  =  {parsed}", file=out)
         return
     note = _scalar_note(text, parsed)

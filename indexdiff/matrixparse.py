@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
@@ -38,19 +37,34 @@ def callable_name(name: str) -> bool:
     return name in MATRIX_WORDS or name in RESERVED or name in OPERATORS or name == "eye"
 
 
-@dataclass(eq=False)
 class MNode:
-    """A node of matrix syntax: ``kind`` says what it is, ``parts`` its operands, ``start``/``end`` its text."""
+    """A node of matrix syntax: ``kind`` says what it is, ``parts`` its operands, ``start``/``end`` its text.
 
-    kind: str  # statement name number call group norm mark power chain elementwise neg add (ones eye: by shapes)
-    start: int
-    end: int
-    depth: int = 1
-    name: str = ""  # a name, a function, a postfix mark, an operator
-    value: Fraction | None = None  # a number's value; a power's exponent
-    parts: tuple[MNode, ...] = ()
-    ops: tuple[str, ...] = ()  # chain, elementwise: the operator before each part after the first; add: signs
-    shape: Any = field(default=None, repr=False)  # set by matrixshapes
+    ``kind``: statement name number call group norm mark power chain elementwise neg add (and ones, eye: set when
+    shapes are given). ``name``: a name, function, postfix mark or power operator; ``value``: a number's value or a
+    power's exponent; ``ops``: a chain's or element-wise chain's operator before each part after the first, a sum's
+    signs; ``shape``: set by ``matrixshapes``. (A plain class: it is defined at import, which the start-up pays.)
+    """
+
+    __slots__ = ("kind", "start", "end", "depth", "name", "value", "parts", "ops", "shape")
+
+    def __init__(
+        self,
+        kind: str,
+        start: int,
+        end: int,
+        depth: int = 1,
+        name: str = "",
+        value: Fraction | None = None,
+        parts: tuple[MNode, ...] = (),
+        ops: tuple[str, ...] = (),
+        shape: Any = None,
+    ) -> None:
+        self.kind, self.start, self.end, self.depth = kind, start, end, depth
+        self.name, self.value, self.parts, self.ops, self.shape = name, value, parts, ops, shape
+
+    def __repr__(self) -> str:
+        return f"MNode({self.kind!r}, {self.start}, {self.end}, name={self.name!r}, parts={self.parts!r})"
 
 
 def _node(kind: str, parts: tuple[MNode, ...], start: int, end: int, **fields: Any) -> MNode:

@@ -408,3 +408,27 @@ def test_cli_suggests_matrix_for_index_errors(capsys):
 def test_the_grammar_is_read_from_the_source_tree_or_the_package():
     text = grammar_text("matrix.lark")
     assert "NORMOPEN" in text and "statement" in text
+
+
+def test_cli_shapes_declare_names(capsys):
+    assert main(["--matrix", "dz1ᵀ x", "--shapes", "dz1=matrix, x=matrix"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["dz1ᵀ x  =  dz1_ki x_kj", "dz1_ki x_kj"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason", "caret"),
+    [
+        (["--matrix", "x", "--shapes", "b=vector,a=vec"], "bad shape 'a=vec'", "a=vec"),
+        (["--matrix", "x", "--shapes", "tr=vector"], "cannot be a name", "tr=vector"),
+        (["--matrix", "x", "--shapes", "b"], "bad shape 'b'", "b"),
+        (["x_i", "--shapes", "b=vector"], "--shapes has no effect without --matrix", None),
+    ],
+)
+def test_cli_bad_shapes_exit_2(capsys, argv, reason, caret):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert reason in err and "Traceback" not in err
+    if caret is not None:
+        line, marks = err.splitlines()[1:3]
+        start = marks.index("^")
+        assert line[start : start + marks.count("^")] == caret
