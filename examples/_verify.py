@@ -35,6 +35,12 @@ def show(rows: list[tuple[str, ix.Expr]]) -> None:
     print()
 
 
+def with_matrix(e: ix.Expr, indent: str = "  ") -> str:
+    """``e`` as a line of index notation, followed by a line with its matrix form when every term has one."""
+    form = e.matrix()
+    return f"{indent}{e}" + ("" if form.fallback else f"\n{indent}  = {form.text}   (matrix notation)")
+
+
 def finish(failures: list[str], success: str) -> None:
     """Exit with status 1 naming what failed, or print ``success``."""
     if failures:

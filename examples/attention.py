@@ -3,7 +3,7 @@ its backward pass derived by ix.grad, printed in index notation, compiled, and c
 against a hand-written numpy backward, central differences and (where installed) jax.grad."""
 
 import numpy as np
-from _verify import compare, finish, report_check
+from _verify import compare, finish, report_check, with_matrix
 
 import indexdiff as ix
 
@@ -58,7 +58,7 @@ def main() -> None:
     print(f"the head ({D = }):\n{head}\n\nits backward pass (ix.grad):")
     forward = len(head.statements)
     for statement in backward.statements[forward:]:
-        print(f"  {statement}")
+        print(with_matrix(statement))
     print()
     failures: list[str] = []
     derived = "\n".join(str(s) for s in backward.statements[forward:])

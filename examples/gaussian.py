@@ -5,7 +5,7 @@ Hessian by μ, printed in index notation and checked against the closed forms
 then one Newton step from μ = 0 lands on the sample mean."""
 
 import numpy as np
-from _verify import compare, finish, report_check
+from _verify import compare, finish, report_check, with_matrix
 
 import indexdiff as ix
 
@@ -34,11 +34,11 @@ def main() -> None:
     print(f"the negative log-likelihood:\n{nll}\n")
     print("its gradient by mu and C (ix.grad, after the forward statements):")
     for statement in gradient.statements[len(nll.statements) :]:
-        print(f"  {statement}")
+        print(with_matrix(statement))
     print("\nits Hessian by mu (ix.diff twice: forward over reverse; the forward statements omitted):")
     for statement in hessian.statements:
         if statement not in nll.statements:
-            print(f"  {statement}")
+            print(with_matrix(statement))
     print()
 
     rng = np.random.default_rng(0)

@@ -3,7 +3,7 @@ with the loss L = Σ y ∘ G for a fixed cotangent G. Its gradients by x, g and 
 and from the same layer written as one statement (ix.diff), against a hand-written numpy layer-norm backward."""
 
 import numpy as np
-from _verify import compare, finish, report_check
+from _verify import compare, finish, report_check, with_matrix
 
 import indexdiff as ix
 
@@ -34,7 +34,7 @@ def main() -> None:
     backward = ix.grad(program, "L", wrt=WRT)
     print(f"layer norm as a program:\n{program}\n\nits backward pass (ix.grad):")
     for statement in backward.statements[len(program.statements) :]:
-        print(f"  {statement}")
+        print(with_matrix(statement))
     one = ix.parse(ONE_STATEMENT)
     derivatives = [ix.diff(one, name) for name in WRT]
     print(f"\nas one statement:\n{one}\n\nits derivative by g (ix.diff):\n{derivatives[1]}\n")

@@ -298,11 +298,10 @@ def _coefficient(t: M) -> Fraction:
 def _sum(terms: list[M]) -> M:
     """A sum written short: common first and last factors once, and a number every term has as a factor in
     front (``2 h - 2 y`` is ``2 (h - y)``)."""
-    terms = _factored(_factored(terms, last=True), last=False)
     c = abs(_coefficient(terms[0]))
-    if len(terms) < 2 or c in (0, 1) or any(abs(_coefficient(t)) != c for t in terms):
-        return plus(terms)
-    return prod([Num(c), plus([prod([Num(1 / c), t]) for t in terms])])
+    if len(terms) >= 2 and c not in (0, 1) and all(abs(_coefficient(t)) == c for t in terms):
+        return prod([Num(c), _sum([prod([Num(1 / c), t]) for t in terms])])
+    return plus(_factored(_factored(terms, last=True), last=False))
 
 
 @dataclass(frozen=True)

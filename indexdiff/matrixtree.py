@@ -226,6 +226,9 @@ def transpose(e: M) -> M:
     pushed = _pushed(e)
     if pushed is not None and marks(pushed) <= marks(e) + 1:
         return pushed
+    if isinstance(e, Prod) and shape(e.factors[0]) == (False, False):  # -2 (A B)ᵀ: scalars stay in front
+        scalars = [f for f in e.factors if shape(f) == (False, False)]
+        return prod([*scalars, T(prod([f for f in e.factors if shape(f) != (False, False)]))])
     return T(e)
 
 
