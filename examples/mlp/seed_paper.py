@@ -27,6 +27,7 @@ def main() -> None:
         program = ix.parse(text)
         gradient = ix.grad(program, wrt=wrt)
         print(f"{title}:\n{gradient}\n")
+        print(f"in matrix notation:\n{ix.codegen(program, *wrt, format='matrix')}\n")
         for name in wrt:
             report = ix.check(program, name)
             print(f"  {report.results[0]}")

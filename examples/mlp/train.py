@@ -26,6 +26,8 @@ def main() -> None:
     gradient = ix.grad(program, wrt=["W1", "b1", "w2", "b2"])
     print("the network and its backward pass, derived by indexdiff:\n")
     print(gradient, "\n")
+    print("in matrix notation:\n")
+    print(ix.codegen(program, "W1", "b1", "w2", "b2", format="matrix"), "\n")
     step = ix.compile(gradient)  # returns (L, dW1, db1, dw2, db2)
     forward = ix.compile(ix.Program(program.statements, ("z2",)))
 
