@@ -213,7 +213,12 @@ def worker(conn: Connection, limit: float) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops its workers
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    soft = MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(MEMORY_BYTES, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    from . import check, codegen, cost  # noqa: F401  (numpy's import is not charged to the first request)
+
+    conn.send("ready")
     while True:
         try:
             request = conn.recv()

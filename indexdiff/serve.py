@@ -48,51 +48,63 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class Limits:
-    """How much one request may ask: body bytes, input characters, CPU seconds per part, workers."""
+    """How much one request may ask: body bytes, input characters, CPU seconds per part, worker processes, seconds
+    to wait for a free worker, and the wall-clock ``deadline`` after which a worker is killed (by default every part
+    at its limit, with room for a loaded machine, where CPU time runs slower than the clock)."""
 
     def __init__(
-        self, body: int = 64_000, text: int = 20_000, seconds: float = 5.0, workers: int = 2, wait: float = 30.0
+        self,
+        body: int = 64_000,
+        text: int = 20_000,
+        seconds: float = 5.0,
+        workers: int = 2,
+        wait: float = 30.0,
+        deadline: float | None = None,
     ) -> None:
         self.body, self.text, self.seconds, self.workers, self.wait = body, text, seconds, workers, wait
+        self.deadline = 2 * seconds * (1 + len(TABS)) + 5 if deadline is None else deadline
 
-    @property
-    def deadline(self) -> float:
-        """Wall-clock seconds after which a worker is killed: every part at its limit, with room for a loaded
-        machine (CPU time runs slower than the clock there)."""
-        return 2 * self.seconds * (1 + len(TABS)) + 5
+
+class _Worker:
+    """A worker process, the server's end of its pipe, and whether it has said it is ready."""
+
+    def __init__(self, process: Any, conn: Any) -> None:
+        self.process, self.conn, self.ready = process, conn, False
 
 
 class Workers:
     """Worker processes (spawned: no fork of a threaded server) answering one request at a time each."""
 
+    STARTUP = 120.0  # seconds a new worker may take to import (a loaded machine)
+
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self._context = multiprocessing.get_context("spawn")
-        self._idle: queue.Queue[tuple[Any, Any]] = queue.Queue()
+        self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: set[Any] = set()
         self._lock = threading.Lock()
         self._closed = False
         for _ in range(limits.workers):
             self._idle.put(self._start())
 
-    def _start(self) -> tuple[Any, Any]:
+    def _start(self) -> _Worker:
         mine, theirs = self._context.Pipe()
         process = self._context.Process(target=worker, args=(theirs, self._limits.seconds), daemon=True)
         process.start()
         theirs.close()
         with self._lock:
             self._all.add(process)
-        return process, mine
+        return _Worker(process, mine)
 
-    def _replace(self, process: Any, conn: Any) -> None:
+    def _replace(self, w: _Worker) -> None:
         """Kill a worker and start another in its place, in the background."""
-        process.kill()
-        conn.close()
+        w.process.kill()
+        w.conn.close()
 
         def restart() -> None:
-            process.join()
+            w.process.join()
             with self._lock:
-                self._all.discard(process)
+                self._all.discard(w.process)
                 if self._closed:
                     return
             self._idle.put(self._start())
@@ -102,25 +114,29 @@ class Workers:
     def run(self, request: dict[str, Any]) -> dict[str, Any] | None:
         """The worker's answer; None when every worker stayed busy for ``limits.wait`` seconds."""
         try:
-            process, conn = self._idle.get(timeout=self._limits.wait)
+            w = self._idle.get(timeout=self._limits.wait)
         except queue.Empty:
             return None
         reply: dict[str, Any] | None = None
         try:
-            conn.send(request)
-            if conn.poll(self._limits.deadline):
-                reply = conn.recv()
+            if not w.ready:  # the deadline counts computing, not a new worker's start
+                w.ready = w.conn.poll(self.STARTUP) and w.conn.recv() == "ready"
+            if w.ready:
+                w.conn.send(request)
+                if w.conn.poll(self._limits.deadline):
+                    reply = w.conn.recv()
         except (EOFError, OSError):
             reply = None
-        if reply is None:
-            self._replace(process, conn)
-            what = "the computation ended unexpectedly" if process.exitcode else "the request took too long"
+        if reply is None:  # past the deadline (stuck where the CPU-time limit cannot interrupt), or dead
+            died = not w.process.is_alive() or not w.ready
+            self._replace(w)
+            what = "the computation ended unexpectedly" if died else "the request took too long"
             err = IndexDiffError(what, hint="split the expression into statements, or differentiate fewer times")
-            return {"ok": False, "error": error_json(err)}
+            return {"ok": False, "error": error_json(err) | {"internal": died}}
         if reply.pop("restart", False):
-            self._replace(process, conn)
+            self._replace(w)
         else:
-            self._idle.put((process, conn))
+            self._idle.put(w)
         return reply
 
     def close(self) -> None:

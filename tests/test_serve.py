@@ -186,6 +186,22 @@ def test_pathological_input_times_out_and_the_server_still_answers(url):
         assert status == 200 and data["derivatives"][0]["text"] == "2 x_k"
 
 
+def test_a_worker_past_its_deadline_is_replaced():
+    """The wall-clock deadline ends what the CPU-time limit cannot (here: a limit longer than the deadline)."""
+    server = make_server(port=0, limits=Limits(seconds=60, workers=1, deadline=1.0), quiet=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    there = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert post(there, {"input": "x_i x_i", "wrt": "x"})[0] == 200  # the worker has started
+        status, data = post(there, {"input": _nested_softmax(20), "wrt": "x,x"})
+        assert status == 422 and data["error"]["reason"] == "the request took too long"
+        status, data = post(there, {"input": "x_i x_i", "wrt": "x"})  # answered by the worker started in its place
+        assert status == 200 and data["derivatives"][0]["text"] == "2 x_k"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_program_input(url):
     text = "h_i = tanh(W_ij x_j)\nL = sum_i((h_i - t_i)^2)"
     status, data = post(url, {"input": text, "wrt": "W; x"})
