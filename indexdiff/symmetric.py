@@ -27,7 +27,7 @@ from .errors import ArgumentError, ShapeError
 from .expr import Add, Expr, Mul, Node, Number, Program, Tensor, bound_indices
 from .names import children, rebuild, rename, separate, share, tensor_names
 
-__all__ = ["declare", "within", "derivative_by", "symmetrized", "declared_in", "require_symmetric"]
+__all__ = ["declare", "within", "derivative_by", "symmetrized", "declared_in", "require_symmetric", "symmetric_lines"]
 
 T = TypeVar("T")
 _HALF = Number(Fraction(1, 2))
