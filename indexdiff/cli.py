@@ -359,7 +359,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.taylor is not None:  # the polynomial replaces the expression
         expr = final = parsed = taylor_option(parsed, chains, args.along, args.taylor, args.check)
         chains, args.along = [], []
-    alongs = along_options(chains, args.along, args.format)
+    alongs = along_options(chains, args.along, args.format, args.steps)
     program_gradient = isinstance(parsed, Program) and chains and args.format in ("index", "python") and not args.along
     derivatives = (
         []

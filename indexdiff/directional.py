@@ -284,7 +284,9 @@ def directional(expr: Expr | Program, wrt: tuple[str, ...], along: Along) -> Exp
     return deep(_directional, expr, tuple(wrt), entries)
 
 
-def along_options(chains: Sequence[Sequence[str]], along: Sequence[str], fmt: str) -> list[Along | None]:
+def along_options(
+    chains: Sequence[Sequence[str]], along: Sequence[str], fmt: str, steps: bool = False
+) -> list[Along | None]:
     """The command line's ``--along`` for each ``--wrt`` chain: given once, it applies to every chain; given once
     per ``--wrt``, in order. Each is one name (the chain's last differentiation is directional) or a comma list
     with one name per variable of the chain (an empty entry: that derivative is not contracted)."""
@@ -298,6 +300,13 @@ def along_options(chains: Sequence[Sequence[str]], along: Sequence[str], fmt: st
             f"{len(along)} --along for {len(chains)} --wrt",
             shown,
             hint="give --along once (it applies to every --wrt) or once per --wrt, in order",
+        )
+    if steps:
+        raise IndexDiffError(
+            "--steps shows full derivatives; it is not available with --along",
+            shown,
+            hint="drop --along to see the steps of the derivative (--wrt w,w --steps), or --steps to see the "
+            "directional derivative",
         )
     if fmt in ("python", "latex"):
         raise IndexDiffError(

@@ -229,6 +229,7 @@ def test_command_line(capsys):
         (["--wrt", "w", "--along", "exp"], "must name a new tensor"),
         (["--wrt", "w", "--along", "1v"], "must name a new tensor"),
         (["--wrt", "w", "--along", "v", "--format", "latex"], "not available with --along"),
+        (["--wrt", "w", "--along", "v", "--steps"], "not available with --along"),
         (["--wrt", "w", "--along", "v", "--format", "python"], "not available with --along"),
     ],
 )
