@@ -2,7 +2,9 @@
 length read from an array's shape, or, where no array has it, from an explicit size parameter ``n_<index>``.
 
 The code is planned as the evaluator computes (``plan_product``): deltas join indices instead of becoming identity
-matrices, except where a delta joins two output indices (a diagonal: one ``np.eye`` in that call).
+matrices, except where a delta joins two output indices (a diagonal: one ``np.eye`` in that call). In a generated
+module a product is written as ix.compile runs it: element-wise products with ``*``, a matrix product with ``@``
+(``(X.T @ (y * s))``, ``((X * d[:, None]).T @ X)``), einsum for the rest (``EinsumCode.by_hand``).
 
 Operators are numpy expressions of their argument's code, stable as the evaluator: softmax and logsumexp shifted
 by the maximum (``lambda`` binds the argument, so it is computed once), ``np.mean``/``np.max``/``np.min`` with
@@ -30,6 +32,7 @@ from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Sum, Tenso
 from .names import UnionFind, all_indices, children, tensors
 from .operators import MATRIX_FUNCTIONS
 from .sharing import structure_keys
+from .steps import matrix_product
 
 __all__ = [
     "NUMPY_CODE",
@@ -369,8 +372,61 @@ class EinsumCode:
                 out.append(("diagonal", o))
         if not args:
             return number_code(plan.coef), ()
-        call = self.call(terms, args, tuple(out))
+        call = self.by_hand(terms, args, tuple(out)) if self.helpers else self.call(terms, args, tuple(out))
         return (call if plan.coef == 1 else f"{number_code(plan.coef)} * {call}"), plan.out
+
+    def by_hand(self, terms: list[Labels], args: list[str], out: Labels) -> str:
+        """A product in a generated module, as ix.compile runs it (and as one writes numpy by hand): operands with
+        the same axes multiplied element-wise; while more than two remain, one whose indices are all output
+        indices (and another operand's) multiplies the rest's result, and one whose indices another operand has
+        (and a third one too) is multiplied into that one, broadcast; two that make one matrix product are
+        ``a @ b`` (steps.matrix_product); einsum does the rest."""
+        if any(len(set(t)) < len(t) for t in terms):
+            return self.call(terms, args, out)
+        merged: dict[Labels, list[str]] = {}
+        for t, a in zip(terms, args):
+            merged.setdefault(tuple(t), []).append(a if a.isidentifier() else f"({a})")
+        groups = list(merged.items())
+        if len(groups) == 1 and groups[0][0] != tuple(out) and len(groups[0][1]) > 1:  # Σ_i x_i y_i z_i: (x y) @ z
+            (own, codes), *_ = groups
+            groups = [(own, codes[:-1]), (own, codes[-1:])]
+        terms = [own for own, _ in groups]
+        args = [f"({' * '.join(codes)})" if len(codes) > 1 else codes[0] for _, codes in groups]
+
+        def elsewhere(i: Any, *skip: int) -> bool:
+            return any(i in t for k, t in enumerate(terms) if k not in skip)
+
+        later: list[tuple[str, Labels]] = []
+        while len(terms) > 2:
+            s = next((s for s, own in enumerate(terms) if all(i in out and elsewhere(i, s) for i in own)), None)
+            if s is not None:  # y_i X_ij w_j as (X @ w) * y
+                later.append((args.pop(s), terms.pop(s)))
+                continue
+            pair = next(
+                (
+                    (s, t)
+                    for s, own in enumerate(terms)
+                    for t, other in enumerate(terms)
+                    if s != t and set(own) < set(other) and all(elsewhere(i, s, t) for i in own)
+                ),
+                None,
+            )
+            if pair is None:
+                break
+            s, t = pair  # Σ_i X_ik X_il d_i as (X d)ᵀ X
+            args[t] = f"({args[t]} * {self.aligned(args[s], terms[s], terms[t])})"
+            del terms[s], args[s]
+        form = matrix_product(terms, out) if len(terms) == 2 else None
+        if form is None:
+            code = self.call(terms, args, out)
+        else:
+            left, right = (args[0], args[1]) if form.left == 0 else (args[1], args[0])
+            left = _transposed(left) if form.transpose_left else left
+            right = _transposed(right) if form.transpose_right else right
+            code = f"({left} @ {right})"
+        for arg, own in reversed(later):
+            code = f"({code} * {self.aligned(arg, own, out)})"
+        return code
 
     def solves(self, operands: list[Node | None], args: list[str], terms: list[Labels], out: set[Any]) -> None:
         """Rewrites, in place, each inverse contracted over one index with one vector or matrix alone:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import opt_einsum
@@ -14,7 +14,16 @@ import opt_einsum
 from .backends import Backend
 from .inplace import ENABLED
 
-__all__ = ["SMALL", "Plan", "contraction", "diagonal", "product_step", "broadcast_shape"]
+__all__ = [
+    "SMALL",
+    "MatrixProduct",
+    "Plan",
+    "broadcast_shape",
+    "contraction",
+    "diagonal",
+    "matrix_product",
+    "product_step",
+]
 
 Labels = tuple[str, ...]
 Step = Callable[[list[Any]], Any]
@@ -59,23 +68,38 @@ def contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Callab
     return opt_einsum.contract_expression(spec, *shapes)
 
 
-def _matrix_product(terms: list[str], output: str) -> Callable[..., Any] | None:
-    """``a @ b`` for a two-operand contraction that is one matrix (or matrix-vector) product, with the operands
-    transposed (as views) so the result comes out in ``output``'s axis order, contiguous; None otherwise."""
-    t1, t2 = terms
+def matrix_product(terms: list[str] | list[tuple[Any, ...]], output: str | tuple[Any, ...]) -> MatrixProduct | None:
+    """How a two-operand contraction is one matrix (or matrix-vector) product ``a @ b``: which operand goes left
+    (the one whose free axis comes first in ``output``) and which are transposed (as views), so that the result
+    comes out in ``output``'s axis order, contiguous; None when it is not one. ``terms`` and ``output`` are the
+    operands' and the result's axes (letters, or any labels)."""
+    t1, t2 = (tuple(t) for t in terms)
+    out = tuple(output)
     shared = set(t1) & set(t2)
     if len(shared) != 1 or len(t1) > 2 or len(t2) > 2 or len(set(t1)) < len(t1) or len(set(t2)) < len(t2):
         return None
     (s,) = shared
-    if s in output or set(output) != (set(t1) | set(t2)) - {s}:
+    if s in out or set(out) != (set(t1) | set(t2)) - {s}:
         return None
-    rest1, rest2 = t1.replace(s, ""), t2.replace(s, "")
-    # The operand whose free axis comes first in the output goes on the left.
-    left = 0 if (rest1 and output.startswith(rest1)) or not rest2 else 1
+    rest1, rest2 = tuple(i for i in t1 if i != s), tuple(i for i in t2 if i != s)
+    left = 0 if (rest1 and out[: len(rest1)] == rest1) or not rest2 else 1
     lt, rt = (t1, t2) if left == 0 else (t2, t1)
-    transpose_left = len(lt) == 2 and lt[1] != s  # the left operand as (rows, s)
-    transpose_right = len(rt) == 2 and rt[0] != s  # the right one as (s, columns)
+    return MatrixProduct(left, len(lt) == 2 and lt[1] != s, len(rt) == 2 and rt[0] != s)
 
+
+class MatrixProduct(NamedTuple):
+    """``matrix_product``'s answer: the operand on the left, and whether each side is transposed."""
+
+    left: int
+    transpose_left: bool
+    transpose_right: bool
+
+
+def _matrix_product(terms: list[str], output: str) -> Callable[..., Any] | None:
+    """``a @ b`` for a two-operand contraction that is one matrix product (matrix_product); None otherwise."""
+    form = matrix_product(terms, output)
+    if form is None:
+        return None
     # One small function per case: this runs on every call, for tiny operands too.
     forms: dict[tuple[bool, bool], Callable[[Any, Any], Any]] = {
         (False, False): lambda a, b: a @ b,
@@ -83,8 +107,8 @@ def _matrix_product(terms: list[str], output: str) -> Callable[..., Any] | None:
         (False, True): lambda a, b: a @ b.T,
         (True, True): lambda a, b: a.T @ b.T,
     }
-    product = forms[transpose_left, transpose_right]
-    return product if left == 0 else lambda a, b: product(b, a)
+    product = forms[form.transpose_left, form.transpose_right]
+    return product if form.left == 0 else lambda a, b: product(b, a)
 
 
 def _batched_product(terms: list[str], output: str, shapes: list[tuple[int, ...]]) -> Callable[..., Any] | None:

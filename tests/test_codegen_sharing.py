@@ -79,14 +79,16 @@ def _references(text: str, chains: tuple[str, ...], arrays: dict, dims: dict | N
 def test_logistic_loss_module_computes_the_margin_and_the_sigmoid_once() -> None:
     code = ix.codegen(ix.parse(LOGISTIC), "w", "w,w")
     body = code[code.index("def evaluate(") : code.index("_FUNCTIONS =")]
-    assert code.count("np.einsum('ij,j,i->i'") == 1, body
+    assert code.count("(X @ w) * y") == 1, body  # the margin: a matrix-vector product, then the labels
     assert code.count("(lambda e: e / (1 + e))") == 1, body  # the sigmoid, used by gradient and Hessian
-    assert "'ik,il,i,i,i->kl', X, X, np.power(y, 2), t1, (1.0 + -1.0 * t1), optimize=True)" in body  # pairwise
+    assert "(X.T @ (y * t1))" in body  # the gradient as written by hand
+    # The Hessian as (X d)ᵀ X: the vectors multiplied element-wise, then into X, then one matrix product.
+    assert "(((X * (((np.power(y, 2)) * t1 * ((1.0 + -1.0 * t1))))[:, None])).T @ X)" in body
     recording = _Recording()
     module = _module(code, recording)
     arrays = {n: _data()[n] for n in ("X", "y", "w")}
     got = module["evaluate"](**arrays)
-    assert recording.calls == Counter({"einsum ij,j,i->i": 1, "einsum ik,i,i->k": 1, "einsum ik,il,i,i,i->kl": 1})
+    assert recording.calls == Counter()  # no einsum: products and matrix products only
     for g, want in zip(got, _references(LOGISTIC, ("w", "w,w"), arrays), strict=True):
         np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12)
 
@@ -126,7 +128,7 @@ def test_an_inverse_used_once_is_still_a_solve() -> None:
     module = _module(ix.codegen(ix.parse("x_i inv(S_ij) x_j")), recording)
     arrays = {n: _data()[n] for n in ("S", "x")}
     got = module["evaluate"](**arrays)
-    assert recording.calls == Counter({"solve": 1, "einsum i,i->": 1})
+    assert recording.calls == Counter({"solve": 1})  # and x @ solve(S, x)
     np.testing.assert_allclose(got, arrays["x"] @ np.linalg.solve(arrays["S"], arrays["x"]), rtol=1e-12)
 
 
@@ -151,7 +153,7 @@ def test_float32_in_float32_out_computed_in_float32(text, chains, names) -> None
     for g, want in zip(got, wants, strict=True):
         assert isinstance(g, np.ndarray) and g.dtype == np.float32, (g, code)
         np.testing.assert_allclose(g, want, rtol=2e-4, atol=1e-4)
-    assert recording.dtypes and set(recording.dtypes) == {np.dtype(np.float32)}  # no float64 on the way
+    assert set(recording.dtypes) <= {np.dtype(np.float32)}  # no float64 on the way (the einsums it calls)
 
 
 def test_the_module_computes_in_the_dtype_ix_evaluate_does() -> None:
@@ -207,8 +209,8 @@ def test_program_module_shares_within_its_statements_and_keeps_float32() -> None
     program = ix.parse(MLP)
     code = ix.codegen(program, "W1", "w2")
     gradients = code[code.index("def gradients(") : code.index("def _richardson(")]
-    assert gradients.count("np.einsum('b,b->b', y, z2)") == 1, gradients  # the loss's margin, reused by dz2
-    assert gradients.count("np.einsum('ij,bj->bi', W1, x)") == 1
+    assert gradients.count("(y * z2)") == 1, gradients  # the loss's margin, reused by dz2
+    assert gradients.count("(x @ W1.T)") == 1
     want = ix.compile(ix.grad(program, None, ["W1", "w2"]))(**_mlp_arrays())
     recording = _Recording()
     module = _module(code, recording)
