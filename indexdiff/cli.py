@@ -408,12 +408,13 @@ def run(argv: Sequence[str] | None = None) -> int:
             "derivatives": [
                 {
                     "wrt": ",".join(chain),
+                    **({"along": a if isinstance(a, str) else list(a)} if a else {}),
                     "free": list((d.statements[-1] if isinstance(d, Program) else d).free),
                     "index": str(d),
                     "einsum": _render(d, "einsum"),
                     **matrix_fields(d),
                 }
-                for chain, d in zip(chains, derivatives)
+                for chain, a, d in zip(chains, alongs, derivatives)
             ],
         }
         if args.cost:

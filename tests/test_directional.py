@@ -4,6 +4,8 @@ cost, programs, the command line and bad input."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from routes import assert_routes
@@ -211,6 +213,9 @@ def test_command_line(capsys):
     assert float(row.split()[3]) < 1e7  # FLOPs of the HVP
     assert main([LOGISTIC, "--wrt", "w,w", "--along", "u,v"]) == 0
     assert "u_" in capsys.readouterr().out
+    assert main([LOGISTIC, "--wrt", "w,w", "--wrt", "w", "--along", "u,v", "--along", "v", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [d["along"] for d in out["derivatives"]] == [["u", "v"], "v"]
     # one --along per --wrt; an empty one leaves that derivative whole
     assert main([LOGISTIC, "--wrt", "w,w", "--wrt", "w,w", "--along", "v", "--along", ""]) == 0
     hvp, hessian = capsys.readouterr().out.splitlines()
