@@ -11,6 +11,7 @@ back, each pending derivative replaced by its value, so every step can be evalua
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -116,15 +117,25 @@ class _Show:
 
     def __init__(self, pending: Pending, free: tuple[str, ...], name: str | None = None) -> None:
         self.pending, self.free, self.name = pending, free, name
+        self._texts: dict[int, tuple[Node, str]] = {}  # by id (the entry keeps its node alive): a step's "before"
+        self._latex: dict[int, tuple[Node, str]] = {}  # is the step before's "after", printed once
 
     def text(self, node: Node) -> str:
-        expr = Expr(node, self.free, self.name)
-        if not any(t.name in self.pending.records for t in tensors(node)):
-            return str(expr)  # exactly as ix.diff prints it
-        return written(expr, StepPrinter(self.pending))
+        found = self._texts.get(id(node))
+        if found is None:
+            expr = Expr(node, self.free, self.name)
+            if not any(t.name in self.pending.records for t in tensors(node)):
+                text = str(expr)  # exactly as ix.diff prints it
+            else:
+                text = written(expr, StepPrinter(self.pending))
+            found = self._texts[id(node)] = (node, text)
+        return found[1]
 
     def latex(self, node: Node) -> str:
-        return StepLatexPrinter(self.pending).body(Expr(node, self.free))
+        found = self._latex.get(id(node))
+        if found is None:
+            found = self._latex[id(node)] = (node, StepLatexPrinter(self.pending).body(Expr(node, self.free)))
+        return found[1]
 
     def lhs_latex(self) -> str:
         return _LatexPrinter().tensor(self.name, self.free) if self.name else ""
@@ -203,7 +214,7 @@ class _Simplifier:
     rewrites that only tidy (ones, zeros, nesting) join the next step."""
 
     pending = None
-    _MAX_NODES = 5000  # larger expressions are shown a pass at a time (finding each rewrite would be quadratic)
+    _MAX_NODES = 600  # larger expressions are shown a pass at a time (a step per rewrite would be quadratic)
 
     def __init__(self, root: Node, show: _Show) -> None:
         self.root = self.current = self.base = root
@@ -254,6 +265,31 @@ def _size(node: Node, limit: int = 100_000) -> int:
 # -- one derivative of an expression ----------------------------------------------------------------------------
 
 
+_ROUND_NODES = 150
+
+
+def _take(pending: Pending, label: str) -> Node:
+    """One rule of ``diff.py`` on the pending derivative ``label``; the derivatives it needs stay pending."""
+    r = pending.records[label]
+    token = TRACE.set(_Taker(pending))
+    try:
+        return RULES[type(r.node)](r.node, r.name, r.new)
+    finally:
+        TRACE.reset(token)
+
+
+def _all_pending(node: Node, pending: Pending) -> list[str]:
+    """The pending derivatives of ``node``, each once, left to right."""
+    out: dict[str, None] = {}
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Tensor) and n.name in pending.records:
+            out[n.name] = None
+        stack.extend(reversed(children(n)))
+    return list(out)
+
+
 def _derive(expr: Expr, spec: str) -> tuple[list[Step], Expr]:
     """The steps of ∂expr/∂spec and the derivative (``ix.diff(expr, spec)``)."""
     from .diff import diff
@@ -266,16 +302,17 @@ def _derive(expr: Expr, spec: str) -> tuple[list[Step], Expr]:
     show = _Show(pending, free)
     node = pending(start, name, new) if name in tensor_names(start) else ZERO
     out: list[Step] = [] if node != ZERO else [show.step("constant", Number(0), ZERO, f"{expr} does not use {name}")]
+    rounds = _size(start) > _ROUND_NODES  # a large expression: every pending derivative of a level in one step
     while (p := first_pending(node, pending)) is not None:
-        r = pending.records[p.name]
-        token = TRACE.set(_Taker(pending))
-        try:
-            result = RULES[type(r.node)](r.node, r.name, r.new)
-        finally:
-            TRACE.reset(token)
-        after = replace(node, expanded(p.name, r.indices, result))
+        labels = _all_pending(node, pending) if rounds else [p.name]
+        results = {label: _take(pending, label) for label in labels}
+        after = replace(node, expanded(pending, results))
         assert after is not None
-        rule, note = _rule(r, result)
+        named = [_rule(pending.records[label], result) for label, result in results.items()]
+        if len(named) == 1:
+            rule, note = named[0]
+        else:
+            rule, note = ", ".join(f"{r} ×{n}" for r, n in Counter(r for r, _ in named).items()), ""
         step = show.step(rule, node, after, note)
         if rule == "δ rule" and out and out[-1].rule == rule:  # consecutive δ rules: one step
             prev = out.pop()

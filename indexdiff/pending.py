@@ -24,7 +24,6 @@ __all__ = [
     "replace",
     "fresh_copy",
     "expanded",
-    "is_pending",
     "parse_step",
 ]
 
@@ -151,13 +150,16 @@ _NEW: dict[type, Callable[[Any, tuple[Node, ...]], Node]] = {
 }
 
 
-def expanded(label: str, indices: tuple[str, ...], result: Node) -> Callable[[Node], Node | None]:
-    """For ``replace``: the pending derivative ``label`` (made with ``indices``) is ``result``, wherever it stands."""
-    return lambda n: rename(result, dict(zip(indices, n.indices))) if is_pending(n, label) else None
+def expanded(pending: Pending, results: dict[str, Node]) -> Callable[[Node], Node | None]:
+    """For ``replace``: each pending derivative of ``results`` is its result, wherever it stands (with the indices
+    it has there)."""
 
+    def match(n: Node) -> Node | None:
+        if not (isinstance(n, Tensor) and n.name in results):
+            return None
+        return rename(results[n.name], dict(zip(pending.records[n.name].indices, n.indices)))
 
-def is_pending(node: Node, label: str) -> bool:
-    return isinstance(node, Tensor) and node.name == label
+    return match
 
 
 # -- reading a step back ----------------------------------------------------------------------------------------
