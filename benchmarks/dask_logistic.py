@@ -112,7 +112,10 @@ def run_size(rows: int, args: argparse.Namespace, tmp: Path, f: ix.Compiled) -> 
     paths = [tmp / f"chunk_{k:05d}.npy" for k in range(len(sizes))]
     w = np.random.default_rng(0).normal(size=cols) * 0.1
     results = []
-    with LocalCluster(n_workers=2, threads_per_worker=1, silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, silence_logs=logging.ERROR, dashboard_address=None) as cluster,
+        Client(cluster) as c,
+    ):
         c.gather(c.map(write_chunk, paths, range(len(sizes)), sizes, cols=cols))
     data = stacked(paths, sizes, cols + 1)
     X, y = data[:, :cols], data[:, cols]
@@ -132,7 +135,9 @@ def run_size(rows: int, args: argparse.Namespace, tmp: Path, f: ix.Compiled) -> 
     for workers in args.workers:
         load_before = os.getloadavg()[0]
         with (
-            LocalCluster(n_workers=workers, threads_per_worker=1, silence_logs=logging.ERROR) as cluster,
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, silence_logs=logging.ERROR, dashboard_address=None
+            ) as cluster,
             Client(cluster) as client,
         ):
             ours = dask.compute(*f(X=X, y=y, w=w))
