@@ -214,14 +214,13 @@ class _Simplifier:
     rewrites that only tidy (ones, zeros, nesting) join the next step."""
 
     pending = None
-    _MAX_NODES = 600  # larger expressions are shown a pass at a time (a step per rewrite would be quadratic)
 
-    def __init__(self, root: Node, show: _Show) -> None:
+    def __init__(self, root: Node, show: _Show, per_rule: bool) -> None:
         self.root = self.current = self.base = root
         self.show = show
         self.names: list[str] = []
         self.steps: list[Step] = []
-        self.per_rule = _size(root) <= self._MAX_NODES
+        self.per_rule = per_rule  # else a step per pass (a step per rewrite would be quadratic in the size)
 
     def rule(self, name: str | None, before: Node | None, after: Node | None) -> None:
         new = None
@@ -319,7 +318,7 @@ def _derive(expr: Expr, spec: str) -> tuple[list[Step], Expr]:
             step = Step(rule, prev.before, step.after, f"{prev.note}, {note}", prev.before_latex, step.after_latex)
         out.append(step)
         node = after
-    tracer = _Simplifier(fresh_copy(node), show)
+    tracer = _Simplifier(fresh_copy(node), show, per_rule=not rounds)
     token = TRACE.set(tracer)
     try:
         tracer.current = with_indices(tracer.root, scope)

@@ -12,24 +12,7 @@ from collections.abc import Callable
 from fractions import Fraction
 
 from .canonical import canonical, slot
-from .expr import (
-    ONE,
-    ZERO,
-    Add,
-    Delta,
-    Func,
-    Mul,
-    Node,
-    Number,
-    Op,
-    Pow,
-    Sum,
-    Tensor,
-    exact_power,
-    memo,
-    negate,
-    product,
-)
+from .expr import ONE, ZERO, Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, exact_power, memo, negate
 from .identities import contract, function, mergeable, operator
 from .liketerms import merged, product_of, split_coef, weight
 from .names import UnionFind, all_indices, children, rename, rename_summed, tensors, witness
@@ -67,7 +50,8 @@ def _pull_sum(factors: list[Node], coef: Fraction, given: list[Node]) -> Node | 
             moved = rename_summed(f, set().union(*(all_indices(r) for r in rest)))
             if (tracer := TRACE.get()) is not None:
                 rule = "renaming of a summed index" if moved.indices != f.indices else "Σ pulled out of a product"
-                tracer.rule(rule, product_of(given), Sum(moved.indices, product([Number(coef), *rest, moved.body])))
+                pulled = _flatten_mul([*([Number(coef)] if coef != 1 else []), *rest, moved.body])
+                tracer.rule(rule, product_of(given), Sum(moved.indices, product_of(pulled)))
             return _sum(moved.indices, _product([Number(coef), *rest, moved.body]))
     return None
 

@@ -276,3 +276,11 @@ def test_a_registered_function_shows_its_own_derivative() -> None:
         chain = next(s for s in d if s.rule == "chain rule")
         assert chain.note.endswith("cube'(u) = 3 u^2")
         _assert_steps_hold(e, d, "x")
+
+
+def test_a_large_expression_takes_a_level_per_step() -> None:
+    e = ix.parse(" + ".join(f"c{k} x_i x_i" for k in range(60)))
+    d = ix.steps(e, "x")
+    assert len(d) < 15  # not one step per rule application: the steps stay linear in the expression's size
+    assert any("product rule ×60" in s.rule for s in d)
+    _assert_steps_hold(e, d, "x")
