@@ -176,7 +176,8 @@ def _rule(r: Record, result: Node) -> tuple[str, str]:
         j = "".join(node.indices)
         body = result.body if isinstance(result, Sum) else result
         kept = [node_text(f) for f in body.factors[1:]] if isinstance(body, Mul) else []
-        lengths = f"; {' '.join(kept)} is 1 and keeps the length{'s' * (len(node.indices) > 1)} of {', '.join(node.indices)}" if kept else ""
+        plural = "s" * (len(node.indices) > 1)
+        lengths = f"; {' '.join(kept)} is 1 and keeps the length{plural} of {', '.join(node.indices)}" if kept else ""
         return "Σ rule", f"∂(Σ_{j} u) = Σ_{j} ∂u{lengths}"
     if isinstance(node, Func):
         from .functions import FUNCTIONS
