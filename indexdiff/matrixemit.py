@@ -7,6 +7,7 @@ reading order (i, j, k, ...), never a tensor's name; the terms of a sum reuse th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 
 from .errors import ParseError
@@ -16,6 +17,7 @@ from .indices import make_sum
 from .matrixparse import MNode, callable_name
 from .matrixshapes import COL, MATRIX, ROW, SCALAR, TRANSPOSES, Shape, infer
 from .names import origin, separate
+from .syntax import NUMBER_RULE, foldable, representable
 
 __all__ = ["translate"]
 
@@ -42,7 +44,20 @@ class _Emit:
 
     def emit(self, node: MNode, r: Index, c: Index) -> Node:
         """``node`` as index notation whose rows are ``r`` and columns ``c`` (None for an axis it lacks)."""
-        return getattr(self, f"_{node.kind}")(node, r, c)
+        return self.checked(getattr(self, f"_{node.kind}")(node, r, c), node, representable)
+
+    def checked(self, out: Node, node: MNode, within: Callable[[Fraction], bool] = foldable) -> Node:
+        """``out``, unless the number leading it (which the translation multiplied) is out of range."""
+        number = _coefficient(out.body if isinstance(out, Sum) else out)
+        if number is not None and not within(number):
+            raise ParseError(
+                "the numbers here multiply to a number out of range",
+                self.text,
+                node.start,
+                node.end,
+                hint=f"{NUMBER_RULE.capitalize()}; rescale the expression",
+            )
+        return out
 
     def vector(self, node: MNode, index: str) -> Node:
         """A vector node (column or row) along ``index``."""
@@ -118,8 +133,12 @@ class _Emit:
                     summed.discard(row)
                     merged[row] = col
         indices = [(find(i), find(j)) for i, j in indices]
+        coef = Fraction(1)
         for part, (row, col) in zip(node.parts, indices):
             factors.append(self.emit(part, row, col))
+            number = _coefficient(factors[-1])
+            coef *= 1 if number is None else number
+            self.checked(Number(coef), node)  # a long run of huge numbers fails fast
         return make_sum(summed, _product(factors))
 
     def _elementwise(self, node: MNode, r: Index, c: Index) -> Node:
@@ -128,13 +147,13 @@ class _Emit:
         for op, part in zip(node.ops, node.parts[1:]):
             value = self.emit(part, *self.fill(part.shape, r, c))
             if op in ("\u2218", "\u2299", ".*"):
-                acc = _product([acc, value])
+                acc = self.checked(_product([acc, value]), node)
                 continue
             if any(
                 isinstance(f, Number) and f.value == 0 for f in (value.factors if isinstance(value, Mul) else (value,))
             ):
                 raise ParseError("division by zero", self.text, part.start, part.end, hint="divide by a nonzero value")
-            acc = _product([acc, reciprocal(value)])
+            acc = self.checked(_product([acc, reciprocal(value)]), node)
         return acc
 
     def _call(self, node: MNode, r: Index, c: Index) -> Node:
@@ -256,6 +275,15 @@ def _product(nodes: list[Node]) -> Node:
         if isinstance(inner, Sum):
             return Sum(inner.indices, product([number, inner.body]))
     return node
+
+
+def _coefficient(node: Node) -> Fraction | None:
+    """The number a node is, or that leads its product."""
+    if isinstance(node, Number):
+        return node.value
+    if isinstance(node, Mul) and isinstance(node.factors[0], Number):
+        return node.factors[0].value
+    return None
 
 
 def _factors(node: Node) -> tuple[Node, ...]:

@@ -223,6 +223,11 @@ def test_ones_and_identity_sizes_come_from_context():
     np.testing.assert_allclose(ix.evaluate(ix.parse_matrix("1 1ᵀ + A"), {"A": A}), 1 + A)
 
 
+def test_numbers_multiply_exactly_within_range():
+    assert str(ix.parse_matrix("1e300 1e300 1e-300 x")) == "1e300 x_i"
+    assert str(ix.parse_matrix("x ./ 4 ∘ 2")) == "0.5 x_i"
+
+
 def test_long_inputs_parse_in_linear_time():
     e = ix.parse_matrix(" + ".join(f"x' A{k} x" for k in range(1000)))
     assert len(e.variables) == 1001
@@ -281,6 +286,9 @@ def _error(text, shapes=None):
         ("0^-1", None, ix.ShapeError, "division by zero", "nonzero", "0"),
         ("x ./ 0", None, ix.ParseError, "division by zero", "nonzero", "0"),
         ("x, y", None, ix.ParseError, "unexpected ','", "one argument", ","),
+        ("1e300 1e300 x", None, ix.ParseError, "out of range", "1e300", "1e300 1e300 x"),
+        ("x ∘ 1e300 ∘ 1e300", None, ix.ParseError, "out of range", "rescale", "x ∘ 1e300 ∘ 1e300"),
+        ("1e400 x", None, ix.ParseError, "out of range", "1e300", "1e400"),
         ("x $ y", None, ix.ParseError, "unexpected character '$'", "transposes", "$"),
         ("", None, ix.ParseError, "empty input", "x' A x", ""),
         ("   # only a comment", None, ix.ParseError, "empty input", "x' A x", " "),
