@@ -1,7 +1,11 @@
 """An MLP's loss and gradients (batch 256, 784-512-512-10, float32 or --dtype float64, relu then sigmoid, squared
 loss): indexdiff's compiled gradient program against numpy backprop by hand, PyTorch and
-jax.jit(jax.value_and_grad) when installed, timed interleaved; and the time to derive the gradient program against
-depth (benchmarks/derive.py measures that in fresh processes)."""
+jax.jit(jax.value_and_grad) when installed, timed interleaved (CPU time of the process, then wall time); and the
+time to derive the gradient program against depth (benchmarks/derive.py measures that in fresh processes).
+
+Run with one BLAS/XLA thread for every library (on a shared machine multi-threaded BLAS spin-waits):
+OPENBLAS_NUM_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+python benchmarks/mlp.py [--dtype float64]"""
 
 import argparse
 import time
@@ -30,10 +34,11 @@ def by_hand(W1, b1, W2, b2, W3, b3, x, y):
     h2 = np.maximum(z2, 0)
     z3 = h2 @ W3.T + b3
     h3 = 1 / (1 + np.exp(-z3))
-    dz3 = 2 * (h3 - y) * h3 * (1 - h3)
+    r = h3 - y
+    dz3 = 2 * r * h3 * (1 - h3)
     dz2 = (dz3 @ W3) * (z2 > 0)
     dz1 = (dz2 @ W2) * (z1 > 0)
-    loss = np.sum((h3 - y) ** 2)
+    loss = np.sum(r * r)
     return loss, dz1.T @ x, dz1.sum(0), dz2.T @ h1, dz2.sum(0), dz3.T @ h2, dz3.sum(0)
 
 
@@ -44,7 +49,7 @@ def deep(depth: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     args = parser.parse_args()
     dtype = np.dtype(args.dtype)
@@ -73,6 +78,7 @@ def main() -> None:
     try:
         import torch
 
+        torch.set_num_threads(1)  # one thread, as numpy's BLAS and XLA get
         t = {k: torch.from_numpy(v) for k, v in arrays.items()}
         params = {k: t[k].clone().requires_grad_(True) for k in WRT}
 
@@ -106,21 +112,26 @@ def main() -> None:
     except ImportError:
         print("jax is not installed (pip install '.[bench]'): no JAX row")
 
-    rows = list(interleaved(contenders, args.repeats).items())
+    cpu = interleaved(contenders, args.repeats, clock=time.process_time)
+    wall = interleaved(contenders, args.repeats)
     print(f"batch 256, 784-512-512-10, {args.dtype}, median of {args.repeats} interleaved runs\n")
-    print("| what | median (ms) | × numpy by hand |")
-    print("|---|---|---|")
-    for what, ms in rows:
-        print(f"| {what} | {ms:.2f} | {ms / rows[0][1]:.2f} |")
+    print("| what | CPU ms | × numpy by hand (CPU) | wall ms | × numpy by hand (wall) |")
+    print("|---|---|---|---|---|")
+    first = next(iter(contenders))
+    for what in contenders:
+        print(
+            f"| {what} | {cpu[what]:.2f} | {cpu[what] / cpu[first]:.2f} | {wall[what]:.2f} | "
+            f"{wall[what] / wall[first]:.2f} |"
+        )
 
     print("\nderiving the gradient program (parse + ix.grad) against depth:\n")
-    print("| layers | statements in the gradient program | seconds |")
+    print("| layers | statements in the gradient program | CPU seconds |")
     print("|---|---|---|")
     for depth in (10, 50, 200):
         text = deep(depth)
-        start = time.perf_counter()
+        start = time.process_time()
         g = ix.grad(ix.parse(text), wrt=[f"W{k}" for k in range(depth)])
-        print(f"| {depth} | {len(g.statements)} | {time.perf_counter() - start:.3f} |")
+        print(f"| {depth} | {len(g.statements)} | {time.process_time() - start:.3f} |")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """Operators at work: an attention head's value and backward pass (batch 8, 512 tokens, d = 64, float32) and a
 Gaussian negative log-likelihood's value and gradient by the covariance (512 dimensions, 2000 samples, float64).
 indexdiff's compiled gradient program against numpy written by hand and jax.jit(jax.value_and_grad) (when
-installed), timed interleaved in one run; the results are compared before anything is timed.
+installed), timed interleaved in one run (CPU time of the process: every thread of each library counts); the
+results are compared before anything is timed.
 
 On a shared machine, multi-threaded BLAS slows down by up to 20× when another process takes a core; compare with one
 thread each: OPENBLAS_NUM_THREADS=1 XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"."""
 
 import argparse
+import time
 
 import numpy as np
 from _timing import interleaved
@@ -87,7 +89,7 @@ def close(got: tuple, want: tuple, rtol: float, what: str) -> None:
 
 def table(title: str, times: dict[str, float]) -> None:
     base = times["numpy by hand"]
-    print(f"\n{title}\n\n| what | median (ms) | × numpy by hand |\n|---|---|---|")
+    print(f"\n{title}\n\n| what | median CPU (ms) | × numpy by hand |\n|---|---|---|")
     for what, ms in times.items():
         print(f"| {what} | {ms:.1f} | {ms / base:.2f} |")
 
@@ -114,7 +116,7 @@ def main() -> None:
         contenders["jax.jit(jax.value_and_grad)"] = lambda: jx["ready"](
             jx["attention"](ja["Q"], ja["K"], ja["V"], ja["G"])
         )
-    attention_times = interleaved(contenders, args.repeats)
+    attention_times = interleaved(contenders, args.repeats, clock=time.process_time)
 
     nll = ix.grad(ix.parse(GAUSSIAN), wrt=["C"])
     print(f"Gaussian negative log-likelihood, gradient program:\n{nll}")
@@ -134,7 +136,7 @@ def main() -> None:
         jg = {k: jx["asarray"](v) for k, v in g.items()}
         close(jx["gaussian"](jg["C"], jg["x"], jg["mu"]), hand, 1e-9, "JAX")
         contenders["jax.jit(jax.value_and_grad)"] = lambda: jx["ready"](jx["gaussian"](jg["C"], jg["x"], jg["mu"]))
-    gaussian_times = interleaved(contenders, args.repeats)
+    gaussian_times = interleaved(contenders, args.repeats, clock=time.process_time)
 
     table(
         f"attention value + backward (batch 8, 512 tokens, d = 64, float32), median of {args.repeats}", attention_times
