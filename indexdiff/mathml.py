@@ -103,7 +103,7 @@ def to_mathml(expr: Expr | Program, display: str = "block") -> str:
 
     >>> import indexdiff as ix
     >>> to_mathml(ix.parse("u_i / v_i"), display="inline")  # doctest: +ELLIPSIS
-    '<math xmlns=... display="inline"><mrow><mfrac><mrow><msub><mi>u</mi>...</mfrac></mrow></math>'
+    '<math xmlns=... display="inline">...<mfrac><mrow><msub><mi>u</mi>...</mfrac>...</math>'
     """
     if display not in ("block", "inline"):
         raise ValueError(f"display must be 'block' or 'inline', not {display!r}")
