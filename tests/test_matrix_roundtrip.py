@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fuzz_routes import draw_wrt, fuzz_settings
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import case, rich_case
 
 import indexdiff as ix
+from indexdiff.data import random_arrays, sizes_for
 from indexdiff.matrixform import to_matrix
 from indexdiff.names import all_indices
 
@@ -169,3 +174,33 @@ def test_the_corpus_is_large_and_most_of_it_round_trips_fully():
     # derivatives of rank 3 (a vector by a matrix, A x by A) have no matrix form: those fall back, nothing else
     assert fallback == sorted(["A x d/dA", "X⁻¹ v d/dX", "sigmoid(W x + v) d/dW"]), fallback
     assert full == len(_cases()) - 3
+
+
+@fuzz_settings(25, 2000)
+@given(st.data())
+def test_random_derivatives_round_trip_through_matrix_notation(data: st.DataObject) -> None:
+    """Random index expressions (tests/strategies.py) and their first and second derivatives: the matrix form,
+    parsed back by parse_matrix with the derivative's variables as shapes, evaluates to the index derivative."""
+    text = data.draw(rich_case() if data.draw(st.booleans()) else case())
+    e = ix.parse(text)
+    if not isinstance(e, ix.Expr):
+        return
+    wrt = draw_wrt(data, e.variables)
+    chain = wrt[: data.draw(st.integers(0, len(wrt)))]
+    sizes = {i: 2 + n % 2 for i, n in sizes_for(e).items()}
+    arrays = random_arrays(e, sizes)
+    try:
+        d = ix.diff(e, *chain)
+        want = np.asarray(ix.evaluate(d, arrays))
+    except ix.IndexDiffError:  # a length only dims knows, or a value outside a function's domain
+        return
+    if not np.all(np.isfinite(want)) or np.abs(want).max(initial=0) > 1e8:
+        return
+    form = to_matrix(d)
+    if form.fallback or (form.text == "0" and d.free):  # a zero tensor printed as the number 0 has no shape
+        return
+    back = ix.parse_matrix(form.text, shapes=d.variables)
+    assert len(back.free) == len(d.free), form.text
+    dims = dict(zip(back.free, want.shape))  # a ones vector or eye alone takes its length from here
+    got = np.asarray(ix.evaluate(back, arrays, dims=dims))
+    np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10, err_msg=f"{form.text}\n{back}")
