@@ -204,3 +204,24 @@ def test_random_derivatives_round_trip_through_matrix_notation(data: st.DataObje
     dims = dict(zip(back.free, want.shape))  # a ones vector or eye alone takes its length from here
     got = np.asarray(ix.evaluate(back, arrays, dims=dims))
     np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10, err_msg=f"{form.text}\n{back}")
+
+
+def test_a_backward_pass_round_trips_statement_by_statement():
+    """The MLP's gradient program in matrix notation (one `name = ...` line per statement): each line parsed back
+    with its statement's variables as shapes evaluates to the statement (intermediates from the program)."""
+    p = ix.parse(
+        "z1_bi = W1_ij x_bj + b1_i; h1_bi = relu(z1_bi); z2_bi = W2_ij h1_bj + b2_i; "
+        "L = sum_bi(log(1 + exp(z2_bi)) - y_bi z2_bi)"
+    )
+    g = ix.grad(p, None, ["W1", "b1", "W2", "b2"])
+    rng = np.random.default_rng(2)
+    arrays = {"x": rng.normal(size=(5, 3)), "W1": rng.normal(size=(4, 3)), "b1": rng.normal(size=4)}
+    arrays |= {"W2": rng.normal(size=(2, 4)), "b2": rng.normal(size=2), "y": rng.uniform(0, 1, (5, 2))}
+    values = {**arrays, **{s.name: ix.evaluate(g, arrays, output=s.name) for s in g.statements}}
+    lines = to_matrix(g).text.splitlines()
+    assert len(lines) == len(g.statements) and not to_matrix(g).fallback
+    for s, line in zip(g.statements, lines):
+        back = ix.parse_matrix(line, shapes=s.variables)
+        assert back.name == s.name
+        np.testing.assert_allclose(ix.evaluate(back, values), values[s.name], rtol=1e-10, err_msg=line)
+    assert "dW1 = dz1ᵀ x" in lines
