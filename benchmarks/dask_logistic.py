@@ -113,7 +113,7 @@ def run_size(rows: int, args: argparse.Namespace, tmp: Path, f: ix.Compiled) -> 
     w = np.random.default_rng(0).normal(size=cols) * 0.1
     results = []
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, silence_logs=logging.ERROR, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=2, threads_per_worker=1, silence_logs=logging.ERROR, dashboard_address=":0") as cluster,
         Client(cluster) as c,
     ):
         c.gather(c.map(write_chunk, paths, range(len(sizes)), sizes, cols=cols))
@@ -136,7 +136,7 @@ def run_size(rows: int, args: argparse.Namespace, tmp: Path, f: ix.Compiled) -> 
         load_before = os.getloadavg()[0]
         with (
             LocalCluster(
-                n_workers=workers, threads_per_worker=1, silence_logs=logging.ERROR, dashboard_address=None
+                n_workers=workers, threads_per_worker=1, silence_logs=logging.ERROR, dashboard_address=":0"
             ) as cluster,
             Client(cluster) as client,
         ):

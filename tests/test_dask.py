@@ -219,19 +219,21 @@ def test_matrix_functions_need_one_block(rng, da):
         assert "^" in str(err.value) and name in str(err.value)
 
 
-@pytest.mark.parametrize("chunks", [(4, 3), (2, 12)])
-def test_operators_over_chunked_and_whole_axes(rng, da, chunks):
+def test_operators_over_chunked_and_whole_axes(rng, da):
     import dask
 
-    S = rng.normal(size=(4, 12))
+    S = rng.normal(size=(3, 6))
     S[1] *= 1e4  # large logits: the stable forms on both routes
-    for text in ("softmax_j(S_ij)", "logsumexp_j(S_ij)", "mean_j(S_ij)", "max_j(S_ij)", "min_i(S_ij)"):
-        e = ix.parse(text)
-        f = ix.compile(e, ix.diff(e, "S"))
+    exprs = [
+        ix.parse(t) for t in ("softmax_j(S_ij)", "logsumexp_j(S_ij)", "mean_j(S_ij)", "max_j(S_ij)", "min_i(S_ij)")
+    ]
+    f = ix.compile(*exprs, *(ix.diff(e, "S") for e in exprs))
+    want = f(S=S)
+    for chunks in ((3, 4), (2, 6)):  # j chunked (dask's reductions), then i (numpy's implementations per block)
         got = dask.compute(*f(S=da.from_array(S, chunks=chunks)))
-        for g, want in zip(got, f(S=S)):
+        for g, w in zip(got, want):
             assert np.all(np.isfinite(g))
-            _close(g, want, 1e-12)
+            _close(g, w, 1e-12)
 
 
 def test_custom_functions_run_on_dask_blocks(rng, da):
@@ -259,7 +261,7 @@ def test_local_cluster_computes_the_same(rng, da):
     data = _logistic_data(rng)
     lazy = ix.compile(*LOGISTIC)(X=da.from_array(data["X"], chunks=(30, 6)), y=data["y"], w=data["w"])
     with (
-        distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster,
+        distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster,
         distributed.Client(cluster),
     ):
         got = dask.compute(*lazy)
