@@ -92,8 +92,9 @@ class _MatrixLexer(_Lexer):
         for tok in super().lex(text):
             if tok.type == "BAR":
                 closing = depth > 0 and after_operand
-                if not closing and len(tok) > 1:
-                    raise UnexpectedCharacters(text, tok.start_pos + 1, 1, tok.start_pos + 2)
+                if not closing and len(tok) > 1:  # '‖₂' opening: the '₂' is the stray character
+                    at = _pos(tok)[0] + 1
+                    raise UnexpectedCharacters(text, at, 1, at + 1)
                 depth += -1 if closing else 1
                 tok = Token("NORMCLOSE" if closing else "NORMOPEN", str(tok), tok.start_pos, end_pos=tok.end_pos)
             after_operand = tok.type in ("NAME", "NUMBER", "RPAR", "POSTFIX", "NORMCLOSE")
@@ -106,6 +107,7 @@ def _parser() -> Any:
 
 
 def _pos(tok: Token) -> tuple[int, int]:
+    assert tok.start_pos is not None and tok.end_pos is not None
     return tok.start_pos, tok.end_pos
 
 
@@ -166,7 +168,9 @@ class _Build(Transformer):
         return _node("power", (base, exponent), base.start, exponent.end, name=str(op))
 
     def matprod(self, children: list) -> MNode:
-        parts, ops, op = [], [], " "
+        parts: list[MNode] = []
+        ops: list[str] = []
+        op = " "
         for child in children:
             if isinstance(child, Token):
                 op = str(child)
@@ -229,7 +233,7 @@ _HINT = (
 def _syntax_error(text: str, err: UnexpectedInput) -> ParseError:
     """Lark's report on ``text`` said in matrix notation's terms."""
     if isinstance(err, UnexpectedCharacters):
-        pos = err.pos_in_stream
+        pos: int = err.pos_in_stream  # type: ignore[assignment]  # always set for a character
         char = text[pos]
         if char == "_":
             return ParseError(

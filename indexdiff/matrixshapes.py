@@ -81,11 +81,11 @@ def constant(node: MNode) -> Fraction | None:
         value = constant(node.parts[0])
         return None if value is None else -value
     if node.kind == "elementwise" and set(node.ops) <= {"/", "./"}:
-        values = [constant(p) for p in node.parts]
-        if None in values or 0 in values[1:]:
-            return None
-        out = values[0]
-        for v in values[1:]:
+        out = constant(node.parts[0])
+        for p in node.parts[1:]:
+            v = constant(p)
+            if out is None or v is None or v == 0:
+                return None
             out /= v
         return out
     if node.kind == "chain" and len(node.parts) == 1:
