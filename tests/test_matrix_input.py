@@ -440,3 +440,16 @@ def test_cli_bad_shapes_exit_2(capsys, argv, reason, caret):
         line, marks = err.splitlines()[1:3]
         start = marks.index("^")
         assert line[start : start + marks.count("^")] == caret
+
+
+def test_parsing_matrix_notation_imports_no_numpy():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, indexdiff as ix; e = ix.parse_matrix(\"x' A x + norm2(A x - b)^2\"); str(ix.diff(e, 'x'))\n"
+        'try:\n    ix.parse("x\' A x")\nexcept ix.IndexDiffError:\n    pass\n'
+        "print('numpy' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"
