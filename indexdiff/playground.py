@@ -40,7 +40,11 @@ class Timeout(Exception):
 
 @contextmanager
 def cpu_limit(seconds: float) -> Iterator[None]:
-    """Raise ``Timeout`` inside the block after ``seconds`` of the process's CPU time."""
+    """Raise ``Timeout`` inside the block after ``seconds`` of the process's CPU time (where the system has CPU
+    timers; elsewhere the server's wall-clock deadline alone bounds a request)."""
+    if not hasattr(signal, "setitimer"):
+        yield
+        return
 
     def stop(signum: int, frame: object) -> None:
         raise Timeout
@@ -209,13 +213,16 @@ def derive(request: dict[str, Any], limit: float) -> dict[str, Any]:
 
 def worker(conn: Connection, limit: float) -> None:
     """A worker process: answers requests from ``conn`` until told to stop, or until a request was cut off."""
-    import resource
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops its workers
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
-    soft = MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(MEMORY_BYTES, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    try:
+        import resource
+    except ImportError:  # not a POSIX system: no memory limit
+        pass
+    else:
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        soft = MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(MEMORY_BYTES, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     from . import check, codegen, cost  # noqa: F401  (numpy's import is not charged to the first request)
 
     conn.send("ready")
