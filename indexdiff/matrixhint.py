@@ -41,7 +41,7 @@ def matrix_translation(text: str) -> Expr | None:
     for candidate in candidates:
         try:
             return parse_matrix(candidate)
-        except (IndexDiffError, RecursionError):
+        except Exception:  # noqa: BLE001 - only a hint: whatever fails here, the error it adds to stands
             continue
     return None
 
