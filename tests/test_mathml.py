@@ -9,9 +9,15 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 
+import numpy as np
 import pytest
+from fuzz_routes import fuzz_settings
+from hypothesis import example, given
+from op_strategies import op_case, op_program
+from strategies import program, rich_case
 
 import indexdiff as ix
+from indexdiff.data import random_arrays
 from indexdiff.expr import Add, Delta, Expr, Func, Mul, Number, Op, Pow, Program, Sum, Tensor
 from indexdiff.mathml import NAMESPACE, to_mathml
 from indexdiff.names import children
@@ -188,3 +194,44 @@ def test_tree_deeper_than_the_recursion_limit():
         node = Func("tanh", node)
     root = _parsed(to_mathml(Expr(node, ())))
     assert sum(1 for el in root.iter() if _local(el) == "mi" and el.text == "tanh") == 3000
+
+
+def _same(a: Expr, b: Expr) -> None:
+    """Equal expressions, or equal values at random data: the reader parenthesizes a fraction's numerator, which
+    can nest a product differently (``2 (A_ij u_j) / u_p`` reads back as ``(2 A_ij u_j) / u_p``)."""
+    if a == b:
+        return
+    assert a.free == b.free and a.name == b.name
+    data = random_arrays(a)
+    with np.errstate(all="ignore"):
+        assert np.allclose(ix.evaluate(a, data), ix.evaluate(b, data), rtol=1e-9, atol=0, equal_nan=True)
+
+
+def _same_after_reading(e: Expr | Program) -> None:
+    back = ix.parse(read(_parsed(to_mathml(e))))
+    if isinstance(e, Program):
+        assert isinstance(back, Program) and len(back.statements) == len(e.statements)
+        for a, b in zip(e.statements, back.statements):
+            _same(a, b)
+    else:
+        _same(e, back)
+
+
+@fuzz_settings(60, 2000)
+@given(st_text=rich_case() | op_case())
+def test_random_expressions_and_derivatives_read_back(st_text):
+    e = ix.parse(st_text)
+    _same_after_reading(e)
+    for name in sorted(e.variables)[:2]:
+        try:
+            d = ix.diff(e, name)
+        except ix.IndexDiffError:  # e.g. divides by zero everywhere
+            continue
+        _same_after_reading(d)
+
+
+@fuzz_settings(20, 500)
+@given(st_text=program() | op_program())
+@example(st_text="H_i = (A_ij u_j) / (u_p / 2)\nL = a")  # found by the long run: read back nested differently
+def test_random_programs_read_back(st_text):
+    _same_after_reading(ix.parse(st_text))
