@@ -208,7 +208,7 @@ class Shapes:
         shape = self.infer(base)
         if node.name == "^" and exponent.kind == "name" and exponent.name in ("T", "\u22a4"):
             node.kind, node.name, node.parts = "mark", "^T", (base,)
-            return (shape[1], shape[0])
+            return self._mark(node)
         value = constant(exponent)
         if value is None:
             raise ParseError(
