@@ -268,10 +268,17 @@ def _syntax_error(text: str, err: UnexpectedInput) -> ParseError:
         )
     assert tok is not None
     before = text[: tok.start_pos]
-    if tok.type == "_NL" or (before.strip() and "\n" in before[len(before.rstrip()) :]):
+    if tok.type == "_NL":  # a line break where the expression goes on: it is incomplete
+        return ParseError(
+            "the line ends too early (a trailing operator?)",
+            pos=max(0, len(before.rstrip()) - 1),
+            hint="complete the expression after the last operator, or remove the operator",
+        )
+    if before.strip() and "\n" in before[len(before.rstrip()) :]:
         return ParseError(
             "one expression per input: a second line",
             pos=tok.start_pos,
+            end=tok.end_pos,
             hint="matrix notation reads one expression; join the lines, or write a program in index notation",
         )
     hint = "check the operators around it"

@@ -124,6 +124,9 @@ class Shapes:
     def _ones(self, node: MNode) -> Shape:
         return COL
 
+    def _eye(self, node: MNode) -> Shape:
+        return MATRIX
+
     def _name(self, node: MNode) -> Shape:
         name = node.name
         if name == "eye":

@@ -207,6 +207,7 @@ def test_names_take_shapes_from_their_first_letter_or_from_shapes():
     assert ix.parse_matrix("W x", shapes={"x": "scalar"}).variables == {"W": 2, "x": 0}
     # an undeclared a-g name as a term of a vector sum is a vector (in A x - b, b is a vector) ...
     assert ix.parse_matrix("A x - b").variables["b"] == 1
+    assert ix.parse_matrix("d + eye + 2 a").variables == {"d": 2, "a": 0}
     # ... and a scalar where declared so (added to every entry)
     e = ix.parse_matrix("A x - b", shapes={"b": "scalar"})
     assert e.variables["b"] == 0
@@ -283,6 +284,7 @@ def _error(text, shapes=None):
         ("A x = b", None, ix.ParseError, "unexpected '='", "no equations", "="),
         ("x = x' x", None, ix.ParseError, "defined in terms of itself", "new name", "x"),
         ("x' A x\ny", None, ix.ParseError, "one expression per input", "one expression", "y"),
+        ("x' A x +\ny", None, ix.ParseError, "the line ends too early", "complete", "+"),
         ("A x ∘ -y", None, ix.ParseError, "unexpected '-'", "(-y)", "-"),
         ("x^y", None, ix.ParseError, "exponent must be a number", "A^T", "y"),
         ("x^2^3", None, ix.ParseError, "a power of a power", "(c^2)^3", "x^2^3"),
