@@ -205,3 +205,17 @@ def test_mutated_matrix_command_lines_exit_0_1_or_2() -> None:
         if code not in (0, 1, 2) or "Traceback" in err.getvalue():
             problems.append(f"exit {code} {err.getvalue()[-300:]}: {_show(text)}")
     assert not problems, "\n".join(problems[:20])
+
+
+#: Inputs the long runs found problems with (fixed), run every time.
+KNOWN = [
+    "ceye+eye",  # eye in a sum whose shapes a second pass infers
+    "‖A x - b‖² + c eye + A + x.T A x",
+    " + ".join(["softmax(z)"] * 300) + "\n z",  # a second line after a long first: the caret on it
+    "x.^2.^2",  # the number 2. took the dot of .^
+]
+
+
+def test_known_cases() -> None:
+    for text in KNOWN:
+        assert _run(text)[0] is None, text
