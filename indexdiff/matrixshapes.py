@@ -313,7 +313,7 @@ class Shapes:
 
     def _direct_call(self, name: MNode) -> None:
         """``A(x)`` is a product; ``foo(x)`` with an undeclared name of several letters is an unknown function."""
-        if len(name.name) == 1 or name.name in self.table:
+        if len(name.name) == 1 or name.name in self.table or not name.name.isalpha():  # A(x), W1(x): products
             return
         close = difflib.get_close_matches(name.name, [*FUNCTIONS, *MATRIX_WORDS], n=1)
         raise ParseError(

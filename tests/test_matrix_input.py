@@ -122,6 +122,7 @@ CASES = [
     ("2 Aᵀ (A x - b)", None, lambda: 2 * A.T @ (A @ x - b), "2 A_ji (A_jk x_k - b_j)"),
     ("2Aᵀ(A x − b)", None, lambda: 2 * A.T @ (A @ x - b), None),
     ("A(x - b)", None, lambda: A @ (x - b), None),
+    ("W1(x - b)", None, lambda: W1 @ (x - b), None),
     ("Xᵀ (sigmoid(X w) - y)", None, lambda: X.T @ (_sigmoid(X @ w) - y), None),
     ("(A + Aᵀ) x", None, lambda: (A + A.T) @ x, "(A_ij + A_ji) x_j"),
     ("A + c", {"c": "scalar"}, lambda: A + c, None),
