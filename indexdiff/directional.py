@@ -7,8 +7,10 @@ logistic loss's Hessian-vector product, ``X_il v_l`` first: O(n·d), never the d
 
 With several variables, ``along`` is one name (the *last* differentiation is directional: ``diff(e, "w", "w",
 along="v")`` is ∂/∂w_k (∂e/∂w_l v_l), the Hessian-vector product H v, the JVP of the gradient) or one entry per
-variable, each a name or None (``along=("u", "v")`` gives u_k H_kl v_l, a scalar). Differentiations happen in the
-order given; the result's indices are e's, then the new indices of the variables not contracted, in order.
+variable, each a name or None (``along=("u", "v")`` gives u_k H_kl v_l, a scalar). Derivatives commute, so the
+contracted ones are taken first: a gradient of a directional derivative keeps v in a product with the data, where
+a directional derivative of a gradient would contract a Hessian-sized sum. The result's indices are e's, then the
+new indices of the variables not contracted, in the order given and named as ``diff`` names them.
 
 A Program is differentiated statement by statement, contracted variables first as for an expression: a contracted
 one adds one tangent statement ``d<S><v>`` per statement S that depends on the variable (forward mode: S's
@@ -71,7 +73,7 @@ def along_names(wrt: Sequence[str], along: Along, ranks: Mapping[str, int], take
                 end=len(name),
                 hint="give each variable's direction its own name, e.g. along=('u', 'v')",
             )
-    return entries
+    return tuple(None if a is None else a.strip() for a in entries)
 
 
 def _check_name(name: str, taken: set[str]) -> None:
@@ -241,9 +243,7 @@ def _named(expr: Expr, wrt: tuple[str, ...], along: tuple[str | None, ...]) -> t
 def _directional(expr: Expr | Program, wrt: tuple[str, ...], along: tuple[str | None, ...]) -> Expr | Program:
     from .diff import diff
 
-    # Contracted derivatives first (derivatives commute): a gradient of a directional derivative is a product
-    # with v inside it, where a directional derivative of a gradient would contract a Hessian-sized sum.
-    order = sorted(range(len(wrt)), key=lambda k: along[k] is None)
+    order = sorted(range(len(wrt)), key=lambda k: along[k] is None)  # contracted first (module docstring)
     reserved: set[str] = set()
     if isinstance(expr, Expr):
         wrt, reserved = _named(expr, wrt, along)
