@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from .diff import with_indices
+from .diff import _wrt, with_indices
 from .directional import along_names, spread, step_along
 from .errors import ArgumentError, DiffError, IndexDiffError, expect_expr
 from .expr import Add, Expr, Mul, Number, Program, deep
@@ -59,6 +59,7 @@ def taylor(expr: Expr, wrt: str, order: int = 2, step: str = "h") -> Expr:
             len(wrt),
             hint=f"write {wrt.partition('_')[0].strip()}",
         )
+    _wrt(expr, wrt)  # a variable of the expression, also at order 0
     along_names((wrt,), step, dict(expr.variables), set(expr.variables) | tensor_names(expr.node))
     return deep(_taylor, expr, wrt.strip(), order, step.strip())
 

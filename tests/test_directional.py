@@ -260,6 +260,7 @@ def test_bad_input_is_an_indexdiff_error():
         with pytest.raises(ix.DiffError, match="must name a new tensor") as err:
             ix.diff(e, "x", along=bad)
         assert err.value.hint
+    assert str(ix.diff(e, "x", along=" v ")) == str(ix.diff(e, "x", along="v"))  # spaces around a name
     with pytest.raises(ix.DiffError, match="does not contain"):
         ix.diff(e, "z", along="v")
     with pytest.raises(ix.DiffError, match="no variable"):

@@ -130,8 +130,11 @@ def test_bad_input():
         ix.taylor(e, "w", step="h_k")
     with pytest.raises(ix.DiffError, match="name alone"):
         ix.taylor(e, "w_k")
-    with pytest.raises(ix.DiffError, match="does not contain"):
-        ix.taylor(e, "q")
+    for order in (0, 2):
+        with pytest.raises(ix.DiffError, match="does not contain"):
+            ix.taylor(e, "q", order=order)
+    with pytest.raises(ix.DiffError, match="empty"):
+        ix.taylor(e, " ")
     with pytest.raises(ix.ArgumentError, match="one variable"):
         ix.taylor(e, ["w"])
     with pytest.raises(ix.ArgumentError, match="not a program"):
