@@ -111,9 +111,9 @@ def to_mathml(expr: Expr | Program, display: str = "block") -> str:
         rows = []
         for s in expr.statements:
             lhs, equals, rhs = _statement(s).partition(_MathMLPrinter.equals)
-            if not equals:  # a statement without a name
+            if not equals:  # a bare expression (a Program built in Python may hold one): the right-hand cell
                 lhs, rhs = "", lhs
-            rows.append(f"<mtr><mtd>{lhs}</mtd><mtd><mo>=</mo></mtd><mtd>{rhs}</mtd></mtr>")
+            rows.append(f"<mtr><mtd>{lhs}</mtd><mtd>{equals}</mtd><mtd>{rhs}</mtd></mtr>")
         body = "<mtable>" + "".join(rows) + "</mtable>"
     else:
         body = _row(_statement(expr))

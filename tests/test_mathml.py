@@ -157,6 +157,13 @@ def test_program_is_a_table_of_statements():
     assert [str(s) for s in ix.parse(read(_parsed(to_mathml(g)))).statements] == [str(s) for s in g.statements]
 
 
+def test_a_program_statement_without_a_name():
+    p = Program((ix.parse("h_i = tanh(x_i)"), ix.parse("h_i h_i")))
+    root = _parsed(to_mathml(p))
+    first, second = ([read(cell) for cell in row] for row in root.iter() if _local(row) == "mtr")
+    assert first == ["h_i", " = ", "tanh(x_i)"] and second == ["", "", "h_i h_i"]
+
+
 def test_names_are_escaped():
     node = Mul((Tensor("a<b&c", ("i",)), Func('f"<&>', Tensor("x", ("i",)))))
     markup = to_mathml(Expr(Sum(("i",), node), ()))
