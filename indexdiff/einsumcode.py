@@ -26,13 +26,13 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
+from .byhand import plan_by_hand
 from .errors import IndexDiffError
 from .evaluate import as_exponent, as_float, plan_product, unique_summed
 from .expr import Add, Delta, Expr, Func, Mul, Node, Number, Op, Pow, Sum, Tensor, bound_indices
 from .names import UnionFind, all_indices, children, tensors
 from .operators import MATRIX_FUNCTIONS
 from .sharing import structure_keys
-from .steps import matrix_product
 
 __all__ = [
     "NUMPY_CODE",
@@ -376,55 +376,32 @@ class EinsumCode:
         return (call if plan.coef == 1 else f"{number_code(plan.coef)} * {call}"), plan.out
 
     def by_hand(self, terms: list[Labels], args: list[str], out: Labels) -> str:
-        """A product in a generated module, as ix.compile runs it (and as one writes numpy by hand): operands with
-        the same axes multiplied element-wise; while more than two remain, one whose indices are all output
-        indices (and another operand's) multiplies the rest's result, and one whose indices another operand has
-        (and a third one too) is multiplied into that one, broadcast; two that make one matrix product are
-        ``a @ b`` (steps.matrix_product); einsum does the rest."""
-        if any(len(set(t)) < len(t) for t in terms):
+        """A product in a generated module as ix.compile runs it (byhand.plan_by_hand): element-wise products
+        with ``*``, broadcasts, one matrix product ``a @ b``, einsum for the rest."""
+        plan = plan_by_hand(terms, out)
+        if plan is None:
             return self.call(terms, args, out)
-        merged: dict[Labels, list[str]] = {}
-        for t, a in zip(terms, args):
-            merged.setdefault(tuple(t), []).append(a if a.isidentifier() else f"({a})")
-        groups = list(merged.items())
-        if len(groups) == 1 and groups[0][0] != tuple(out) and len(groups[0][1]) > 1:  # Σ_i x_i y_i z_i: (x y) @ z
-            (own, codes), *_ = groups
-            groups = [(own, codes[:-1]), (own, codes[-1:])]
-        terms = [own for own, _ in groups]
-        args = [f"({' * '.join(codes)})" if len(codes) > 1 else codes[0] for _, codes in groups]
-
-        def elsewhere(i: Any, *skip: int) -> bool:
-            return any(i in t for k, t in enumerate(terms) if k not in skip)
-
+        wrapped = [a if a.isidentifier() else f"({a})" for a in args]
+        codes = [" * ".join(wrapped[k] for k in ks) for _, ks in plan.groups]
+        codes = [f"({c})" if len(ks) > 1 else c for c, (_, ks) in zip(codes, plan.groups)]
+        axes = [own for own, _ in plan.groups]
         later: list[tuple[str, Labels]] = []
-        while len(terms) > 2:
-            s = next((s for s, own in enumerate(terms) if all(i in out and elsewhere(i, s) for i in own)), None)
-            if s is not None:  # y_i X_ij w_j as (X @ w) * y
-                later.append((args.pop(s), terms.pop(s)))
+        for s, t in plan.moves:
+            code, own = codes.pop(s), axes.pop(s)
+            if t is None:  # y_i X_ij w_j as (X @ w) * y
+                later.append((code, own))
                 continue
-            pair = next(
-                (
-                    (s, t)
-                    for s, own in enumerate(terms)
-                    for t, other in enumerate(terms)
-                    if s != t and set(own) < set(other) and all(elsewhere(i, s, t) for i in own)
-                ),
-                None,
-            )
-            if pair is None:
-                break
-            s, t = pair  # Σ_i X_ik X_il d_i as (X d)ᵀ X
-            args[t] = f"({args[t]} * {self.aligned(args[s], terms[s], terms[t])})"
-            del terms[s], args[s]
-        form = matrix_product(terms, out) if len(terms) == 2 else None
+            t = t if t < s else t - 1  # Σ_i X_ik X_il d_i as (X d)ᵀ X
+            codes[t] = f"({codes[t]} * {self.aligned(code, own, axes[t])})"
+        form = plan.final
         if form is None:
-            code = self.call(terms, args, out)
+            code = self.call(axes, codes, out)
         else:
-            left, right = (args[0], args[1]) if form.left == 0 else (args[1], args[0])
+            left, right = (codes[0], codes[1]) if form.left == 0 else (codes[1], codes[0])
             left = _transposed(left) if form.transpose_left else left
             right = _transposed(right) if form.transpose_right else right
             code = f"({left} @ {right})"
-        for arg, own in reversed(later):
+        for arg, own in later:
             code = f"({code} * {self.aligned(arg, own, out)})"
         return code
 

@@ -6,22 +6,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import opt_einsum
 
 from .backends import Backend
+from .byhand import hand_contraction, matrix_product
 from .inplace import ENABLED
 
 __all__ = [
     "SMALL",
-    "MatrixProduct",
     "Plan",
     "broadcast_shape",
     "contraction",
     "diagonal",
-    "matrix_product",
     "product_step",
 ]
 
@@ -65,34 +64,11 @@ def contraction(spec: str, shapes: list[tuple[int, ...]], numpy: bool) -> Callab
         naive *= n
     if numpy and naive <= SMALL and spec.isascii():  # np.einsum takes 52 letters; opt_einsum any number
         return lambda *ops: np.einsum(spec, *ops)
+    if numpy and len(shapes) > 2:  # as by hand: element-wise products, broadcasts, one matrix product (byhand.py)
+        found = hand_contraction(inputs.split(","), output, sizes, lambda s, sh: contraction(s, sh, True))
+        if found is not None:
+            return found
     return opt_einsum.contract_expression(spec, *shapes)
-
-
-def matrix_product(terms: list[str] | list[tuple[Any, ...]], output: str | tuple[Any, ...]) -> MatrixProduct | None:
-    """How a two-operand contraction is one matrix (or matrix-vector) product ``a @ b``: which operand goes left
-    (the one whose free axis comes first in ``output``) and which are transposed (as views), so that the result
-    comes out in ``output``'s axis order, contiguous; None when it is not one. ``terms`` and ``output`` are the
-    operands' and the result's axes (letters, or any labels)."""
-    t1, t2 = (tuple(t) for t in terms)
-    out = tuple(output)
-    shared = set(t1) & set(t2)
-    if len(shared) != 1 or len(t1) > 2 or len(t2) > 2 or len(set(t1)) < len(t1) or len(set(t2)) < len(t2):
-        return None
-    (s,) = shared
-    if s in out or set(out) != (set(t1) | set(t2)) - {s}:
-        return None
-    rest1, rest2 = tuple(i for i in t1 if i != s), tuple(i for i in t2 if i != s)
-    left = 0 if (rest1 and out[: len(rest1)] == rest1) or not rest2 else 1
-    lt, rt = (t1, t2) if left == 0 else (t2, t1)
-    return MatrixProduct(left, len(lt) == 2 and lt[1] != s, len(rt) == 2 and rt[0] != s)
-
-
-class MatrixProduct(NamedTuple):
-    """``matrix_product``'s answer: the operand on the left, and whether each side is transposed."""
-
-    left: int
-    transpose_left: bool
-    transpose_right: bool
 
 
 def _matrix_product(terms: list[str], output: str) -> Callable[..., Any] | None:

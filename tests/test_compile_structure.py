@@ -4,11 +4,18 @@ adjoints), a number every term carries."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+from fuzz_routes import Case, fuzz_settings
+from hypothesis import given
+from strategies import rich_case
 
 import indexdiff as ix
 from indexdiff import operators
+from indexdiff.byhand import plan_by_hand
+from indexdiff.check import random_arrays, sizes_for
 from indexdiff.expr import Add, Mul, Sum, Tensor
 from indexdiff.factoring import common_factor
 
@@ -125,3 +132,63 @@ def test_a_number_every_term_carries_multiplies_the_sum_once() -> None:
     # One multiplication by 2 (the last step), none inside the terms.
     plan = next(iter(f._plans.values()))
     assert sum(2.0 in [getattr(c, "cell_contents", None) for c in step.__closure__ or ()] for step in plan.steps) == 1
+
+
+def test_plan_by_hand_multiplies_vectors_then_makes_one_matrix_product() -> None:
+    # Σ_i X_ik X_il y_i s_i: y s element-wise, into X (broadcast), then Xᵀ X.
+    plan = plan_by_hand([("i", "k"), ("i", "l"), ("i",), ("i",)], ("k", "l"))
+    assert plan.groups == ((("i", "k"), (0,)), (("i", "l"), (1,)), (("i",), (2, 3)))
+    assert plan.moves == ((2, 0),) and plan.final is not None
+    # y_i X_ij w_j: the product X w, then times y.
+    plan = plan_by_hand([("i",), ("i", "j"), ("j",)], ("i",))
+    assert plan.moves == ((0, None),) and plan.final is not None
+    # Σ_jk A_ij B_jk c_k: c stays (its index is summed with B alone): no broadcast, einsum's order.
+    plan = plan_by_hand([("i", "j"), ("j", "k"), ("k",)], ("i",))
+    assert plan.moves == () and plan.final is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "f_kl = sum_i(X_ik X_il y_i^2 sigmoid(X_ij w_j) (1 - sigmoid(X_ij w_j)))",
+        "f_i = y_i X_ij w_j",
+        "f_i = A_ij B_jk c_k",
+        "f_kl = sum_i(X_ik X_il y_i) + sum_i(X_ik c_k X_il)",
+        "f_ikl = X_ik y_i X_il",
+    ],
+)
+def test_products_run_as_by_hand_agree_with_the_evaluator(text: str) -> None:
+    # Large enough for the planned path (more than steps.SMALL multiply-adds), called twice (in place).
+    e = ix.parse(text)
+    rng = np.random.default_rng(5)
+    shapes = {"X": (40, 30), "y": (40,), "w": (30,), "A": (40, 35), "B": (35, 30), "c": (30,)}
+    arrays = {n: rng.normal(size=shapes[n]) for n in e.variables}
+    f = ix.compile(e)
+    want = ix.evaluate(e, arrays)
+    for _ in range(2):
+        np.testing.assert_allclose(f(**arrays), want, rtol=1e-10, atol=1e-12)
+    for dtype in (np.float32, np.float64):  # and the generated module
+        namespace: dict = {}
+        exec(compile(ix.codegen(e), "generated", "exec"), namespace)  # noqa: S102 - the code under test
+        got = namespace["evaluate"](**{n: a.astype(dtype) for n, a in arrays.items()})
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=1e-4 if dtype == np.float32 else 1e-10, atol=1e-4)
+
+
+@fuzz_settings(80, 800)
+@given(rich_case())
+def test_random_expressions_at_lengths_that_take_the_planned_path_agree_with_the_evaluator(text: str) -> None:
+    e = ix.parse(text)
+    dims = sizes_for(e)
+    if len(dims) > 4:
+        return  # 9 per index: at most 9^4 elements in a product
+    arrays = random_arrays(e, dict.fromkeys(dims, 9))
+    case = Case(arrays, 9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        want = ix.evaluate(e, arrays, case.dims(e))
+        if not np.all(np.isfinite(want)) or np.max(np.abs(want), initial=0.0) > 1e6:
+            return
+        f = ix.compile(e, dims=case.dims(e))
+        for _ in range(2):
+            np.testing.assert_allclose(f(**{n: arrays[n] for n in f.inputs}), want, rtol=1e-8, atol=1e-9)
