@@ -6,8 +6,6 @@ import difflib
 import re
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from importlib import resources
-from pathlib import Path
 
 from lark import Lark, Token, Transformer
 from lark.common import LexerConf
@@ -17,7 +15,7 @@ from lark.lexer import Lexer
 from .errors import IndexDiffError, ParseError
 from .expr import Expr, Program
 from .functions import FUNCTIONS, RESERVED
-from .larkcache import cached_lark
+from .larkcache import cached_lark, grammar_text
 from .operators import INDEX_OPERATORS, MATRIX_FUNCTIONS, OPERATORS
 from .syntax import (
     NUMBER_RULE,
@@ -54,10 +52,7 @@ _LETTERS_ONLY = re.compile(f"[{_LETTERS}]+$")
 
 def _grammar_text() -> str:
     """The grammar: inside the installed package, or beside it in a source checkout."""
-    packaged = resources.files("indexdiff").joinpath("grammar").joinpath("indexdiff.lark")
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    return (Path(__file__).resolve().parent.parent / "grammar" / "indexdiff.lark").read_text(encoding="utf-8")
+    return grammar_text("indexdiff.lark")
 
 
 class _Lexer(Lexer):
@@ -387,13 +382,15 @@ def _source(text: str) -> str:
 
 def parse_syntax(text: str) -> list[Syn]:
     """The syntax trees of each line of ``text`` (statements or expressions)."""
+    from .matrixhint import with_matrix_hint
+
     text = _source(text)
     try:
         return _parser().parse(text)
     except IndexDiffError as err:
-        raise err.with_source(text) from None
+        raise with_matrix_hint(err.with_source(text), text) from None
     except UnexpectedInput as err:
-        raise syntax_error(text, err).with_source(text) from None
+        raise with_matrix_hint(syntax_error(text, err).with_source(text), text) from None
 
 
 def parse(text: str, symmetric: str | Iterable[str] | None = None) -> Expr | Program:
