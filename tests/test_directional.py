@@ -8,10 +8,15 @@ import json
 
 import numpy as np
 import pytest
+from fuzz_routes import fuzz_settings
+from hypothesis import given
+from hypothesis import strategies as st
 from routes import assert_routes
+from strategies import case
 
 import indexdiff as ix
 from indexdiff.cli import main
+from indexdiff.data import random_arrays
 
 LOGISTIC = "sum_i(log(1 + exp(-y_i X_ij w_j)))"
 
@@ -324,3 +329,35 @@ def test_check_along_at_given_arrays(rng):
     arrays = {"W": rng.normal(size=(3, 4)), "x": rng.normal(size=(5, 4)), "t": rng.normal(size=(5, 3))}
     assert check_along(e, ["W", "W"], "V", arrays=arrays).ok
     assert check_along(e, ["W", "W"], "V", arrays={**arrays, "V": np.ones((3, 4))}).ok
+
+
+@fuzz_settings(15, 500)
+@given(case(), st.data())
+def test_random_expressions_contract_like_their_full_derivatives(text, data):
+    """On the differential fuzzer's expressions: the directional derivative, the HVP and vᵀHv against the full
+    gradient and Hessian contracted with v, evaluated and compiled."""
+    e = ix.parse(text)
+    if not e.variables:
+        return
+    x = data.draw(st.sampled_from(sorted(e.variables)))
+    arrays = random_arrays(e, None, 0)
+    rank = e.variables[x]
+    d = np.random.default_rng(1).normal(size=arrays[x].shape)
+    with np.errstate(all="ignore"):
+        g = np.asarray(ix.evaluate(ix.diff(e, x), arrays))
+        hess = np.asarray(ix.evaluate(ix.diff(e, x, x), arrays))
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(hess))):
+        return
+    hv = np.tensordot(hess, d, axes=rank) if rank else hess * d
+    wants = {
+        "dd": np.tensordot(g, d, axes=rank) if rank else g * d,
+        None: hv,
+        ("dd", "dd"): np.tensordot(hv, d, axes=rank) if rank else hv * d,
+    }
+    for along, want in wants.items():
+        expr = ix.diff(e, x, along="dd") if along == "dd" else ix.diff(e, x, x, along=along or "dd")
+        a = {**arrays, "dd": d}
+        scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+        for got in (ix.evaluate(expr, a), ix.compile(expr)(**{n: a[n] for n in expr.variables})):
+            assert np.shape(got) == np.shape(want), (text, x, along)
+            assert np.allclose(got, want, rtol=1e-8, atol=1e-9 * scale), (text, x, along, got, want)
