@@ -40,6 +40,8 @@ examples:
   indexdiff "x_i A_ij x_j" --wrt x            gradient: A_ik x_i + A_kj x_j
   indexdiff "x_i A_ij x_j" --wrt A            x_k x_l
   indexdiff "x_i A_ij x_j" --wrt x,x          Hessian: A_kl + A_lk
+  indexdiff "x_i A_ij x_j" --wrt x,x --along v    Hessian-vector product, no Hessian formed
+  indexdiff "exp(a)" --taylor 2 --wrt a       Taylor polynomial: exp(a) + h exp(a) + 0.5 h^2 exp(a)
   indexdiff "x_i A_ij x_j" --wrt x --wrt A    two derivatives, one per line
   indexdiff "W_ij x_j + b_i" --wrt W_kl       name the new indices yourself
   indexdiff "sum_i(log(1 + exp(-y_i X_ij w_j)))" --wrt w --check --dims i=50,j=4
