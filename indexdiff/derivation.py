@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .diff import RULES, _wrt, with_indices
 from .display import aligned, latex_text, statement_latex
 from .errors import ArgumentError, DiffError, IndexDiffError, expect_specs
-from .expr import ZERO, Add, Expr, Func, Mul, Node, Number, Op, Pow, Program, Sum, Tensor, deep
+from .expr import ZERO, Add, Expr, Func, Mul, Node, Op, Pow, Program, Sum, Tensor, deep
 from .names import all_indices, children, fresh, rename, separate, share, tensor_names, tensors
 from .pending import (
     Pending,
@@ -301,8 +301,11 @@ def _derive(expr: Expr, spec: str) -> tuple[list[Step], Expr]:
     start = share(separate(expr.node, scope))
     pending = Pending()
     show = _Show(pending, free)
-    node = pending(start, name, new) if name in tensor_names(start) else ZERO
-    out: list[Step] = [] if node != ZERO else [show.step("constant", Number(0), ZERO, f"{expr} does not use {name}")]
+    node = pending(start, name, new)
+    out: list[Step] = []
+    if name not in tensor_names(start):  # the variable was there once (x - x): the derivative is 0
+        out.append(show.step("constant", node, ZERO, f"∂c/∂{name} = 0: the expression does not use {name}"))
+        node = ZERO
     rounds = _size(start) > _ROUND_NODES  # a large expression: every pending derivative of a level in one step
     while (p := first_pending(node, pending)) is not None:
         labels = _all_pending(node, pending) if rounds else [p.name]

@@ -190,6 +190,8 @@ def _product(factors: list[Node]) -> Node:
     if len(others) < len(factors) - 1 and (tracer := TRACE.get()) is not None:
         tracer.rule("constants folded", None, None)
     if coef == 0:
+        if (tracer := TRACE.get()) is not None:
+            tracer.rule("zero factor (0 u = 0)", None, None)
         return ZERO
     others = _cancel_sums(others)
     pulled = _pull_sum(others, coef, given)

@@ -284,3 +284,13 @@ def test_a_large_expression_takes_a_level_per_step() -> None:
     assert len(d) < 15  # not one step per rule application: the steps stay linear in the expression's size
     assert any("product rule ×60" in s.rule for s in d)
     _assert_steps_hold(e, d, "x")
+
+
+def test_a_derivative_that_no_longer_uses_the_variable_is_a_constant_step() -> None:
+    e = ix.parse("W_ij x_j")
+    d = ix.steps(e, "x", "x")
+    constant = [s for s in d if s.rule == "constant"]
+    assert len(constant) == 1 and constant[0].before.startswith("∂(") and constant[0].after == "f_ikl = 0"
+    _assert_steps_hold(e, d, "x", "x")
+    zero = ix.steps(ix.parse("0 x_i + c"), "x")
+    assert "zero factor (0 u = 0)" in [s.rule for s in zero]
