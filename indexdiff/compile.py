@@ -31,6 +31,7 @@ from .expr import (
     bound_indices,
     deep,
     depth_safe,
+    negate,
 )
 from .factoring import common_factor
 from .inplace import function_step, multiply_step, scale_step, square_step, sum_step
@@ -146,20 +147,20 @@ class _Builder:
             # term carries multiplies the sum (2 h - 2 y as 2 (h - y)).
             split = [_coefficient(t) for t in node.terms]
             common = abs(split[0][0])
-            if common == 0 or any(abs(c) != common for c, _ in split):
-                common = Fraction(1)
+            if common not in (0, 1) and all(abs(c) == common for c, _ in split):
+                # The sum without the number: computed once where another statement has it (h - y of a loss).
+                inner = Add(tuple(rest if c > 0 else negate(rest) for c, rest in split))
+                slot, own, shape = self.emit(inner)
+                return self.plan.add(scale_step(slot, as_float(common))), own, shape
             parts = []
             for (c, rest), t in zip(split, node.terms):
-                sign = 1 if c == common else -1 if c == -common else 0
+                sign = 1 if c == 1 else -1 if c == -1 else 0
                 slot, own, shape = self.emit(rest if sign else t)
                 self.sizes.update(zip(own, shape))
                 # (a scalar broadcasts as it is)
                 parts.append((slot, broadcast_shape(own, labels, shape) if own else None, sign or 1))
             shape = tuple(self.size(i) for i in labels)
-            slot = self.plan.add(sum_step(tuple(parts)))
-            if common != 1:
-                slot = self.plan.add(scale_step(slot, as_float(common)))
-            return slot, labels, shape
+            return self.plan.add(sum_step(tuple(parts))), labels, shape
         raise AssertionError(node)
 
     def operator(self, node: Op) -> tuple[int, Labels, tuple[int, ...]]:
