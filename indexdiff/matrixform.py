@@ -14,7 +14,7 @@ in the text) and listed in ``MatrixForm.fallback``, never approximated.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 
 from .errors import ArgumentError
@@ -309,14 +309,14 @@ class MatrixForm:
     """An expression in matrix notation: ``tree`` in the layout of ``free`` (first index = rows).
 
     ``fallback`` lists, in index notation, the terms that have no matrix form (printed as ``[index: ...]``).
-    ``text``, ``latex`` and ``numpy()`` are the printed forms; Jupyter shows the LaTeX.
+    ``text`` and ``latex`` are the printed forms (NumPy code: ``ix.codegen(e, format="numpy")``); Jupyter shows
+    the LaTeX.
     """
 
     tree: M
     free: Labels
     fallback: tuple[str, ...] = ()
     name: str | None = None
-    variables: dict[str, int] = field(default_factory=dict, compare=False)
 
     @property
     def text(self) -> str:
@@ -373,7 +373,7 @@ def _expr_form(expr: Expr) -> MatrixForm:
     free = expr.free
     if len(free) > 2:  # no matrix holds it: the whole expression stays index notation
         whole = _term(expr.node, expr)
-        return MatrixForm(Index(str(whole), len(free), whole), free, (str(whole),), expr.name, dict(expr.variables))
+        return MatrixForm(Index(str(whole), len(free), whole), free, (str(whole),), expr.name)
     node = expr.node
     parts: list[M] = []
     fallback: list[str] = []
@@ -384,7 +384,7 @@ def _expr_form(expr: Expr) -> MatrixForm:
             term = _term(t, expr)
             parts.append(Index(str(term), len(free), term))
             fallback.append(str(term))
-    return MatrixForm(_sum(parts), free, tuple(fallback), expr.name, dict(expr.variables))
+    return MatrixForm(_sum(parts), free, tuple(fallback), expr.name)
 
 
 def to_matrix(expr: Expr | Program) -> MatrixForm | ProgramMatrixForm:
