@@ -125,7 +125,7 @@ def _mutate(rng: random.Random, text: str) -> str:
     if kind == 9:  # long sums; long products (whose derivatives have n terms of n factors) shorter
         if rng.random() < 0.5:
             return " + ".join([text] * rng.choice([2, 50, 500]))
-        return rng.choice([" ", " ∘ ", "'"]).join([text] * rng.choice([2, 20]))
+        return rng.choice([" ", " ∘ ", "'"]).join([text] * rng.choice([2, 8]))
     return f"{text} {rng.choice(['+', '-', '*', '/', '∘', './', '^', ''])} {rng.choice(CORPUS)}"
 
 
