@@ -83,7 +83,7 @@ def _powers(factors: list[Node]) -> list[Node]:
             exponents[base] = Fraction(1)  # a repeated delta, or a repeated power of one, is itself
         else:
             exponents[base] += f.exponent if isinstance(f, Pow) else 1
-    if (tracer := TRACE.get()) is not None and len(order) < len(factors):
+    if len(order) < len(factors) and (tracer := TRACE.get()) is not None:
         tracer.rule("like powers combined", product_of(factors), None)
     out = [base if exponents[base] == 1 else Pow(base, exponents[base]) for base in order]
     out = [f if not isinstance(f, Pow) or f.exponent == 0 else _pow(f.base, f.exponent) for f in out]
