@@ -26,6 +26,8 @@ MATRIX: Shape = (True, True)
 
 _WORDS = {SCALAR: "a scalar", COL: "a column vector", ROW: "a row vector (a transposed vector)", MATRIX: "a matrix"}
 _BY_NAME = {"scalar": SCALAR, "vector": COL, "column": COL, "matrix": MATRIX, 0: SCALAR, 1: COL, 2: MATRIX}
+#: The shape given to a name declared with three or more indices (an error where the name is used).
+_HIGHER: Shape = (True, True, True)  # type: ignore[assignment]
 #: Postfix marks that transpose.
 TRANSPOSES = frozenset({"'", "\u1d40", "\u22a4", ".T", "^T"})
 _SUPERSCRIPT = str.maketrans("\u207b\u207a\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079", "-+0123456789")
@@ -50,6 +52,9 @@ def declared(shapes: Mapping[str, Any] | None) -> dict[str, Shape]:
                 hint="a name is a letter then letters or digits, not a function or " + ", ".join(MATRIX_WORDS),
             )
         key = shape.lower() if isinstance(shape, str) else shape
+        if isinstance(key, int) and not isinstance(key, bool) and key > 2:
+            out[name] = _HIGHER  # an index-notation tensor of rank 3 or more: no matrix notation for it
+            continue
         if isinstance(shape, bool) or key not in _BY_NAME:
             raise ArgumentError(
                 f"shapes gives {name!r} the shape {shape!r}",
@@ -151,6 +156,14 @@ class Shapes:
                 f"shapes={{'{name}': 'matrix'}}",
             )
         shape = self.table.get(name) or _default(name)
+        if shape == _HIGHER:
+            raise ShapeError(
+                f"'{name}' is declared with three or more indices: matrix notation has at most two",
+                self.text,
+                node.start,
+                node.end,
+                hint="write the expression in index notation (ix.parse)",
+            )
         self.names[name] = shape
         return shape
 

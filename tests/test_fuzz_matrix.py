@@ -29,7 +29,7 @@ SEED = random.randrange(2**32) if LONG else 11
 #: CPU seconds one input may take; past HARD seconds it is interrupted.
 LIMIT = 2.0
 HARD = 10.0
-MAX_LENGTH = 20_000
+MAX_LENGTH = 10_000
 #: Longer inputs are parsed and printed, not differentiated (a product's derivative grows with its length squared).
 DIFF_LENGTH = 2_000
 

@@ -325,11 +325,17 @@ def test_shapes_must_be_a_mapping(value):
 
 @pytest.mark.parametrize(
     ("shapes", "match"),
-    [({"x": "tensor"}, "the shape 'tensor'"), ({"x": 3}, "the shape 3"), ({"x": True}, "True"), ({"tr": 1}, "'tr'")],
+    [({"x": "tensor"}, "the shape 'tensor'"), ({"x": -1}, "the shape -1"), ({"x": True}, "True"), ({"tr": 1}, "'tr'")],
 )
 def test_bad_shapes_are_argument_errors(shapes, match):
     with pytest.raises(ix.ArgumentError, match=match):
         ix.parse_matrix("x", shapes=shapes)
+
+
+def test_names_of_three_or_more_indices_are_declared_but_not_usable():
+    assert str(ix.parse_matrix("x' x", shapes={"T": 3, "x": 1})) == "x_i x_i"
+    err = _error("T x", {"T": 3})
+    assert type(err) is ix.ShapeError and "three or more indices" in err.reason and (err.pos, err.end) == (0, 1)
 
 
 def test_a_non_string_is_a_parse_error():
