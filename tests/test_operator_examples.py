@@ -11,7 +11,7 @@ import pytest
 
 import indexdiff as ix
 
-COMPILE = importlib.import_module("indexdiff.compile")  # the module (ix.compile is the function)
+COMPILE = importlib.import_module("indexdiff.builder")  # the module that builds compiled plans' steps
 
 
 @pytest.fixture
