@@ -20,10 +20,8 @@ __version__ = "0.1.0"  # the one place: pyproject (hatch), the metadata and `ind
 from .diff import diff
 from .errors import ArgumentError, DiffError, IndexDiffError, IndexRuleError, ParseError, ShapeError
 from .expr import Expr, Program
-from .matrixparse import parse_matrix
 from .parser import parse
 from .reverse import grad
-from .taylor import taylor
 
 if TYPE_CHECKING:
     from .check import CheckReport, check
@@ -33,8 +31,11 @@ if TYPE_CHECKING:
     from .custom import CustomFunction, function
     from .derivation import Derivation, Step, steps
     from .evaluate import evaluate
+    from .matrixparse import parse_matrix
+    from .taylor import taylor
 
-#: The names whose modules import numpy, by module: loaded on first use (PEP 562).
+#: Names loaded on first use (PEP 562), by module: those that import numpy, and those `import indexdiff` and the
+#: command line's symbolic path do not need.
 _LAZY = {
     "steps": "derivation",  # also keeps the name from being rebound to the module indexdiff.steps (plans)
     "Derivation": "derivation",
@@ -49,6 +50,8 @@ _LAZY = {
     "function": "custom",
     "CustomFunction": "custom",
     "evaluate": "evaluate",
+    "parse_matrix": "matrixparse",
+    "taylor": "taylor",
 }
 
 __all__ = [

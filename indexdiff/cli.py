@@ -12,10 +12,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .cliargs import parser
-from .derivation import steps_text
 from .diff import diff
 from .directional import along_label, along_options
-from .display import labelled
 from .errors import IndexDiffError
 from .expr import Expr, Program
 from .forward import needed
@@ -23,7 +21,6 @@ from .matrixhint import announce, read_matrix
 from .names import all_indices
 from .parser import parse
 from .program import gradient_text, program_einsum
-from .taylor import taylor_option
 
 if TYPE_CHECKING:
     import numpy as np
@@ -245,6 +242,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     final = expr.statements[-1] if isinstance(expr, Program) else expr
     chains = [split_specs(w) for w in args.wrt]
     if args.taylor is not None:  # the polynomial replaces the expression
+        from .taylor import taylor_option
+
         expr = final = parsed = taylor_option(parsed, chains, args.along, args.taylor, args.check)
         chains, args.along = [], []
     alongs = along_options(chains, args.along, args.format, args.steps)
@@ -271,6 +270,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         else []
     )
     if args.steps:
+        from .derivation import steps_text
+
         print(steps_text(parsed, chains, args.format, args.loss))
     elif isinstance(parsed, Program) and chains and args.format == "index" and not args.along:
         print(gradient_text(parsed, args.loss, chains))  # the backward pass as statements (reverse mode)
@@ -334,7 +335,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     else:
         for chain, d in zip(chains, derivatives):
             text = _render(d, args.format)
-            print(labelled(expr, d, chain, text) if args.label and not args.along else text)
+            if args.label and not args.along:
+                from .display import labelled
+
+                text = labelled(expr, d, chain, text)
+            print(text)
     if args.cost and args.format != "json":
         # Generated code stays clean on stdout; the table goes beside it.
         print(cost_table(labels, costs, dims), file=sys.stderr if args.format in ("python", "latex") else sys.stdout)
