@@ -7,7 +7,8 @@ Naive spellings (recognized where they are parsed, and in derivatives):
 
 Identities: softmax rows sum to one (``Σ_j softmax_j(u) = 1``), ``Σ_j inv(M)_ij M_jk = δ_ik``,
 ``logdet(inv(M)) = -logdet(M)``, ``det(inv(M)) = det(M)^-1``, ``inv(inv(M)) = M``; a mean, max or min over an
-index its argument lacks is the argument.
+index its argument lacks is the argument; a mean is linear and contracts a delta that pins its index,
+``mean_i(δ_bi u_ic) = u_bc / Σ_i T_ic^0`` with T a tensor carrying i (the length n_i in one pass over T).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from itertools import permutations
 
 from .canonical import canonical
 from .expr import Add, Delta, Func, Mul, Node, Number, Op, Pow, Sum, negate
-from .names import children, rebuild, rename, witness
+from .names import children, rebuild, rename, tensors, witness
 
 __all__ = ["operator", "function", "contract", "recognize", "mergeable"]
 
@@ -29,8 +30,8 @@ def operator(name: str, indices: tuple[str, ...], arg: Node) -> Node:
         if not kept:
             return arg
         indices = kept
-    if name == "mean" and isinstance(arg, Mul):
-        return _mean_of_product(indices, arg)
+    if name == "mean" and isinstance(arg, (Mul, Add, Sum)):
+        return _mean_of_terms(indices, arg.terms if isinstance(arg, Add) else (arg,))
     inner = arg.name if isinstance(arg, Op) else None
     if inner == "inv" and isinstance(arg, Op):
         if name == "logdet":
@@ -42,26 +43,84 @@ def operator(name: str, indices: tuple[str, ...], arg: Node) -> Node:
     return Op(name, indices, arg)
 
 
-def _mean_of_product(indices: tuple[str, ...], arg: Mul) -> Node:
-    """A mean is linear: factors constant along its indices come out (``mean_j(a_i x_ij) = a_i mean_j(x_ij)``),
-    and a delta that pins one of them contracts the rest (``mean_j(x_j δ_jl) = x_l mean_j(δ_jl)``, 1/n_j)."""
-    outside = [f for f in arg.factors if f.free.isdisjoint(indices)]
-    inside = [f for f in arg.factors if not f.free.isdisjoint(indices)]
-    for k, f in enumerate(inside):
-        if isinstance(f, Delta) and len(f.indices) == 2 and len(set(f.indices) & set(indices)) == 1:
-            j, other = f.indices if f.indices[0] in indices else f.indices[::-1]
-            if not all(mergeable(g, j, other) for n, g in enumerate(inside) if n != k):
-                continue
-            rest = [rename(g, {j: other}) for n, g in enumerate(inside) if n != k]
-            if any(not g.free.isdisjoint(indices) for g in rest):
-                continue  # mean_bi(δ_bk δ_il): the rest still varies along another index of the mean
-            outside += rest
-            inside = [f]
-            break
-    if not outside:
+def _mean_of_terms(indices: tuple[str, ...], terms: tuple[Node, ...]) -> Node:
+    """A mean is linear: over a sum it is the sum of the terms' means, and factors constant along its indices come
+    out (``mean_j(a_i x_ij) = a_i mean_j(x_ij)``). A delta that pins one of its indices to an index outside the
+    mean contracts (``mean_j(x_ij δ_jl) = x_il / n_j``), so no term keeps a delta times the rest inside the mean,
+    which would evaluate as an array one axis larger. The terms are split only when one of them contracts; those
+    pinning the same indices share one factor 1/n (``_reciprocal_length``)."""
+    arg = terms[0] if len(terms) == 1 else Add(terms)
+    means = [_mean_of_product(indices, t) for t in terms]
+    if len(terms) > 1 and not any(pins for pins, _ in means):
         return Op("mean", indices, arg)
-    mean = Op("mean", indices, inside[0] if len(inside) == 1 else Mul(tuple(inside)))
-    return Mul((*outside, mean))
+    groups: dict[tuple[Delta, ...], list[Node]] = {}
+    for pins, rest in means:
+        groups.setdefault(pins, []).append(rest)
+    out = []
+    for pins, rests in groups.items():
+        total = rests[0] if len(rests) == 1 else Add(tuple(rests))
+        out.append(Mul((*_reciprocal_length(arg, indices, pins), total)) if pins else total)
+    return out[0] if len(out) == 1 else Add(tuple(out))
+
+
+def _mean_of_product(indices: tuple[str, ...], term: Node) -> tuple[tuple[Delta, ...], Node]:
+    """The deltas that pin indices of the mean in ``term`` (mean index first), and the mean over the other indices
+    of the rest with those pinned renamed, factors constant along the mean's indices outside. Through a Σ of the
+    term: ``mean_i(Σ_j δ_bi x_ij) = Σ_j x_bj / n_i``."""
+    if isinstance(term, Sum):
+        pins, rest = _mean_of_product(indices, term.body)
+        if pins:
+            return pins, Sum(term.indices, rest)
+    factors = list(term.factors) if isinstance(term, Mul) else [term]
+    pins: list[Delta] = []
+    left = list(indices)
+    pinned = True
+    while pinned:
+        pinned = False
+        for k, f in enumerate(factors):
+            if not (isinstance(f, Delta) and len(f.indices) == 2 and len(set(f.indices) & set(left)) == 1):
+                continue
+            j, other = f.indices if f.indices[0] in left else f.indices[::-1]
+            rest = factors[:k] + factors[k + 1 :]
+            if not all(mergeable(g, j, other) for g in rest):
+                continue
+            pins.append(Delta((j, other)))
+            factors = [rename(g, {j: other}) for g in rest] or [Delta((other,))]
+            left.remove(j)
+            pinned = True
+            break
+    kept = tuple(i for i in left if any(i in f.free for f in factors))
+    outside = [f for f in factors if f.free.isdisjoint(kept)]
+    inside = [f for f in factors if not f.free.isdisjoint(kept)]
+    if inside and (pins or outside):
+        outside.append(Op("mean", kept, inside[0] if len(inside) == 1 else Mul(tuple(inside))))
+    elif inside:
+        return (), Op("mean", kept, term)
+    return tuple(sorted(pins, key=lambda d: d.indices)), outside[0] if len(outside) == 1 else Mul(tuple(outside))
+
+
+def _reciprocal_length(arg: Node, indices: tuple[str, ...], pins: tuple[Delta, ...]) -> list[Node]:
+    """Π 1/n_j over the indices j the deltas ``pins`` pin in the mean over ``indices`` of ``arg``:
+    ``(Σ_J T_Jc^0)^-1`` from a tensor of ``arg`` that carries the indices J (its other indices that are not free
+    around the mean summed inside a witness, ``(Σ_k T_jk^0)^0``), one pass over T; ``mean_j(δ_jl)`` for an index
+    no tensor carries."""
+    zero = Fraction(0)
+    around = arg.free - set(indices)
+    left = {d.indices[0]: d for d in pins}
+    out: list[Node] = []
+    while left:
+        carriers = [t for t in tensors(arg) if not left.keys().isdisjoint(t.indices)]
+        if not carriers:
+            out.extend(Op("mean", (j,), left[j]) for j in sorted(left))
+            break
+        carrier = min(carriers, key=lambda t: (-len(left.keys() & set(t.indices)), len(set(t.indices)), str(t)))
+        own = tuple(sorted(left.keys() & set(carrier.indices)))
+        inner = tuple(sorted(set(carrier.indices) - set(own) - around))
+        one = Pow(carrier, zero) if not inner else Pow(Sum(inner, Pow(carrier, zero)), zero)
+        out.append(Pow(Sum(own, one), Fraction(-1)))
+        for j in own:
+            del left[j]
+    return out
 
 
 def function(name: str, arg: Node) -> Node | None:
