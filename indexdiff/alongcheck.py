@@ -66,7 +66,10 @@ def check_along(
         if v is not None and v not in data and name in data:
             given = arrays.get(v) if arrays is not None else None
             scale = float(np.max(np.abs(data[name]), initial=0.0)) or 1.0
-            data[v] = np.asarray(given, float) if given is not None else scale * rng.uniform(-1, 1, data[name].shape)
+            direction = np.asarray(given, float) if given is not None else scale * rng.uniform(-1, 1, data[name].shape)
+            if name in expr.symmetric and given is None:  # a direction that keeps a symmetric matrix symmetric
+                direction = (direction + direction.T) / 2
+            data[v] = direction
     results, current, done = [], expr, []
     for k in sorted(range(len(specs)), key=lambda k: entries[k] is None):  # the order directional takes
         spec, v = specs[k], entries[k]
@@ -77,7 +80,8 @@ def check_along(
         with np.errstate(all="ignore"):
             symbolic = np.asarray(evaluate(nxt, data), dtype=np.float64)
         if v is None:
-            result = _compare(lambda a, e=current: evaluate(e, a), symbolic, data, name, path, rtol, atol)
+            f = lambda a, e=current: evaluate(e, a)  # noqa: E731
+            result = _compare(f, symbolic, data, name, path, rtol, atol, symmetric=name in expr.symmetric)
         else:
 
             def moved(a: Mapping[str, np.ndarray], e: Expr = current, w: str = name, d: str = v) -> Any:

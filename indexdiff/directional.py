@@ -308,12 +308,12 @@ def along_options(
             hint="drop --along to see the steps of the derivative (--wrt w,w --steps), or --steps to see the "
             "directional derivative",
         )
-    if fmt in ("python", "latex"):
+    if fmt in ("python", "latex", "numpy"):
         raise IndexDiffError(
             f"--format {fmt} is not available with --along",
             shown,
-            hint="print index notation, einsum, json or a matrix format; in Python, ix.compile(ix.diff(e, 'w', 'w', "
-            "along='v')) runs it, and ix.codegen of that expression writes its code",
+            hint="print index notation, einsum, json, matrix or latex-matrix; in Python, "
+            "ix.compile(ix.diff(e, 'w', 'w', along='v')) runs it, and ix.codegen of that expression writes its code",
         )
     out: list[Along | None] = []
     for chain, text in zip(chains, along * len(chains) if len(along) == 1 else along):

@@ -92,7 +92,8 @@ def cli_text(
 ) -> str:
     """What ``--format matrix|latex-matrix|numpy`` prints: like ``--format index``, the derivatives (or the
     expression without ``--wrt``; a program's backward pass) in matrix text; LaTeX and NumPy hold the value and
-    every derivative, as ``--format latex`` and ``python`` do. Derivatives along a vector are printed as given."""
+    every derivative, as ``--format latex`` and ``python`` do. Derivatives along a vector (text and LaTeX only:
+    the command line refuses ``--format numpy`` with ``--along``) are printed as given."""
     if along:
         forms = [to_matrix(d) for d in derivatives]
         return "\n".join(f.latex if fmt == "latex-matrix" else f.text for f in forms)
