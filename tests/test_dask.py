@@ -186,7 +186,7 @@ def test_disagreeing_chunks_are_rechunked_to_the_largest_inputs(rng, da):
     data = _logistic_data(rng)
     X, y = da.from_array(data["X"], chunks=(40, 3)), da.from_array(data["y"], chunks=25)
     out = aligned({"X": X, "y": y, "w": data["w"]}, [[("X", 0), ("y", 0)], [("X", 1), ("w", 0)]])
-    assert out["y"].chunks == ((40, 40, 40),) and out["X"] is X
+    assert out["y"].chunks == ((40, 40, 40),) and out["X"].chunks == X.chunks  # the data keeps its chunks
     assert out["w"].chunks == ((3, 3),)  # a numpy parameter takes the data's chunks along its index
     for got, want in zip(ix.compile(*LOGISTIC)(X=X, y=y, w=data["w"]), _logistic_by_hand(**data)):
         _close(got.compute(), want, 1e-10)
@@ -270,3 +270,24 @@ def test_local_cluster_computes_the_same(rng, da):
         got = dask.compute(*lazy)
     for g, want in zip(got, _logistic_by_hand(**data)):
         _close(g, want, 1e-10)
+
+
+def test_strided_blocks_reach_the_contractions_contiguous(rng, da):
+    # X as columns of a wider block (X = data[:, :d], as read from one file) is a strided view per block, which
+    # made BLAS about 3x slower; the plan's inputs are made contiguous per block, with the same values.
+    from indexdiff.daskarrays import aligned
+
+    data = _logistic_data(rng)
+    wide = np.concatenate([data["X"], data["y"][:, None]], axis=1)
+    D = da.from_array(wide, chunks=(40, -1))
+    X, y = D[:, :-1], D[:, -1]
+
+    def contiguous(a):  # what a task receives: each block's flag, as a (blocks, 1) array
+        flags = a.map_blocks(lambda b: np.array([[b.flags.c_contiguous]]), chunks=((1,) * a.numblocks[0], (1,)))
+        return flags.compute(scheduler="sync").ravel()
+
+    assert not contiguous(X).any()
+    out = aligned({"X": X, "y": y, "w": data["w"]}, [[("X", 0), ("y", 0)], [("X", 1), ("w", 0)]])
+    assert contiguous(out["X"]).all()
+    for got, want in zip(ix.compile(*LOGISTIC)(X=X, y=y, w=data["w"]), _logistic_by_hand(**data)):
+        _close(got.compute(), want, 1e-10)
