@@ -24,7 +24,7 @@ from .larkcache import cached_lark, grammar_text
 from .operators import OPERATORS
 from .parser import MAX_DEPTH, _Lexer
 from .syntax import number_value
-from .syntax_errors import _balance
+from .syntax_errors import unbalanced_error
 
 __all__ = ["parse_matrix", "MNode", "parse_matrix_syntax", "MATRIX_WORDS", "callable_name"]
 
@@ -249,14 +249,9 @@ def _syntax_error(text: str, err: UnexpectedInput) -> ParseError:
         return ParseError(f"unexpected character {char!r}", pos=pos, hint=_HINT)
     tok = err.token if isinstance(err, UnexpectedToken) else None
     at_end = tok is None or tok.type == "$END"
-    unbalanced = _balance(text)
-    if unbalanced is not None and (at_end or unbalanced[0] == ")"):
-        kind, pos = unbalanced
-        if kind == "(":
-            return ParseError("unbalanced parentheses: '(' is never closed", pos=pos, hint="add the missing ')'")
-        return ParseError(
-            "unbalanced parentheses: ')' has no matching '('", pos=pos, hint="remove it or add the missing '('"
-        )
+    unbalanced = unbalanced_error(text, at_end)
+    if unbalanced is not None:
+        return unbalanced
     if at_end:
         if text.count("\u2016") % 2:
             return ParseError("unbalanced norm bars: '‖' is never closed", pos=text.rindex("\u2016"), hint="add '‖'")

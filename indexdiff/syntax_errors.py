@@ -12,6 +12,20 @@ from .operators import INDEX_OPERATORS
 __all__ = ["syntax_error"]
 
 
+def unbalanced_error(text: str, at_end: bool) -> ParseError | None:
+    """The error for an unmatched parenthesis, when the parser stopped at the end of the text or at the ')' (for
+    the index grammar and the matrix grammar alike)."""
+    unbalanced = _balance(text)
+    if unbalanced is None or not (at_end or unbalanced[0] == ")"):
+        return None
+    kind, pos = unbalanced
+    if kind == "(":
+        return ParseError("unbalanced parentheses: '(' is never closed", pos=pos, hint="add the missing ')'")
+    return ParseError(
+        "unbalanced parentheses: ')' has no matching '('", pos=pos, hint="remove it or add the missing '('"
+    )
+
+
 def _balance(text: str) -> tuple[str, int] | None:
     """The first unmatched parenthesis: ('(' or ')', position), ignoring comments."""
     stack: list[int] = []
@@ -97,14 +111,9 @@ def syntax_error(text: str, err: UnexpectedInput) -> ParseError:
             "parentheses and functions such as exp(...)",
         )
     at_end = isinstance(err, UnexpectedEOF) or tok is None or tok.type == "$END"
-    unbalanced = _balance(text)
-    if unbalanced is not None and (at_end or unbalanced[0] == ")"):
-        kind, pos = unbalanced
-        if kind == "(":
-            return ParseError("unbalanced parentheses: '(' is never closed", pos=pos, hint="add the missing ')'")
-        return ParseError(
-            "unbalanced parentheses: ')' has no matching '('", pos=pos, hint="remove it or add the missing '('"
-        )
+    unbalanced = unbalanced_error(text, at_end)
+    if unbalanced is not None:
+        return unbalanced
     if at_end:
         stripped = text.rstrip()
         pos = max(0, len(stripped) - 1)

@@ -1,27 +1,6 @@
-"""A CPU-time limit for the fuzzers: an input that takes longer is a hang, whatever the machine's load."""
+"""A CPU-time limit for the fuzzers (an input that takes longer is a hang, whatever the machine's load): the
+playground server's own limit, so the tests and the server bound work the same way."""
 
-from __future__ import annotations
+from indexdiff.playground import Timeout, cpu_limit
 
-import contextlib
-import signal
-from collections.abc import Iterator
-
-
-class Timeout(Exception):
-    """The limit was reached."""
-
-
-@contextlib.contextmanager
-def cpu_limit(seconds: float) -> Iterator[None]:
-    """Raise ``Timeout`` inside the block after ``seconds`` of CPU time (not wall time)."""
-
-    def stop(signum: int, frame: object) -> None:
-        raise Timeout
-
-    old = signal.signal(signal.SIGPROF, stop)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGPROF, old)
+__all__ = ["Timeout", "cpu_limit"]
