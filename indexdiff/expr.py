@@ -508,6 +508,12 @@ class Program:
     def __repr__(self) -> str:
         return f"Program({str(self)!r})"
 
+    def matrix(self) -> Any:
+        """The statements in matrix notation, one ``name = ...`` line each (a ``MatrixForm``, as ``Expr.matrix``)."""
+        from .matrixform import to_matrix
+
+        return to_matrix(self)
+
     def _repr_latex_(self) -> str:
         from .display import program_latex_aligned
 

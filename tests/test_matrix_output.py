@@ -328,3 +328,10 @@ def test_random_derivatives_matrix_forms_are_exact(data: st.DataObject) -> None:
         return  # the generated code asks for a length (n_b): covered by the einsum routes
     np.testing.assert_allclose(_form_value(d, form, arrays), want, rtol=1e-8, atol=1e-10, err_msg=form.text)
     _check_numpy(e, chain, arrays, want)
+
+
+def test_a_program_has_a_matrix_form_like_an_expression():
+    program = ix.parse("y_i = A_ij x_j\nL = y_i y_i")
+    form = program.matrix()
+    assert form.text.splitlines() == ["y = A x", "L = yᵀ y"] and not form.fallback
+    assert "top" in form.latex  # transposes in LaTeX: {y}^{\top}
